@@ -1,0 +1,236 @@
+//! The real disk.
+//!
+//! Each call is one or two blocking syscalls made on the calling task: with no buffering of its
+//! own, a large sequential write costs one `pwrite`, and a durable commit costs exactly the
+//! `fsync`s the caller asks for. `sync` is `fsync` (`File::sync_all`); `sync_dir` opens the
+//! directory and `fsync`s it, which is what makes creates, renames and unlinks durable on Linux.
+//!
+//! Errors carry the operation and path, and are normalised where Linux would be laxer than
+//! `SimFs` (opening or syncing the wrong kind of object), so that both backends agree.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "RealFs is the world's real-disk backend"
+)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode, annotate, error};
+
+/// The real filesystem. Paths are used as given (absolute, or relative to the working
+/// directory).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RealFs;
+
+/// An open file on the real disk.
+#[derive(Debug)]
+pub struct RealFile {
+    file: File,
+    path: Arc<PathBuf>,
+    writable: bool,
+}
+
+impl RealFile {
+    fn check_writable(&self, op: &str) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(error(
+                ErrorKind::PermissionDenied,
+                op,
+                &self.path,
+                "file is open for reading only",
+            ))
+        }
+    }
+}
+
+fn opened(file: File, path: &Path, op: &str, writable: bool) -> io::Result<RealFile> {
+    // Linux lets a directory be opened read-only; the world interface does not.
+    if file.metadata().map_err(|e| annotate(e, op, path))?.is_dir() {
+        return Err(error(ErrorKind::IsADirectory, op, path, "is a directory"));
+    }
+    Ok(RealFile {
+        file,
+        path: Arc::new(path.to_path_buf()),
+        writable,
+    })
+}
+
+impl Fs for RealFs {
+    type File = RealFile;
+
+    async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<RealFile> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        match mode {
+            CreateMode::Exclusive => options.create_new(true),
+            CreateMode::Truncate => options.create(true).truncate(true),
+        };
+        let file = options
+            .open(path)
+            .map_err(|e| annotate(e, "create", path))?;
+        opened(file, path, "create", true)
+    }
+
+    async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<RealFile> {
+        let writable = mode == OpenMode::Write;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(|e| annotate(e, "open", path))?;
+        opened(file, path, "open", writable)
+    }
+
+    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let file = self.open(path, OpenMode::Read).await?;
+        file.read_all().await
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let dir = File::open(path).map_err(|e| annotate(e, "sync_dir", path))?;
+        if !dir
+            .metadata()
+            .map_err(|e| annotate(e, "sync_dir", path))?
+            .is_dir()
+        {
+            return Err(error(
+                ErrorKind::NotADirectory,
+                "sync_dir",
+                path,
+                "not a directory",
+            ));
+        }
+        dir.sync_all().map_err(|e| annotate(e, "sync_dir", path))
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("rename {} -> {}: {e}", from.display(), to.display()),
+            )
+        })
+    }
+
+    async fn unlink(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path).map_err(|e| annotate(e, "unlink", path))
+    }
+
+    async fn create_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir(path).map_err(|e| annotate(e, "create_dir", path))
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path).map_err(|e| annotate(e, "create_dir_all", path))
+    }
+
+    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path).map_err(|e| annotate(e, "remove_dir", path))
+    }
+
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(|e| annotate(e, "list_dir", path))? {
+            let entry = entry.map_err(|e| annotate(e, "list_dir", path))?;
+            let name = entry.file_name().into_string().map_err(|name| {
+                error(
+                    ErrorKind::InvalidData,
+                    "list_dir",
+                    path,
+                    &format!("entry name is not UTF-8: {name:?}"),
+                )
+            })?;
+            let is_dir = entry
+                .file_type()
+                .map_err(|e| annotate(e, "list_dir", path))?
+                .is_dir();
+            entries.push(DirEntry { name, is_dir });
+        }
+        entries.sort();
+        Ok(entries)
+    }
+
+    async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        let meta = std::fs::metadata(path).map_err(|e| annotate(e, "metadata", path))?;
+        Ok(Metadata {
+            len: if meta.is_dir() { 0 } else { meta.len() },
+            is_dir: meta.is_dir(),
+        })
+    }
+
+    async fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists().map_err(|e| annotate(e, "exists", path))
+    }
+}
+
+impl FsFile for RealFile {
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        let mut filled = 0;
+        while filled < len {
+            match self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(annotate(e, "read", &self.path)),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    async fn read_all(&self) -> io::Result<Vec<u8>> {
+        let len = self.len().await?;
+        let len = usize::try_from(len)
+            .map_err(|_| error(ErrorKind::OutOfMemory, "read", &self.path, "file too large"))?;
+        self.read_at(0, len).await
+    }
+
+    async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.check_writable("write")?;
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| annotate(e, "write", &self.path))
+    }
+
+    async fn append(&self, buf: &[u8]) -> io::Result<u64> {
+        self.check_writable("append")?;
+        let mut file = &self.file;
+        let offset = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| annotate(e, "append", &self.path))?;
+        file.write_all(buf)
+            .map_err(|e| annotate(e, "append", &self.path))?;
+        Ok(offset)
+    }
+
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        self.check_writable("set_len")?;
+        self.file
+            .set_len(len)
+            .map_err(|e| annotate(e, "set_len", &self.path))
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|e| annotate(e, "sync", &self.path))
+    }
+
+    async fn len(&self) -> io::Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| annotate(e, "len", &self.path))?
+            .len())
+    }
+}

@@ -1,0 +1,621 @@
+//! `SimFs`: the simulated disk. Its contract is `docs/durability-model.md`.
+
+mod content;
+mod crash;
+mod disk;
+mod node;
+mod oplog;
+
+use std::collections::BTreeMap;
+use std::io::{self, ErrorKind};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use crash::{CrashModel, CrashPlan, PendingOp, PendingTarget, PlanError, SectorFate, Tear};
+pub use disk::SimFsOptions;
+pub use oplog::{OpKind, OpOutcome, OpRecord};
+
+use crate::fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode, error};
+use disk::Disk;
+use node::{DataOpKind, EntryOpKind, Ino, Node};
+
+/// A simulated disk. Clones share one disk; [`SimFs::snapshot`] and [`SimFs::crash`] make new
+/// ones.
+///
+/// Every call completes without waiting: the disk adds no latency of its own (the fault layer
+/// does), so a run's interleavings are decided by the runtime's scheduler alone.
+#[derive(Clone, Debug)]
+pub struct SimFs {
+    shared: Arc<Mutex<Shared>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    disk: Disk,
+    log: Vec<OpRecord>,
+    /// Open handles per inode: an unlinked file stays alive while one is open.
+    open: BTreeMap<Ino, usize>,
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimFs {
+    /// An empty disk holding only `/`, with default options.
+    pub fn new() -> Self {
+        Self::with_options(SimFsOptions::default())
+    }
+
+    pub fn with_options(options: SimFsOptions) -> Self {
+        Self::from_disk(Disk::new(options))
+    }
+
+    fn from_disk(disk: Disk) -> Self {
+        SimFs {
+            shared: Arc::new(Mutex::new(Shared {
+                disk,
+                log: Vec::new(),
+                open: BTreeMap::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves the disk as the panicking op left it, which is
+        // still a consistent state: each op validates before it mutates.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn options(&self) -> SimFsOptions {
+        self.lock().disk.options
+    }
+
+    /// A copy of this disk, visible and durable state alike, sharing contents copy-on-write.
+    /// Open handles and the op log are not copied.
+    pub fn snapshot(&self) -> SimFs {
+        Self::from_disk(self.lock().disk.clone())
+    }
+
+    /// The disk a crash leaves under `model`, its choices drawn from `seed`.
+    pub fn crash(&self, model: CrashModel, seed: u64) -> SimFs {
+        let shared = self.lock();
+        let plan = shared.disk.plan(model, seed);
+        let image = shared
+            .disk
+            .image(&plan)
+            .expect("a model's own plan is valid");
+        Self::from_disk(image)
+    }
+
+    /// The plan `model` would choose with `seed`, for inspection or editing.
+    pub fn crash_plan(&self, model: CrashModel, seed: u64) -> CrashPlan {
+        self.lock().disk.plan(model, seed)
+    }
+
+    /// The disk a crash leaves when exactly `plan` survives. Refuses a plan that is not
+    /// dependency-closed or names ops that are not pending.
+    pub fn crash_with(&self, plan: &CrashPlan) -> Result<SimFs, PlanError> {
+        Ok(Self::from_disk(self.lock().disk.image(plan)?))
+    }
+
+    /// The ops a crash could still lose, in sequence order.
+    pub fn pending_ops(&self) -> Vec<PendingOp> {
+        self.lock().disk.pending_ops()
+    }
+
+    /// Every call made on this disk so far.
+    pub fn op_log(&self) -> Vec<OpRecord> {
+        self.lock().log.clone()
+    }
+
+    /// The number of calls made on this disk so far.
+    pub fn op_count(&self) -> u64 {
+        self.lock().log.len() as u64
+    }
+
+    /// Every visible path, sorted, with the file's bytes (`None` for a directory).
+    pub fn tree(&self) -> BTreeMap<String, Option<Vec<u8>>> {
+        self.lock().disk.tree()
+    }
+
+    /// Runs `f` on the disk under the lock and logs the call.
+    fn call<R>(
+        &self,
+        kind: OpKind,
+        path: &Path,
+        to: Option<&Path>,
+        f: impl FnOnce(&mut Shared) -> io::Result<(R, Option<u64>)>,
+    ) -> io::Result<R> {
+        let mut shared = self.lock();
+        let result = f(&mut shared);
+        #[cfg(debug_assertions)]
+        if kind.is_mutating() {
+            shared.disk.check_invariants();
+        }
+        let (outcome, size) = match &result {
+            Ok((_, size)) => (OpOutcome::Ok, *size),
+            Err(e) => (OpOutcome::Err(e.kind()), None),
+        };
+        let index = shared.log.len() as u64;
+        shared.log.push(OpRecord {
+            index,
+            kind,
+            path: path.display().to_string(),
+            to: to.map(|p| p.display().to_string()),
+            size,
+            outcome,
+        });
+        result.map(|(value, _)| value)
+    }
+
+    fn handle(&self, shared: &mut Shared, ino: Ino, path: &Path, writable: bool) -> SimFile {
+        *shared.open.entry(ino).or_default() += 1;
+        SimFile {
+            fs: self.clone(),
+            ino,
+            path: Arc::from(path),
+            writable,
+        }
+    }
+}
+
+/// An open file on a [`SimFs`].
+#[derive(Debug)]
+pub struct SimFile {
+    fs: SimFs,
+    ino: Ino,
+    path: Arc<Path>,
+    writable: bool,
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        let mut shared = self.fs.lock();
+        if let Some(count) = shared.open.get_mut(&self.ino) {
+            *count -= 1;
+            if *count == 0 {
+                shared.open.remove(&self.ino);
+            }
+        }
+    }
+}
+
+impl SimFile {
+    fn writable(&self, op: &str) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(error(
+                ErrorKind::PermissionDenied,
+                op,
+                &self.path,
+                "file is open for reading only",
+            ))
+        }
+    }
+}
+
+impl Fs for SimFs {
+    type File = SimFile;
+
+    async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<SimFile> {
+        self.call(OpKind::Create, path, None, |shared| {
+            let names = Disk::components(path, "create")?;
+            let disk = &mut shared.disk;
+            let (parent, name) = disk.lookup_parent(&names, "create", path)?;
+            let ino = match (disk.entry(parent, name), mode) {
+                (Some(_), CreateMode::Exclusive) => {
+                    return Err(error(
+                        ErrorKind::AlreadyExists,
+                        "create",
+                        path,
+                        "file exists",
+                    ));
+                }
+                (Some(ino), CreateMode::Truncate) => {
+                    if disk.is_dir(ino) {
+                        return Err(error(
+                            ErrorKind::IsADirectory,
+                            "create",
+                            path,
+                            "is a directory",
+                        ));
+                    }
+                    if disk.file(ino).visible.len() > 0 {
+                        disk.push_data(ino, DataOpKind::SetLen(0));
+                    }
+                    ino
+                }
+                (None, _) => {
+                    let ino = disk.new_file();
+                    disk.push_entry(
+                        parent,
+                        EntryOpKind::Link {
+                            name: name.to_owned(),
+                            ino,
+                        },
+                    );
+                    ino
+                }
+            };
+            Ok((self.handle(shared, ino, path, true), None))
+        })
+    }
+
+    async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<SimFile> {
+        self.call(OpKind::Open, path, None, |shared| {
+            let names = Disk::components(path, "open")?;
+            let ino = shared.disk.lookup(&names, "open", path)?;
+            if shared.disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::IsADirectory,
+                    "open",
+                    path,
+                    "is a directory",
+                ));
+            }
+            Ok((
+                self.handle(shared, ino, path, mode == OpenMode::Write),
+                None,
+            ))
+        })
+    }
+
+    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.call(OpKind::Read, path, None, |shared| {
+            let names = Disk::components(path, "read")?;
+            let ino = shared.disk.lookup(&names, "read", path)?;
+            if shared.disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::IsADirectory,
+                    "read",
+                    path,
+                    "is a directory",
+                ));
+            }
+            let bytes = shared.disk.file(ino).visible.to_vec();
+            let size = bytes.len() as u64;
+            Ok((bytes, Some(size)))
+        })
+    }
+
+    async fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.call(OpKind::SyncDir, path, None, |shared| {
+            let names = Disk::components(path, "sync_dir")?;
+            let ino = shared.disk.lookup(&names, "sync_dir", path)?;
+            if !shared.disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::NotADirectory,
+                    "sync_dir",
+                    path,
+                    "not a directory",
+                ));
+            }
+            shared.disk.sync_dir(ino);
+            shared.disk.maybe_collect(&shared.open);
+            Ok(((), None))
+        })
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.call(OpKind::Rename, from, Some(to), |shared| {
+            let fail = |kind, what| {
+                io::Error::new(
+                    kind,
+                    format!("rename {} -> {}: {what}", from.display(), to.display()),
+                )
+            };
+            let src_names = Disk::components(from, "rename")?;
+            let dst_names = Disk::components(to, "rename")?;
+            let disk = &mut shared.disk;
+            let (src_dir, src_name) = disk.lookup_parent(&src_names, "rename", from)?;
+            let ino = disk
+                .entry(src_dir, src_name)
+                .ok_or_else(|| fail(ErrorKind::NotFound, "no such file or directory"))?;
+            let (dst_dir, dst_name) = disk.lookup_parent(&dst_names, "rename", to)?;
+            let replaced = disk.entry(dst_dir, dst_name);
+            if replaced == Some(ino) {
+                return Ok(((), None));
+            }
+            let moving_dir = disk.is_dir(ino);
+            if moving_dir && dst_names.starts_with(&src_names) {
+                return Err(fail(
+                    ErrorKind::InvalidInput,
+                    "cannot move a directory into itself",
+                ));
+            }
+            if let Some(old) = replaced {
+                match (moving_dir, disk.is_dir(old)) {
+                    (false, true) => return Err(fail(ErrorKind::IsADirectory, "is a directory")),
+                    (true, false) => return Err(fail(ErrorKind::NotADirectory, "not a directory")),
+                    (true, true) if !disk.dir(old).visible.is_empty() => {
+                        return Err(fail(ErrorKind::DirectoryNotEmpty, "directory not empty"));
+                    }
+                    _ => {}
+                }
+            }
+            if src_dir == dst_dir {
+                let (from, to) = (src_name.to_owned(), dst_name.to_owned());
+                disk.push_entry(src_dir, EntryOpKind::Rename { from, to, ino });
+            } else {
+                disk.push_entry(
+                    src_dir,
+                    EntryOpKind::Unlink {
+                        name: src_name.to_owned(),
+                    },
+                );
+                disk.push_entry(
+                    dst_dir,
+                    EntryOpKind::Link {
+                        name: dst_name.to_owned(),
+                        ino,
+                    },
+                );
+            }
+            disk.maybe_collect(&shared.open);
+            Ok(((), None))
+        })
+    }
+
+    async fn unlink(&self, path: &Path) -> io::Result<()> {
+        self.call(OpKind::Unlink, path, None, |shared| {
+            let names = Disk::components(path, "unlink")?;
+            let disk = &mut shared.disk;
+            let (parent, name) = disk.lookup_parent(&names, "unlink", path)?;
+            let ino = disk
+                .entry(parent, name)
+                .ok_or_else(|| error(ErrorKind::NotFound, "unlink", path, "no such file"))?;
+            if disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::IsADirectory,
+                    "unlink",
+                    path,
+                    "is a directory",
+                ));
+            }
+            disk.push_entry(
+                parent,
+                EntryOpKind::Unlink {
+                    name: name.to_owned(),
+                },
+            );
+            disk.maybe_collect(&shared.open);
+            Ok(((), None))
+        })
+    }
+
+    async fn create_dir(&self, path: &Path) -> io::Result<()> {
+        self.call(OpKind::CreateDir, path, None, |shared| {
+            let names = Disk::components(path, "create_dir")?;
+            if names.is_empty() {
+                return Err(error(
+                    ErrorKind::AlreadyExists,
+                    "create_dir",
+                    path,
+                    "file exists",
+                ));
+            }
+            let disk = &mut shared.disk;
+            let (parent, name) = disk.lookup_parent(&names, "create_dir", path)?;
+            if disk.entry(parent, name).is_some() {
+                return Err(error(
+                    ErrorKind::AlreadyExists,
+                    "create_dir",
+                    path,
+                    "file exists",
+                ));
+            }
+            let ino = disk.new_dir();
+            disk.push_entry(
+                parent,
+                EntryOpKind::Link {
+                    name: name.to_owned(),
+                    ino,
+                },
+            );
+            Ok(((), None))
+        })
+    }
+
+    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.call(OpKind::CreateDirAll, path, None, |shared| {
+            let names = Disk::components(path, "create_dir_all")?;
+            let disk = &mut shared.disk;
+            let mut dir = node::ROOT;
+            for (depth, name) in names.iter().enumerate() {
+                dir = match disk.entry(dir, name) {
+                    Some(ino) if disk.is_dir(ino) => ino,
+                    Some(_) if depth + 1 == names.len() => {
+                        return Err(error(
+                            ErrorKind::AlreadyExists,
+                            "create_dir_all",
+                            path,
+                            "file exists",
+                        ));
+                    }
+                    Some(_) => {
+                        return Err(error(
+                            ErrorKind::NotADirectory,
+                            "create_dir_all",
+                            path,
+                            "not a directory",
+                        ));
+                    }
+                    None => {
+                        let ino = disk.new_dir();
+                        disk.push_entry(
+                            dir,
+                            EntryOpKind::Link {
+                                name: name.clone(),
+                                ino,
+                            },
+                        );
+                        ino
+                    }
+                };
+            }
+            Ok(((), None))
+        })
+    }
+
+    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.call(OpKind::RemoveDir, path, None, |shared| {
+            let names = Disk::components(path, "remove_dir")?;
+            let disk = &mut shared.disk;
+            let (parent, name) = disk.lookup_parent(&names, "remove_dir", path)?;
+            let ino = disk.entry(parent, name).ok_or_else(|| {
+                error(ErrorKind::NotFound, "remove_dir", path, "no such directory")
+            })?;
+            if !disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::NotADirectory,
+                    "remove_dir",
+                    path,
+                    "not a directory",
+                ));
+            }
+            if !disk.dir(ino).visible.is_empty() {
+                return Err(error(
+                    ErrorKind::DirectoryNotEmpty,
+                    "remove_dir",
+                    path,
+                    "directory not empty",
+                ));
+            }
+            disk.push_entry(
+                parent,
+                EntryOpKind::Unlink {
+                    name: name.to_owned(),
+                },
+            );
+            disk.maybe_collect(&shared.open);
+            Ok(((), None))
+        })
+    }
+
+    async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
+        self.call(OpKind::ListDir, path, None, |shared| {
+            let names = Disk::components(path, "list_dir")?;
+            let disk = &shared.disk;
+            let ino = disk.lookup(&names, "list_dir", path)?;
+            if !disk.is_dir(ino) {
+                return Err(error(
+                    ErrorKind::NotADirectory,
+                    "list_dir",
+                    path,
+                    "not a directory",
+                ));
+            }
+            let entries = disk
+                .dir(ino)
+                .visible
+                .iter()
+                .map(|(name, &child)| DirEntry {
+                    name: name.clone(),
+                    is_dir: disk.is_dir(child),
+                })
+                .collect();
+            Ok((entries, None))
+        })
+    }
+
+    async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.call(OpKind::Metadata, path, None, |shared| {
+            let names = Disk::components(path, "metadata")?;
+            let ino = shared.disk.lookup(&names, "metadata", path)?;
+            let meta = match &shared.disk.nodes[&ino] {
+                Node::File(file) => Metadata {
+                    len: file.visible.len(),
+                    is_dir: false,
+                },
+                Node::Dir(_) => Metadata {
+                    len: 0,
+                    is_dir: true,
+                },
+            };
+            Ok((meta, None))
+        })
+    }
+
+    async fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.call(OpKind::Exists, path, None, |shared| {
+            let names = Disk::components(path, "exists")?;
+            match shared.disk.lookup(&names, "exists", path) {
+                Ok(_) => Ok((true, None)),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok((false, None)),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl FsFile for SimFile {
+    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.fs.call(OpKind::Read, &self.path, None, |shared| {
+            let bytes = shared.disk.file(self.ino).visible.read(offset, len);
+            let size = bytes.len() as u64;
+            Ok((bytes, Some(size)))
+        })
+    }
+
+    async fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.fs.call(OpKind::Read, &self.path, None, |shared| {
+            let bytes = shared.disk.file(self.ino).visible.to_vec();
+            let size = bytes.len() as u64;
+            Ok((bytes, Some(size)))
+        })
+    }
+
+    async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.fs.call(OpKind::Write, &self.path, None, |shared| {
+            self.writable("write")?;
+            if !buf.is_empty() {
+                let data = Arc::from(buf);
+                shared
+                    .disk
+                    .push_data(self.ino, DataOpKind::Write { offset, data });
+            }
+            Ok(((), Some(buf.len() as u64)))
+        })
+    }
+
+    async fn append(&self, buf: &[u8]) -> io::Result<u64> {
+        self.fs.call(OpKind::Append, &self.path, None, |shared| {
+            self.writable("append")?;
+            let offset = shared.disk.file(self.ino).visible.len();
+            if !buf.is_empty() {
+                let data = Arc::from(buf);
+                shared
+                    .disk
+                    .push_data(self.ino, DataOpKind::Write { offset, data });
+            }
+            Ok((offset, Some(buf.len() as u64)))
+        })
+    }
+
+    async fn set_len(&self, len: u64) -> io::Result<()> {
+        self.fs.call(OpKind::SetLen, &self.path, None, |shared| {
+            self.writable("set_len")?;
+            shared.disk.push_data(self.ino, DataOpKind::SetLen(len));
+            Ok(((), Some(len)))
+        })
+    }
+
+    async fn sync(&self) -> io::Result<()> {
+        self.fs.call(OpKind::Sync, &self.path, None, |shared| {
+            shared.disk.sync_file(self.ino);
+            Ok(((), None))
+        })
+    }
+
+    async fn len(&self) -> io::Result<u64> {
+        self.fs.call(OpKind::Len, &self.path, None, |shared| {
+            Ok((shared.disk.file(self.ino).visible.len(), None))
+        })
+    }
+}

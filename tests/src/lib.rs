@@ -1,0 +1,1 @@
+//! Integration tests for tally live in `tests/tests/`.
