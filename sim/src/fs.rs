@@ -80,6 +80,10 @@ pub trait Fs: Clone + std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// An open file. Operations take `&self`: a handle may be shared between tasks.
+#[allow(
+    clippy::len_without_is_empty,
+    reason = "an async length that can fail; emptiness is `len == 0`"
+)]
 pub trait FsFile: std::fmt::Debug + Send + Sync + 'static {
     /// Reads up to `len` bytes at `offset`; fewer only where the file ends.
     fn read_at(&self, offset: u64, len: usize) -> impl Future<Output = io::Result<Vec<u8>>> + Send;

@@ -576,3 +576,20 @@ fn futures_lite_block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         Poll::Pending => panic!("a SimFs call waited"),
     }
 }
+
+#[tokio::test]
+async fn observer_sees_every_call_and_may_take_crash_images() {
+    use std::sync::{Arc, Mutex};
+    let fs = SimFs::new();
+    let seen: Arc<Mutex<Vec<(u64, usize)>>> = Arc::default();
+    let sink = seen.clone();
+    fs.set_observer(move |disk, record| {
+        let files = disk.crash(CrashModel::Strict, 0).tree().len();
+        sink.lock().unwrap().push((record.index, files));
+    });
+    write_synced(&fs, "/a", b"x").await;
+    fs.sync_dir(p("/")).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // create, write, sync, sync_dir: the file is durable only after the last.
+    assert_eq!(seen, vec![(0, 0), (1, 0), (2, 0), (3, 1)]);
+}

@@ -29,12 +29,26 @@ pub struct SimFs {
     shared: Arc<Mutex<Shared>>,
 }
 
-#[derive(Debug)]
+/// Called after every call on the disk, outside its lock, so it may snapshot or crash the disk.
+type Observer = Arc<dyn Fn(&SimFs, &OpRecord) + Send + Sync>;
+
 struct Shared {
     disk: Disk,
     log: Vec<OpRecord>,
     /// Open handles per inode: an unlinked file stays alive while one is open.
     open: BTreeMap<Ino, usize>,
+    observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("disk", &self.disk)
+            .field("log", &self.log.len())
+            .field("open", &self.open)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for SimFs {
@@ -59,6 +73,7 @@ impl SimFs {
                 disk,
                 log: Vec::new(),
                 open: BTreeMap::new(),
+                observer: None,
             })),
         }
     }
@@ -118,6 +133,13 @@ impl SimFs {
         self.lock().log.len() as u64
     }
 
+    /// Calls `observer` after every call on this disk (not on its snapshots or crash images),
+    /// with the call's log record. It runs outside the disk's lock: it may snapshot the disk or
+    /// take a crash image, which is how a harness checks a crash at every step.
+    pub fn set_observer(&self, observer: impl Fn(&SimFs, &OpRecord) + Send + Sync + 'static) {
+        self.lock().observer = Some(Arc::new(observer));
+    }
+
     /// Every visible path, sorted, with the file's bytes (`None` for a directory).
     pub fn tree(&self) -> BTreeMap<String, Option<Vec<u8>>> {
         self.lock().disk.tree()
@@ -141,15 +163,23 @@ impl SimFs {
             Ok((_, size)) => (OpOutcome::Ok, *size),
             Err(e) => (OpOutcome::Err(e.kind()), None),
         };
-        let index = shared.log.len() as u64;
-        shared.log.push(OpRecord {
-            index,
+        let record = OpRecord {
+            index: shared.log.len() as u64,
             kind,
             path: path.display().to_string(),
             to: to.map(|p| p.display().to_string()),
             size,
             outcome,
-        });
+        };
+        let observer = shared.observer.clone();
+        match observer {
+            Some(observer) => {
+                shared.log.push(record.clone());
+                drop(shared);
+                observer(self, &record);
+            }
+            None => shared.log.push(record),
+        }
         result.map(|(value, _)| value)
     }
 

@@ -1,0 +1,4 @@
+//! Workloads that drive tally on the simulated disk, and the `tally` command line.
+
+pub mod demo;
+pub mod runtime;
