@@ -169,6 +169,8 @@ impl Disk {
         let file = self.file_mut(ino);
         op.apply(&mut file.visible);
         file.pending.push(op);
+        #[cfg(debug_assertions)]
+        file.check_invariant(ino);
     }
 
     pub(crate) fn push_entry(&mut self, dir: Ino, kind: EntryOpKind) {
@@ -179,6 +181,8 @@ impl Disk {
         let node = self.dir_mut(dir);
         op.apply(&mut node.visible);
         node.pending.push(op);
+        #[cfg(debug_assertions)]
+        node.check_invariant(dir);
     }
 
     // ---- durability ----
@@ -237,6 +241,8 @@ impl Disk {
                 }
             }
             dir.pending = rest;
+            #[cfg(debug_assertions)]
+            dir.check_invariant(d);
         }
     }
 
@@ -300,25 +306,5 @@ impl Disk {
             }
         }
         out
-    }
-
-    /// Checks that every node's visible state is its durable state with its pending ops
-    /// applied (the invariant `sync` relies on).
-    #[cfg(debug_assertions)]
-    pub(crate) fn check_invariants(&self) {
-        for (ino, node) in &self.nodes {
-            match node {
-                Node::File(file) => {
-                    let mut replay = file.durable.clone();
-                    file.pending.iter().for_each(|op| op.apply(&mut replay));
-                    assert_eq!(replay.to_vec(), file.visible.to_vec(), "file inode {ino}");
-                }
-                Node::Dir(dir) => {
-                    let mut replay = dir.durable.clone();
-                    dir.pending.iter().for_each(|op| op.apply(&mut replay));
-                    assert_eq!(replay, dir.visible, "directory inode {ino}");
-                }
-            }
-        }
     }
 }

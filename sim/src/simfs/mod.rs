@@ -155,10 +155,6 @@ impl SimFs {
     ) -> io::Result<R> {
         let mut shared = self.lock();
         let result = f(&mut shared);
-        #[cfg(debug_assertions)]
-        if kind.is_mutating() {
-            shared.disk.check_invariants();
-        }
         let (outcome, size) = match &result {
             Ok((_, size)) => (OpOutcome::Ok, *size),
             Err(e) => (OpOutcome::Err(e.kind()), None),

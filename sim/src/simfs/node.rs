@@ -1,6 +1,6 @@
 //! Inodes of the simulated disk: durable state, pending ops, and the visible state they make.
 //!
-//! Invariant (checked in debug builds by `SimFs::check_invariants`): for every node,
+//! Invariant (checked in debug builds by `check_invariant` on every change): for every node,
 //! `visible` equals `durable` with every op of `pending` applied in order. `sync` therefore
 //! needs no replay: the durable state simply becomes the visible one.
 
@@ -129,6 +129,26 @@ impl EntryOp {
                 entries.insert(to.clone(), *ino);
             }
         }
+    }
+}
+
+#[cfg(debug_assertions)]
+impl FileNode {
+    /// Debug check of the module invariant: visible == durable + pending, replayed.
+    pub(crate) fn check_invariant(&self, ino: Ino) {
+        let mut replay = self.durable.clone();
+        self.pending.iter().for_each(|op| op.apply(&mut replay));
+        assert_eq!(replay.to_vec(), self.visible.to_vec(), "file inode {ino}");
+    }
+}
+
+#[cfg(debug_assertions)]
+impl DirNode {
+    /// Debug check of the module invariant: visible == durable + pending, replayed.
+    pub(crate) fn check_invariant(&self, ino: Ino) {
+        let mut replay = self.durable.clone();
+        self.pending.iter().for_each(|op| op.apply(&mut replay));
+        assert_eq!(replay, self.visible, "directory inode {ino}");
     }
 }
 
