@@ -7,13 +7,35 @@
 
 use std::future::Future;
 
+/// Each run gets a thread of its own. std seeds a thread's `HashMap` keys once, on the
+/// thread's first `RandomState`; madsim can make that draw come from the run's seed only if it
+/// is the first on the thread. A fresh thread per run keeps it so, whatever ran before in the
+/// process (otherwise madsim warns that std `HashMap` order is not deterministic).
 #[cfg(madsim)]
-pub fn run_seeded<F: Future>(seed: u64, future: F) -> F::Output {
-    madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default()).block_on(future)
+#[allow(
+    clippy::disallowed_methods,
+    reason = "one thread per simulated run, joined at once"
+)]
+pub fn run_seeded<F: Future + Send>(seed: u64, future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default())
+                    .block_on(future)
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 #[cfg(not(madsim))]
-pub fn run_seeded<F: Future>(_seed: u64, future: F) -> F::Output {
+pub fn run_seeded<F: Future + Send>(_seed: u64, future: F) -> F::Output
+where
+    F::Output: Send,
+{
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

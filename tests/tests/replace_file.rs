@@ -65,3 +65,16 @@ async fn a_seed_reproduces_its_verdict() {
         }
     }
 }
+
+/// A seed's verdict is the same whether it runs first in the process or after other seeds,
+/// each on its own seeded runtime (madsim's in the simulation build).
+#[test]
+fn a_seeds_verdict_does_not_depend_on_what_ran_before_it() {
+    use tally_scenarios::runtime::run_seeded;
+    let run = |seed| run_seeded(seed, run_seed(seed, CrashModel::Subset, Some(Lie::Sync)));
+    let first = run(42);
+    for seed in 0..20 {
+        run(seed);
+    }
+    assert_eq!(run(42), first);
+}
