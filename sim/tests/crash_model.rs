@@ -593,3 +593,54 @@ async fn observer_sees_every_call_and_may_take_crash_images() {
     // create, write, sync, sync_dir: the file is durable only after the last.
     assert_eq!(seen, vec![(0, 0), (1, 0), (2, 0), (3, 1)]);
 }
+
+#[tokio::test]
+async fn crash_with_refuses_a_malformed_tear() {
+    use tally_sim::Tear;
+    let fs = SimFs::new();
+    let handle = fs.create(p("/a"), CreateMode::Exclusive).await.unwrap();
+    handle.write_at(100, &[1; 1000]).await.unwrap();
+    let pending = fs.pending_ops();
+    let create = pending.iter().find(|op| op.write.is_none()).unwrap().seq;
+    let write = pending.iter().find(|op| op.write.is_some()).unwrap().seq;
+    let tear = |seq, sector_size, fates: usize| Tear {
+        seq,
+        sector_size,
+        fates: vec![SectorFate::New; fates],
+        garbage_seed: 0,
+    };
+    let plan = |survivors: &[u64], tear| CrashPlan {
+        survivors: survivors.iter().copied().collect(),
+        tear: Some(tear),
+    };
+    assert_eq!(
+        fs.crash_with(&plan(&[create], tear(create, 512, 1)))
+            .unwrap_err(),
+        PlanError::TearNotAWrite(create)
+    );
+    assert_eq!(
+        fs.crash_with(&plan(&[], tear(write, 512, 3))).unwrap_err(),
+        PlanError::TearNotSurviving(write)
+    );
+    assert_eq!(
+        fs.crash_with(&plan(&[write], tear(write, 1000, 3)))
+            .unwrap_err(),
+        PlanError::SectorSize(1000)
+    );
+    assert_eq!(
+        fs.crash_with(&plan(&[write], tear(write, 512, 2)))
+            .unwrap_err(),
+        PlanError::FateCount {
+            expected: 3,
+            got: 2
+        }
+    );
+    // Bytes 100..1100 span sectors 0, 1 and 2 of 512 bytes; all-new is the whole write.
+    let image = fs
+        .crash_with(&plan(&[create, write], tear(write, 512, 3)))
+        .unwrap();
+    assert_eq!(
+        file(&image, "/a").unwrap(),
+        fs.tree()["/a"].clone().unwrap()
+    );
+}
