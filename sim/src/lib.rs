@@ -18,8 +18,8 @@ pub use clock::{Clock, SystemClock};
 pub use fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode};
 pub use realfs::RealFs;
 pub use simfs::{
-    CrashModel, CrashPlan, OpKind, OpOutcome, OpRecord, PendingOp, PendingTarget, PlanError,
-    SectorFate, SimFile, SimFs, SimFsOptions, Tear,
+    CrashModel, CrashPlan, MAX_FILE_SIZE, OpKind, OpOutcome, OpRecord, PendingOp, PendingTarget,
+    PlanError, SectorFate, SimFile, SimFs, SimFsOptions, Tear,
 };
 
 /// The world a pipeline is given: a filesystem and a clock.

@@ -171,6 +171,9 @@ impl Fs for RealFs {
 
 impl FsFile for RealFile {
     async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        // Allocate what the file can return, not what was asked for.
+        let available = self.len().await?.saturating_sub(offset);
+        let len = len.min(usize::try_from(available).unwrap_or(usize::MAX));
         let mut buf = vec![0; len];
         let mut filled = 0;
         while filled < len {

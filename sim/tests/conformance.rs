@@ -338,6 +338,42 @@ async fn sync_succeeds_on_written_files<F: Fs>(fs: F, base: PathBuf) {
     assert_eq!(reader.read_all().await.unwrap(), b"durable");
 }
 
+async fn huge_offsets_and_lengths_are_refused_or_clipped<F: Fs>(fs: F, base: PathBuf) {
+    let path = base.join("a");
+    write_file(&fs, &path, b"ab").await;
+    let file = fs.open(&path, OpenMode::Write).await.unwrap();
+    assert_eq!(
+        kind(file.write_at(u64::MAX, b"x").await),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(kind(file.set_len(u64::MAX).await), ErrorKind::InvalidInput);
+    assert_eq!(
+        file.read_at(0, 1 << 40).await.unwrap(),
+        b"ab",
+        "no allocation of the asked length"
+    );
+    assert_eq!(file.read_at(u64::MAX, 10).await.unwrap(), b"");
+    assert_eq!(
+        fs.read(&path).await.unwrap(),
+        b"ab",
+        "refused calls change nothing"
+    );
+}
+
+async fn parent_components_resolve_like_the_kernel<F: Fs>(fs: F, base: PathBuf) {
+    write_file(&fs, &base.join("f"), b"x").await;
+    fs.create_dir(&base.join("d")).await.unwrap();
+    assert_eq!(fs.read(&base.join("d/../f")).await.unwrap(), b"x");
+    assert_eq!(
+        kind(fs.exists(&base.join("f/../f")).await),
+        ErrorKind::NotADirectory
+    );
+    assert_eq!(
+        kind(fs.metadata(&base.join("nope/../f")).await),
+        ErrorKind::NotFound
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod simfs {
@@ -389,6 +425,8 @@ conformance!(
     metadata_and_exists_report_what_is_there,
     errors_name_the_path,
     sync_succeeds_on_written_files,
+    huge_offsets_and_lengths_are_refused_or_clipped,
+    parent_components_resolve_like_the_kernel,
 );
 
 // Both backends are used through the same generic bodies above; these keep the imports honest.

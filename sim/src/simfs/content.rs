@@ -50,6 +50,22 @@ impl Content {
         self.read(0, self.len as usize)
     }
 
+    /// Whether both hold the same bytes, compared chunk by chunk without copying them out.
+    #[cfg(debug_assertions)]
+    pub(crate) fn same_bytes(&self, other: &Content) -> bool {
+        let zero = [0u8; CHUNK];
+        self.len == other.len
+            && self
+                .chunks
+                .iter()
+                .zip(&other.chunks)
+                .all(|(a, b)| match (a, b) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
+                    (Some(c), None) | (None, Some(c)) => c[..] == zero[..],
+                    (None, None) => true,
+                })
+    }
+
     /// Writes `data` at `offset`, extending the content (with zeros up to `offset`) if needed.
     pub(crate) fn write(&mut self, offset: u64, data: &[u8]) {
         let end = offset + data.len() as u64;

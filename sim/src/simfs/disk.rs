@@ -79,14 +79,17 @@ impl Disk {
 
     // ---- paths ----
 
-    /// The components of `path` below `/`. Relative paths are taken from `/`; `..` is lexical
-    /// (the simulated disk has no symlinks, so it matches the kernel's walk).
-    pub(crate) fn components(path: &Path, op: &str) -> io::Result<Vec<String>> {
+    /// The names of `path` below `/`. Relative paths are taken from `/`. A `..` is resolved as
+    /// the kernel does: what precedes it must be an existing directory, and it steps back one.
+    pub(crate) fn components(&self, path: &Path, op: &str) -> io::Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for component in path.components() {
             match component {
                 Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
                 Component::ParentDir => {
+                    if !self.is_dir(self.lookup(&out, op, path)?) {
+                        return Err(error(ErrorKind::NotADirectory, op, path, "not a directory"));
+                    }
                     out.pop();
                 }
                 Component::Normal(name) => match name.to_str() {
@@ -290,8 +293,14 @@ impl Disk {
     /// Every visible path, sorted, with the file's bytes (`None` for a directory).
     pub(crate) fn tree(&self) -> BTreeMap<String, Option<Vec<u8>>> {
         let mut out = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         let mut stack = vec![(ROOT, String::new())];
         while let Some((ino, prefix)) = stack.pop() {
+            // Directories have one name each (moves between parents are refused), so this never
+            // skips anything; it only guarantees the walk ends.
+            if !seen.insert(ino) {
+                continue;
+            }
             for (name, &child) in &self.dir(ino).visible {
                 let path = format!("{prefix}/{name}");
                 match &self.nodes[&child] {

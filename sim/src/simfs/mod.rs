@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use crash::{CrashModel, CrashPlan, PendingOp, PendingTarget, PlanError, SectorFate, Tear};
 pub use disk::SimFsOptions;
+
 pub use oplog::{OpKind, OpOutcome, OpRecord};
 
 use crate::fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode, error};
@@ -211,7 +212,32 @@ impl Drop for SimFile {
     }
 }
 
+/// The largest file the simulated disk holds. Contents are kept in memory with one slot per
+/// 4 KiB, so the limit bounds what a runaway offset can cost.
+pub const MAX_FILE_SIZE: u64 = 16 << 30;
+
 impl SimFile {
+    /// Refuses a write or length that ends past `MAX_FILE_SIZE`, before anything changes.
+    /// Offsets past `i64::MAX` are invalid, as the kernel's `off_t` makes them on `RealFs`.
+    fn check_end(&self, op: &str, start: u64, len: u64) -> io::Result<()> {
+        let end = start.checked_add(len).filter(|&end| end <= i64::MAX as u64);
+        match end {
+            None => Err(error(
+                ErrorKind::InvalidInput,
+                op,
+                &self.path,
+                "offset out of range",
+            )),
+            Some(end) if end > MAX_FILE_SIZE => Err(error(
+                ErrorKind::FileTooLarge,
+                op,
+                &self.path,
+                &format!("the simulated disk holds files of at most {MAX_FILE_SIZE} bytes"),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
     fn writable(&self, op: &str) -> io::Result<()> {
         if self.writable {
             Ok(())
@@ -231,7 +257,7 @@ impl Fs for SimFs {
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<SimFile> {
         self.call(OpKind::Create, path, None, |shared| {
-            let names = Disk::components(path, "create")?;
+            let names = shared.disk.components(path, "create")?;
             let disk = &mut shared.disk;
             let (parent, name) = disk.lookup_parent(&names, "create", path)?;
             let ino = match (disk.entry(parent, name), mode) {
@@ -275,7 +301,7 @@ impl Fs for SimFs {
 
     async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<SimFile> {
         self.call(OpKind::Open, path, None, |shared| {
-            let names = Disk::components(path, "open")?;
+            let names = shared.disk.components(path, "open")?;
             let ino = shared.disk.lookup(&names, "open", path)?;
             if shared.disk.is_dir(ino) {
                 return Err(error(
@@ -294,7 +320,7 @@ impl Fs for SimFs {
 
     async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.call(OpKind::Read, path, None, |shared| {
-            let names = Disk::components(path, "read")?;
+            let names = shared.disk.components(path, "read")?;
             let ino = shared.disk.lookup(&names, "read", path)?;
             if shared.disk.is_dir(ino) {
                 return Err(error(
@@ -312,7 +338,7 @@ impl Fs for SimFs {
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.call(OpKind::SyncDir, path, None, |shared| {
-            let names = Disk::components(path, "sync_dir")?;
+            let names = shared.disk.components(path, "sync_dir")?;
             let ino = shared.disk.lookup(&names, "sync_dir", path)?;
             if !shared.disk.is_dir(ino) {
                 return Err(error(
@@ -336,8 +362,8 @@ impl Fs for SimFs {
                     format!("rename {} -> {}: {what}", from.display(), to.display()),
                 )
             };
-            let src_names = Disk::components(from, "rename")?;
-            let dst_names = Disk::components(to, "rename")?;
+            let src_names = shared.disk.components(from, "rename")?;
+            let dst_names = shared.disk.components(to, "rename")?;
             let disk = &mut shared.disk;
             let (src_dir, src_name) = disk.lookup_parent(&src_names, "rename", from)?;
             let ino = disk
@@ -365,6 +391,14 @@ impl Fs for SimFs {
                     _ => {}
                 }
             }
+            if moving_dir && src_dir != dst_dir {
+                // Its two halves could persist apart and leave one directory under two names,
+                // which no journaling filesystem does; see docs/durability-model.md.
+                return Err(fail(
+                    ErrorKind::Unsupported,
+                    "the simulated disk does not move a directory to another parent",
+                ));
+            }
             if src_dir == dst_dir {
                 let (from, to) = (src_name.to_owned(), dst_name.to_owned());
                 disk.push_entry(src_dir, EntryOpKind::Rename { from, to, ino });
@@ -390,7 +424,7 @@ impl Fs for SimFs {
 
     async fn unlink(&self, path: &Path) -> io::Result<()> {
         self.call(OpKind::Unlink, path, None, |shared| {
-            let names = Disk::components(path, "unlink")?;
+            let names = shared.disk.components(path, "unlink")?;
             let disk = &mut shared.disk;
             let (parent, name) = disk.lookup_parent(&names, "unlink", path)?;
             let ino = disk
@@ -417,7 +451,7 @@ impl Fs for SimFs {
 
     async fn create_dir(&self, path: &Path) -> io::Result<()> {
         self.call(OpKind::CreateDir, path, None, |shared| {
-            let names = Disk::components(path, "create_dir")?;
+            let names = shared.disk.components(path, "create_dir")?;
             if names.is_empty() {
                 return Err(error(
                     ErrorKind::AlreadyExists,
@@ -450,7 +484,7 @@ impl Fs for SimFs {
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.call(OpKind::CreateDirAll, path, None, |shared| {
-            let names = Disk::components(path, "create_dir_all")?;
+            let names = shared.disk.components(path, "create_dir_all")?;
             let disk = &mut shared.disk;
             let mut dir = node::ROOT;
             for (depth, name) in names.iter().enumerate() {
@@ -491,7 +525,7 @@ impl Fs for SimFs {
 
     async fn remove_dir(&self, path: &Path) -> io::Result<()> {
         self.call(OpKind::RemoveDir, path, None, |shared| {
-            let names = Disk::components(path, "remove_dir")?;
+            let names = shared.disk.components(path, "remove_dir")?;
             let disk = &mut shared.disk;
             let (parent, name) = disk.lookup_parent(&names, "remove_dir", path)?;
             let ino = disk.entry(parent, name).ok_or_else(|| {
@@ -526,7 +560,7 @@ impl Fs for SimFs {
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
         self.call(OpKind::ListDir, path, None, |shared| {
-            let names = Disk::components(path, "list_dir")?;
+            let names = shared.disk.components(path, "list_dir")?;
             let disk = &shared.disk;
             let ino = disk.lookup(&names, "list_dir", path)?;
             if !disk.is_dir(ino) {
@@ -552,7 +586,7 @@ impl Fs for SimFs {
 
     async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
         self.call(OpKind::Metadata, path, None, |shared| {
-            let names = Disk::components(path, "metadata")?;
+            let names = shared.disk.components(path, "metadata")?;
             let ino = shared.disk.lookup(&names, "metadata", path)?;
             let meta = match &shared.disk.nodes[&ino] {
                 Node::File(file) => Metadata {
@@ -570,7 +604,7 @@ impl Fs for SimFs {
 
     async fn exists(&self, path: &Path) -> io::Result<bool> {
         self.call(OpKind::Exists, path, None, |shared| {
-            let names = Disk::components(path, "exists")?;
+            let names = shared.disk.components(path, "exists")?;
             match shared.disk.lookup(&names, "exists", path) {
                 Ok(_) => Ok((true, None)),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok((false, None)),
@@ -600,6 +634,7 @@ impl FsFile for SimFile {
     async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.fs.call(OpKind::Write, &self.path, None, |shared| {
             self.writable("write")?;
+            self.check_end("write", offset, buf.len() as u64)?;
             if !buf.is_empty() {
                 let data = Arc::from(buf);
                 shared
@@ -614,6 +649,7 @@ impl FsFile for SimFile {
         self.fs.call(OpKind::Append, &self.path, None, |shared| {
             self.writable("append")?;
             let offset = shared.disk.file(self.ino).visible.len();
+            self.check_end("append", offset, buf.len() as u64)?;
             if !buf.is_empty() {
                 let data = Arc::from(buf);
                 shared
@@ -627,6 +663,7 @@ impl FsFile for SimFile {
     async fn set_len(&self, len: u64) -> io::Result<()> {
         self.fs.call(OpKind::SetLen, &self.path, None, |shared| {
             self.writable("set_len")?;
+            self.check_end("set_len", len, 0)?;
             shared.disk.push_data(self.ino, DataOpKind::SetLen(len));
             Ok(((), Some(len)))
         })

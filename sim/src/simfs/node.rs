@@ -138,7 +138,10 @@ impl FileNode {
     pub(crate) fn check_invariant(&self, ino: Ino) {
         let mut replay = self.durable.clone();
         self.pending.iter().for_each(|op| op.apply(&mut replay));
-        assert_eq!(replay.to_vec(), self.visible.to_vec(), "file inode {ino}");
+        assert!(
+            replay.same_bytes(&self.visible),
+            "file inode {ino}: visible != durable + pending"
+        );
     }
 }
 
