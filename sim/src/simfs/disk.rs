@@ -191,8 +191,10 @@ impl Disk {
     // ---- durability ----
 
     pub(crate) fn sync_file(&mut self, ino: Ino) {
-        let file = self.file_mut(ino);
-        if !file.pending.is_empty() {
+        // Checked before `file_mut`, which would copy a node shared with a snapshot even when
+        // there is nothing to make durable.
+        if !self.file(ino).pending.is_empty() {
+            let file = self.file_mut(ino);
             file.durable = file.visible.clone();
             file.pending.clear();
         }
@@ -202,8 +204,8 @@ impl Disk {
     }
 
     pub(crate) fn sync_dir(&mut self, ino: Ino) {
-        let dir = self.dir_mut(ino);
-        if !dir.pending.is_empty() {
+        if !self.dir(ino).pending.is_empty() {
+            let dir = self.dir_mut(ino);
             dir.durable = dir.visible.clone();
             dir.pending.clear();
         }
