@@ -55,10 +55,10 @@ pub struct Violation {
 /// State shared between the workload and the per-op check.
 #[derive(Default)]
 struct Progress {
-    acknowledged: Option<(u32, Vec<u8>)>,
-    in_flight: Option<(u32, Vec<u8>)>,
-    /// Every version started so far, to name what a bad crash image holds.
+    /// Every version started so far; version `n` is `written[n - 1]`.
     written: Vec<Vec<u8>>,
+    /// How many of them were acknowledged. Any beyond that is in flight (at most one).
+    acknowledged: u32,
     crash_points: u64,
     violations: Vec<Violation>,
 }
@@ -83,12 +83,11 @@ fn check(progress: &mut Progress, disk: &SimFs, model: CrashModel, seed: u64, op
     progress.crash_points += 1;
     let image = disk.crash(model, crash_seed(seed, op.index));
     let found = image.tree().remove(&format!("{DIR}/{NAME}")).flatten();
-    let is = |version: &Option<(u32, Vec<u8>)>, bytes: &[u8]| {
-        version.as_ref().is_some_and(|(_, b)| b == bytes)
-    };
+    // Allowed: the last acknowledged version or the one in flight; nothing before any ack.
+    let allowed_from = (progress.acknowledged as usize).saturating_sub(1);
     let ok = match &found {
-        None => progress.acknowledged.is_none(),
-        Some(bytes) => is(&progress.acknowledged, bytes) || is(&progress.in_flight, bytes),
+        None => progress.acknowledged == 0,
+        Some(bytes) => progress.written[allowed_from..].contains(bytes),
     };
     if ok {
         return;
@@ -103,7 +102,7 @@ fn check(progress: &mut Progress, disk: &SimFs, model: CrashModel, seed: u64, op
     progress.violations.push(Violation {
         op_index: op.index,
         op: op.to_string(),
-        acknowledged: progress.acknowledged.as_ref().map_or(0, |(n, _)| *n),
+        acknowledged: progress.acknowledged,
         found,
     });
 }
@@ -135,11 +134,11 @@ pub async fn run_seed(seed: u64, model: CrashModel, lie: Option<Lie>) -> SeedVer
 
     for version in 1..=versions {
         let bytes = version_bytes(seed, version, &mut rng);
-        {
-            let mut progress = progress.lock().expect("unpoisoned");
-            progress.in_flight = Some((version, bytes.clone()));
-            progress.written.push(bytes.clone());
-        }
+        progress
+            .lock()
+            .expect("unpoisoned")
+            .written
+            .push(bytes.clone());
         let result = match lie {
             None => tally_pipeline::commit::replace_file(&disk, dir, NAME, &bytes).await,
             Some(lie) => {
@@ -148,8 +147,7 @@ pub async fn run_seed(seed: u64, model: CrashModel, lie: Option<Lie>) -> SeedVer
             }
         };
         result.expect("the simulated disk injects no errors in the demo");
-        let mut progress = progress.lock().expect("unpoisoned");
-        progress.acknowledged = progress.in_flight.take();
+        progress.lock().expect("unpoisoned").acknowledged = version;
     }
 
     let progress = progress.lock().expect("unpoisoned");
