@@ -192,10 +192,8 @@ impl FsFile for RealFile {
     }
 
     async fn read_all(&self) -> io::Result<Vec<u8>> {
-        let len = self.len().await?;
-        let len = usize::try_from(len)
-            .map_err(|_| error(ErrorKind::OutOfMemory, "read", &self.path, "file too large"))?;
-        self.read_at(0, len).await
+        // `read_at` clips to the file's length itself: one `fstat`, not two.
+        self.read_at(0, usize::MAX).await
     }
 
     async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
