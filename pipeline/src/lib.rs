@@ -1,6 +1,22 @@
-//! The tally pipeline, written against the world interface (`tally_sim::{Fs, Clock}`) so that
-//! the same code runs on the simulated disk and on the real one.
-//!
-//! So far it holds the durable-commit primitive every later stage is built on.
+//! The tally pipeline — ingest → stage → merge → publish → recover — written against the world
+//! interface (`tally_sim::{Fs, Clock}`) so that the same code runs on the simulated disk and on
+//! the real one. `docs/protocol.md` is the contract this crate implements.
 
 pub mod commit;
+pub mod error;
+pub mod frame;
+pub mod layout;
+pub mod log;
+pub mod manifest;
+pub mod pipeline;
+pub mod read;
+pub mod recover;
+pub mod seqalloc;
+pub mod table;
+
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use manifest::{FileEntry, Manifest, SourceState};
+pub use pipeline::{Ack, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
+pub use recover::{RecoveryOptions, RecoveryReport};
+pub use table::{SEQ_COLUMN, TableOptions};

@@ -1,8 +1,10 @@
 //! The real disk.
 //!
-//! Each call is one or two blocking syscalls made on the calling task: with no buffering of its
-//! own, a large sequential write costs one `pwrite`, and a durable commit costs exactly the
-//! `fsync`s the caller asks for. `sync` is `fsync` (`File::sync_all`); `sync_dir` opens the
+//! Each call is one or two syscalls: with no buffering of its own, a large sequential write costs
+//! one `pwrite`, and a durable commit costs exactly the `fsync`s the caller asks for. Reads,
+//! writes and namespace operations run on the calling task; `sync` and `sync_dir` run on tokio's
+//! blocking pool (when called inside a tokio runtime), so that while one task waits for the disk
+//! others keep running — which is what lets concurrent committers share one `fsync`. `sync` is `fsync` (`File::sync_all`); `sync_dir` opens the
 //! directory and `fsync`s it, which is what makes creates, renames and unlinks durable on Linux.
 //!
 //! Errors carry the operation and path, and are normalised where Linux would be laxer than
@@ -29,7 +31,7 @@ pub struct RealFs;
 /// An open file on the real disk.
 #[derive(Debug)]
 pub struct RealFile {
-    file: File,
+    file: Arc<File>,
     path: Arc<PathBuf>,
     writable: bool,
 }
@@ -55,10 +57,23 @@ fn opened(file: File, path: &Path, op: &str, writable: bool) -> io::Result<RealF
         return Err(error(ErrorKind::IsADirectory, op, path, "is a directory"));
     }
     Ok(RealFile {
-        file,
+        file: Arc::new(file),
         path: Arc::new(path.to_path_buf()),
         writable,
     })
+}
+
+/// Runs a blocking call on tokio's blocking pool when inside a runtime, inline otherwise.
+async fn off_task<T: Send + 'static>(
+    call: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    #[cfg(not(madsim))]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return tokio::task::spawn_blocking(call)
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)));
+    }
+    call()
 }
 
 impl Fs for RealFs {
@@ -106,7 +121,9 @@ impl Fs for RealFs {
                 "not a directory",
             ));
         }
-        dir.sync_all().map_err(|e| annotate(e, "sync_dir", path))
+        off_task(move || dir.sync_all())
+            .await
+            .map_err(|e| annotate(e, "sync_dir", path))
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -205,7 +222,7 @@ impl FsFile for RealFile {
 
     async fn append(&self, buf: &[u8]) -> io::Result<u64> {
         self.check_writable("append")?;
-        let mut file = &self.file;
+        let mut file = &*self.file;
         let offset = file
             .seek(SeekFrom::End(0))
             .map_err(|e| annotate(e, "append", &self.path))?;
@@ -222,8 +239,9 @@ impl FsFile for RealFile {
     }
 
     async fn sync(&self) -> io::Result<()> {
-        self.file
-            .sync_all()
+        let file = self.file.clone();
+        off_task(move || file.sync_all())
+            .await
             .map_err(|e| annotate(e, "sync", &self.path))
     }
 

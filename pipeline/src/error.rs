@@ -1,0 +1,88 @@
+//! The pipeline's errors. Every variant names what it is about (a path, a source, counts), so
+//! that a message alone tells an operator what went wrong and what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation failed. The message of `source` already names the operation and
+    /// the path.
+    #[error("{source}")]
+    Io {
+        #[from]
+        source: io::Error,
+    },
+
+    /// A batch's columns differ from the table's. Nothing of the batch was written.
+    #[error(
+        "schema mismatch for source {source_id:?}: the table has {expected}, the batch has {found}"
+    )]
+    SchemaMismatch {
+        source_id: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A batch was refused before anything was written (reserved column name, no columns, ...).
+    #[error("batch of source {source_id:?} refused: {reason}")]
+    InvalidBatch { source_id: String, reason: String },
+
+    /// A part of a source would leave a hole after the rows acknowledged so far.
+    #[error(
+        "source {source_id:?}: part starting at row {first_row} leaves a gap; {acknowledged} rows of it are acknowledged"
+    )]
+    SourceGap {
+        source_id: String,
+        first_row: u64,
+        acknowledged: u64,
+    },
+
+    /// A file the pipeline owns is malformed in a way recovery cannot set aside.
+    #[error("{path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+
+    /// Arrow or Parquet refused to encode or decode.
+    #[error("{context}: {detail}")]
+    Format { context: String, detail: String },
+
+    /// Acknowledged rows are not on disk. Recovery refuses to continue over the loss.
+    #[error(
+        "acknowledged rows are missing: {detail}. The ledger acknowledges {acknowledged} rows, the disk holds {found}. \
+         Nothing was changed. Way out: restore the missing files from a backup and open again, or re-ingest the affected \
+         sources into a new root."
+    )]
+    MissingRows {
+        acknowledged: u64,
+        found: u64,
+        detail: String,
+    },
+
+    /// A runtime conservation check failed (merge rows in != rows out, overlapping sequence
+    /// ranges, ...). Nothing was published.
+    #[error("conservation check failed, nothing published: {detail}")]
+    Conservation { detail: String },
+
+    /// An earlier write or sync failed; the pipeline accepts no more work until it is reopened
+    /// (which runs recovery).
+    #[error("the pipeline stopped after an earlier failure ({cause}); reopen it to recover")]
+    Poisoned { cause: String },
+}
+
+impl Error {
+    pub(crate) fn format(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Format {
+            context: context.into(),
+            detail: err.to_string(),
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Log segments and their ack files (see `docs/protocol.md`, "Formats").
+//!
+//! A segment's `.log` holds a header frame and one data frame per ingested part (metadata and
+//! the batch as an Arrow IPC stream). Its `.ack` holds a header frame and one ledger record per
+//! acknowledged data frame.
+
+use std::io::Cursor;
+
+use arrow::array::RecordBatch;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+
+use crate::error::{Error, Result};
+use crate::frame::{self, FrameRef};
+
+pub const FORMAT: u32 = 1;
+const LOG_MAGIC: &[u8; 10] = b"tally-log\0";
+const ACK_MAGIC: &[u8; 10] = b"tally-ack\0";
+const KIND_DATA: u8 = 1;
+const KIND_ACK: u8 = 2;
+
+/// Where a part of a source landed and which sequence numbers it got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartMeta {
+    pub source: String,
+    /// Index of the part's first row within its source.
+    pub first_row: u64,
+    pub seq_start: u64,
+    pub rows: u64,
+    /// The source's last part.
+    pub last: bool,
+}
+
+impl PartMeta {
+    pub fn seq_end(&self) -> u64 {
+        self.seq_start + self.rows
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        let source = self.source.as_bytes();
+        out.extend_from_slice(&(source.len() as u16).to_le_bytes());
+        out.extend_from_slice(source);
+        out.extend_from_slice(&self.first_row.to_le_bytes());
+        out.extend_from_slice(&self.seq_start.to_le_bytes());
+        out.extend_from_slice(&self.rows.to_le_bytes());
+        out.push(u8::from(self.last));
+    }
+
+    fn decode(cursor: &mut Reader<'_>) -> Option<Self> {
+        let len = cursor.u16()? as usize;
+        let source = String::from_utf8(cursor.bytes(len)?.to_vec()).ok()?;
+        Some(Self {
+            source,
+            first_row: cursor.u64()?,
+            seq_start: cursor.u64()?,
+            rows: cursor.u64()?,
+            last: match cursor.u8()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+        })
+    }
+}
+
+/// The longest source id a frame can carry.
+pub const MAX_SOURCE_LEN: usize = u16::MAX as usize;
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(out)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.bytes(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.bytes(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.bytes(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+    }
+    fn rest(&mut self) -> &'a [u8] {
+        let out = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        out
+    }
+}
+
+fn header_body(magic: &[u8; 10], segment: u64) -> Vec<u8> {
+    let mut body = magic.to_vec();
+    body.extend_from_slice(&FORMAT.to_le_bytes());
+    body.extend_from_slice(&segment.to_le_bytes());
+    body
+}
+
+fn parse_header(body: &[u8], magic: &[u8; 10]) -> Option<u64> {
+    let mut r = Reader::new(body);
+    (r.bytes(10)? == magic && r.u32()? == FORMAT).then_some(())?;
+    let segment = r.u64()?;
+    (r.pos == body.len()).then_some(segment)
+}
+
+pub fn log_header(segment: u64) -> Vec<u8> {
+    frame::encode(&header_body(LOG_MAGIC, segment))
+}
+
+pub fn ack_header(segment: u64) -> Vec<u8> {
+    frame::encode(&header_body(ACK_MAGIC, segment))
+}
+
+/// Encodes a batch (with its sequence column) as a self-contained Arrow IPC stream.
+pub fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut writer = StreamWriter::try_new(Vec::new(), &batch.schema())
+        .map_err(|e| Error::format("encoding a log frame", e))?;
+    writer
+        .write(batch)
+        .map_err(|e| Error::format("encoding a log frame", e))?;
+    writer
+        .into_inner()
+        .map_err(|e| Error::format("encoding a log frame", e))
+}
+
+pub fn decode_batch(ipc: &[u8]) -> Result<RecordBatch> {
+    let mut reader = StreamReader::try_new(Cursor::new(ipc), None)
+        .map_err(|e| Error::format("decoding a log frame", e))?;
+    let batch = reader
+        .next()
+        .ok_or_else(|| Error::format("decoding a log frame", "no batch in frame"))?
+        .map_err(|e| Error::format("decoding a log frame", e))?;
+    Ok(batch)
+}
+
+/// Appends a data frame to `out`; returns its CRC.
+pub fn encode_data_frame(out: &mut Vec<u8>, meta: &PartMeta, ipc: &[u8]) -> u32 {
+    let mut body = Vec::with_capacity(64 + meta.source.len() + ipc.len());
+    body.push(KIND_DATA);
+    meta.encode_into(&mut body);
+    body.extend_from_slice(ipc);
+    frame::encode_into(out, &body)
+}
+
+/// A ledger record: the data frame at `log_offset` with checksum `frame_crc` holds `meta`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckRecord {
+    pub log_offset: u64,
+    pub frame_crc: u32,
+    pub meta: PartMeta,
+}
+
+pub fn encode_ack(out: &mut Vec<u8>, record: &AckRecord) {
+    let mut body = Vec::with_capacity(64 + record.meta.source.len());
+    body.push(KIND_ACK);
+    body.extend_from_slice(&record.log_offset.to_le_bytes());
+    body.extend_from_slice(&record.frame_crc.to_le_bytes());
+    record.meta.encode_into(&mut body);
+    frame::encode_into(out, &body);
+}
+
+/// A data frame found in a `.log`.
+#[derive(Clone, Debug)]
+pub struct LoggedPart {
+    pub frame: FrameRef,
+    pub meta: PartMeta,
+    /// Byte range of the IPC stream within the scanned buffer.
+    pub ipc: std::ops::Range<usize>,
+}
+
+/// The valid prefix of a `.log` and what follows it.
+#[derive(Debug)]
+pub struct LogScan {
+    /// The header frame was valid and named this segment.
+    pub header_ok: bool,
+    pub parts: Vec<LoggedPart>,
+    pub valid_len: u64,
+    pub tail_frames: u64,
+    /// A frame with a valid checksum that does not parse: damage, not a torn write.
+    pub malformed: Option<String>,
+}
+
+pub fn scan_log(buf: &[u8], segment: u64) -> LogScan {
+    let scan = frame::scan(buf);
+    let mut out = LogScan {
+        header_ok: false,
+        parts: Vec::new(),
+        valid_len: scan.valid_len,
+        tail_frames: scan.tail_frames,
+        malformed: None,
+    };
+    let mut frames = scan.frames.into_iter();
+    match frames.next() {
+        Some(f) if parse_header(&buf[f.body_start..f.body_end], LOG_MAGIC) == Some(segment) => {
+            out.header_ok = true
+        }
+        Some(_) => {
+            out.malformed = Some("header frame does not name this segment".into());
+            return out;
+        }
+        None => return out,
+    }
+    for f in frames {
+        let body = &buf[f.body_start..f.body_end];
+        let mut r = Reader::new(body);
+        let parsed = (r.u8() == Some(KIND_DATA))
+            .then(|| PartMeta::decode(&mut r))
+            .flatten();
+        match parsed {
+            Some(meta) => {
+                let ipc_start = f.body_start + r.pos;
+                r.rest();
+                out.parts.push(LoggedPart {
+                    frame: f,
+                    meta,
+                    ipc: ipc_start..f.body_end,
+                });
+            }
+            None => {
+                out.malformed = Some(format!("frame at offset {} does not parse", f.offset));
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// The valid prefix of an `.ack` file.
+#[derive(Debug)]
+pub struct AckScan {
+    pub header_ok: bool,
+    pub records: Vec<AckRecord>,
+    pub valid_len: u64,
+    pub tail_frames: u64,
+    pub malformed: Option<String>,
+}
+
+pub fn scan_ack(buf: &[u8], segment: u64) -> AckScan {
+    let scan = frame::scan(buf);
+    let mut out = AckScan {
+        header_ok: false,
+        records: Vec::new(),
+        valid_len: scan.valid_len,
+        tail_frames: scan.tail_frames,
+        malformed: None,
+    };
+    let mut frames = scan.frames.into_iter();
+    match frames.next() {
+        Some(f) if parse_header(&buf[f.body_start..f.body_end], ACK_MAGIC) == Some(segment) => {
+            out.header_ok = true
+        }
+        Some(_) => {
+            out.malformed = Some("header frame does not name this segment".into());
+            return out;
+        }
+        None => return out,
+    }
+    for f in frames {
+        let mut r = Reader::new(&buf[f.body_start..f.body_end]);
+        let parsed = (|| {
+            (r.u8()? == KIND_ACK).then_some(())?;
+            let log_offset = r.u64()?;
+            let frame_crc = r.u32()?;
+            let meta = PartMeta::decode(&mut r)?;
+            (r.pos == r.buf.len()).then_some(AckRecord {
+                log_offset,
+                frame_crc,
+                meta,
+            })
+        })();
+        match parsed {
+            Some(record) => out.records.push(record),
+            None => {
+                out.malformed = Some(format!("record at offset {} does not parse", f.offset));
+                return out;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, UInt64Array};
+    use std::sync::Arc;
+
+    fn batch() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("v", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
+            (
+                "tally_seq",
+                Arc::new(UInt64Array::from(vec![10, 11, 12])) as _,
+            ),
+        ])
+        .unwrap()
+    }
+
+    fn meta() -> PartMeta {
+        PartMeta {
+            source: "src".into(),
+            first_row: 0,
+            seq_start: 10,
+            rows: 3,
+            last: true,
+        }
+    }
+
+    #[test]
+    fn a_segment_scans_back_to_its_parts() {
+        let mut buf = log_header(5);
+        let ipc = encode_batch(&batch()).unwrap();
+        let crc = encode_data_frame(&mut buf, &meta(), &ipc);
+        let scan = scan_log(&buf, 5);
+        assert!(scan.header_ok && scan.malformed.is_none());
+        assert_eq!(scan.parts.len(), 1);
+        assert_eq!(scan.parts[0].meta, meta());
+        assert_eq!(scan.parts[0].frame.crc, crc);
+        assert_eq!(
+            decode_batch(&buf[scan.parts[0].ipc.clone()]).unwrap(),
+            batch()
+        );
+        assert!(
+            !scan_log(&buf, 6).header_ok,
+            "a segment is bound to its number"
+        );
+    }
+
+    #[test]
+    fn ack_records_scan_back() {
+        let mut buf = ack_header(2);
+        let record = AckRecord {
+            log_offset: 30,
+            frame_crc: 0xdead_beef,
+            meta: meta(),
+        };
+        encode_ack(&mut buf, &record);
+        let scan = scan_ack(&buf, 2);
+        assert!(scan.header_ok);
+        assert_eq!(scan.records, vec![record]);
+    }
+}

@@ -1,0 +1,467 @@
+//! The pipeline's promises, one claim per test, on the simulated disk.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use tally_faults::SlowSyncFs;
+use tally_pipeline::{Error, Layout, layout};
+use tally_sim::{CreateMode, Fs, FsFile, OpenMode, SimFs};
+
+use support::{ROOT, key, open, rows, rows_on_disk, small_config};
+
+#[tokio::test]
+async fn acknowledged_rows_are_published_exactly_once_after_flush() {
+    let fs = SimFs::new();
+    let (p, report) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(report.manifest_version, 0);
+    let mut expected = BTreeSet::new();
+    for s in 0..6 {
+        let source = format!("s{s}");
+        let ack = p.ingest(&source, rows(&source, 0, 9)).await.unwrap();
+        assert_eq!(ack.rows_written, 9);
+        expected.extend((0..9).map(|r| key(&source, r)));
+    }
+    let flushed = p.flush().await.unwrap();
+    assert!(flushed.segments_staged >= 1);
+    assert!(
+        flushed.merges >= 1,
+        "the small config cascades: {flushed:?}"
+    );
+    let snapshot = p.snapshot().await;
+    assert_eq!(snapshot.rows, 54);
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(found.values().all(|seqs| seqs.len() == 1));
+    let seqs: BTreeSet<u64> = found.values().flatten().copied().collect();
+    assert_eq!(seqs.len(), 54, "sequence numbers are unique");
+}
+
+#[tokio::test]
+async fn published_files_cascade_through_levels_conserving_rows() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    for s in 0..20 {
+        let source = format!("src{s}");
+        p.ingest(&source, rows(&source, 0, 12)).await.unwrap();
+        p.flush().await.unwrap();
+    }
+    let snapshot = p.snapshot().await;
+    assert_eq!(snapshot.rows, 240);
+    let levels: BTreeSet<u32> = snapshot.files.iter().map(|f| f.level).collect();
+    assert!(
+        levels.len() >= 2 && levels.iter().any(|&l| l >= 2),
+        "levels {levels:?}"
+    );
+    // In sequence order, levels never increase and ranges never overlap.
+    for pair in snapshot.files.windows(2) {
+        assert!(pair[0].level >= pair[1].level);
+        assert!(pair[0].seq_max < pair[1].seq_min);
+    }
+    let stats = p.stats();
+    let final_bytes: u64 = snapshot.files.iter().map(|f| f.bytes).sum();
+    assert!(stats.merges > 0);
+    assert!(
+        stats.table_bytes_written <= (u64::from(p.config().max_level) + 1) * final_bytes * 2,
+        "write amplification: {} written for {} live",
+        stats.table_bytes_written,
+        final_bytes
+    );
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.len(), 240);
+    assert!(found.values().all(|s| s.len() == 1));
+}
+
+#[tokio::test]
+async fn reingesting_an_acknowledged_source_is_a_no_op() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 5)).await.unwrap();
+    let again = p.ingest("a", rows("a", 0, 5)).await.unwrap();
+    assert_eq!(
+        (again.rows_written, again.rows_already_acknowledged),
+        (0, 5)
+    );
+    assert!(again.source_complete);
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let ops = fs.op_count();
+    let after_reopen = p.ingest("a", rows("a", 0, 5)).await.unwrap();
+    assert_eq!(after_reopen.rows_written, 0);
+    assert_eq!(fs.op_count(), ops, "a no-op touches nothing");
+    p.flush().await.unwrap();
+    let again = p.ingest("a", rows("a", 0, 5)).await.unwrap();
+    assert_eq!(again.rows_written, 0, "still a no-op once published");
+    assert_eq!(rows_on_disk(&fs, &p).await.len(), 5);
+}
+
+#[tokio::test]
+async fn an_interrupted_source_resumes_without_loss_or_duplicates() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest_part("file", 0, rows("file", 0, 10), false)
+        .await
+        .unwrap();
+    p.ingest_part("file", 10, rows("file", 10, 10), false)
+        .await
+        .unwrap();
+    drop(p); // the run is killed here
+    let crashed = fs.crash(tally_sim::CrashModel::Strict, 0);
+    let (p, _) = open(&crashed, small_config()).await.unwrap();
+    let state = p.source_state("file").await;
+    assert_eq!((state.rows, state.complete), (20, false));
+    // The re-run sends the whole source again; only the missing tail is stored.
+    let ack = p
+        .ingest_part("file", 0, rows("file", 0, 30), true)
+        .await
+        .unwrap();
+    assert_eq!((ack.rows_written, ack.rows_already_acknowledged), (10, 20));
+    assert!(ack.source_complete);
+    p.flush().await.unwrap();
+    let found = rows_on_disk(&crashed, &p).await;
+    assert_eq!(found.len(), 30);
+    assert!(found.values().all(|s| s.len() == 1));
+}
+
+#[tokio::test]
+async fn a_part_beyond_the_acknowledged_rows_is_refused() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest_part("f", 0, rows("f", 0, 4), false).await.unwrap();
+    let err = p
+        .ingest_part("f", 6, rows("f", 6, 4), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SourceGap {
+                acknowledged: 4,
+                first_row: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(p.source_state("f").await.rows, 4);
+}
+
+#[tokio::test]
+async fn a_batch_with_another_schema_is_refused_and_nothing_is_written() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    let other = arrow::array::RecordBatch::try_from_iter([(
+        "key",
+        std::sync::Arc::new(arrow::array::Int32Array::from(vec![1, 2])) as _,
+    )])
+    .unwrap();
+    let ops = fs.op_count();
+    let err = p.ingest("b", other.clone()).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::SchemaMismatch { .. }));
+    assert!(
+        message.contains("\"b\"") && message.contains("key: Int32"),
+        "{message}"
+    );
+    assert_eq!(fs.op_count(), ops, "nothing written");
+    assert_eq!(p.source_state("b").await.rows, 0);
+
+    // The schema survives a restart, from the log and then from the manifest.
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    assert!(matches!(
+        p.ingest("b", other.clone()).await,
+        Err(Error::SchemaMismatch { .. })
+    ));
+    p.flush().await.unwrap();
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    assert!(matches!(
+        p.ingest("b", other).await,
+        Err(Error::SchemaMismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_sequence_column_name_is_reserved() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        tally_pipeline::SEQ_COLUMN,
+        std::sync::Arc::new(arrow::array::UInt64Array::from(vec![1u64])) as _,
+    )])
+    .unwrap();
+    assert!(matches!(
+        p.ingest("x", batch).await,
+        Err(Error::InvalidBatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_fsyncs() {
+    let fs = SlowSyncFs::new(SimFs::new(), Duration::from_millis(2));
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let callers = 32;
+    let tasks: Vec<_> = (0..callers)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let source = format!("c{i}");
+                p.ingest(&source, rows(&source, 0, 2)).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().rows_written, 2);
+    }
+    let stats = p.stats();
+    assert_eq!(stats.parts_committed, callers);
+    assert!(
+        stats.group_commits * 4 <= callers,
+        "{} group commits for {callers} callers",
+        stats.group_commits
+    );
+}
+
+#[tokio::test]
+async fn sequence_numbers_are_never_reissued_after_a_crash() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let first = p.ingest("a", rows("a", 0, 5)).await.unwrap().seq.unwrap();
+    drop(p);
+    // Lose everything not durable, then continue: new numbers start past the reservation.
+    let crashed = fs.crash(tally_sim::CrashModel::Strict, 0);
+    let (p, _) = open(&crashed, small_config()).await.unwrap();
+    let second = p.ingest("b", rows("b", 0, 5)).await.unwrap().seq.unwrap();
+    assert!(
+        second.start >= first.end + 1,
+        "{first:?} then {second:?}: a gap, never a reuse"
+    );
+}
+
+async fn append_raw<F: Fs>(fs: &F, path: &Path, bytes: &[u8]) {
+    let file = fs.open(path, OpenMode::Write).await.unwrap();
+    let len = file.len().await.unwrap();
+    file.write_at(len, bytes).await.unwrap();
+    file.sync().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_torn_log_tail_is_truncated_reported_and_recovery_is_idempotent() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    drop(p);
+    let layout = Layout::new(ROOT);
+    // Half a frame: a length, a checksum, and too few bytes.
+    append_raw(
+        &fs,
+        &layout.segment_log(1),
+        &[40, 0, 0, 0, 1, 2, 3, 4, 9, 9],
+    )
+    .await;
+    let (p, report) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(report.torn_tails.len(), 1, "{report}");
+    assert_eq!(report.torn_tails[0].bytes, 10);
+    assert_eq!(report.torn_tails[0].file, "log/00000000000000000001.log");
+    assert_eq!(rows_on_disk(&fs, &p).await.len(), 3);
+    drop(p);
+    let tree = fs.tree();
+    let (_, again) = open(&fs, small_config()).await.unwrap();
+    assert!(
+        again.is_clean(),
+        "second recovery changed something: {again}"
+    );
+    assert_eq!(fs.tree(), tree, "recovering twice changes nothing");
+}
+
+async fn corrupt_manifest<F: Fs>(fs: &F, version: u64) {
+    let path = Layout::new(ROOT).manifest(version);
+    let mut bytes = fs.read(&path).await.unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x55;
+    let file = fs.create(&path, CreateMode::Truncate).await.unwrap();
+    file.write_at(0, &bytes).await.unwrap();
+    file.sync().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used() {
+    let fs = SimFs::new();
+    let config = tally_pipeline::Config {
+        merge_fan_in: 10,
+        ..small_config()
+    };
+    let (p, _) = open(&fs, config.clone()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    p.ingest("b", rows("b", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    let version = p.snapshot().await.version;
+    assert_eq!(version, 2);
+    drop(p);
+    corrupt_manifest(&fs, version).await;
+    // The previous version's files still exist (the newer one only added a file), so opening
+    // succeeds on it and reports the quarantine. The newer version's file is set aside, not
+    // deleted: it may hold rows only the unreadable manifest knew about.
+    let (p, report) = open(&fs, config.clone()).await.unwrap();
+    assert_eq!(report.manifest_version, version - 1);
+    let moved: Vec<(&str, &str)> = report
+        .quarantined
+        .iter()
+        .map(|q| (q.file.as_str(), q.reason.as_str()))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("MANIFEST-00000000000000000002", "checksum mismatch"),
+            (
+                "data/L0-00000000000000000002.parquet",
+                "unreferenced while a newer manifest was quarantined"
+            )
+        ],
+        "{report}"
+    );
+    for q in &report.quarantined {
+        assert!(fs.exists(&Path::new(ROOT).join(&q.moved_to)).await.unwrap());
+    }
+    assert_eq!(rows_on_disk(&fs, &p).await.len(), 3);
+    drop(p);
+    // Quarantine is not a brick: the next open is clean.
+    let (_, again) = open(&fs, config).await.unwrap();
+    assert!(again.is_clean(), "{again}");
+}
+
+#[tokio::test]
+async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    p.ingest("b", rows("b", 0, 3)).await.unwrap();
+    p.flush().await.unwrap(); // stages "b", then merges both files: version 3
+    let version = p.snapshot().await.version;
+    assert_eq!(version, 3);
+    drop(p);
+    corrupt_manifest(&fs, version).await;
+    let err = open(&fs, small_config()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MissingRows {
+                acknowledged: 6,
+                found: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The merged file, which holds every row, was not deleted as an orphan.
+    let data = fs.list_dir(&Layout::new(ROOT).data_dir()).await.unwrap();
+    assert!(data.iter().any(|e| e.name.starts_with("L1-")), "{data:?}");
+}
+
+#[tokio::test]
+async fn orphans_and_temp_files_are_removed() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    drop(p);
+    let layout = Layout::new(ROOT);
+    for path in [
+        layout.table_file(0, 99),
+        layout::temp_path(&layout.table_file(1, 100)),
+        layout::temp_path(&layout.manifest(7)),
+    ] {
+        fs.create(&path, CreateMode::Exclusive).await.unwrap();
+    }
+    let (p, report) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(
+        report.orphans_removed,
+        vec!["data/L0-00000000000000000099.parquet"]
+    );
+    assert_eq!(report.temp_files_removed.len(), 2, "{report}");
+    assert_eq!(rows_on_disk(&fs, &p).await.len(), 3);
+    // Ids are not reused after an orphan.
+    p.ingest("b", rows("b", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    assert!(p.snapshot().await.files.iter().all(|f| f.id > 99));
+}
+
+#[tokio::test]
+async fn a_missing_published_file_fails_closed_with_counts() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 7)).await.unwrap();
+    p.flush().await.unwrap();
+    let file = p.snapshot().await.files[0].clone();
+    drop(p);
+    fs.unlink(&Layout::new(ROOT).table_file(file.level, file.id))
+        .await
+        .unwrap();
+    let tree = fs.tree();
+    let err = open(&fs, small_config()).await.unwrap_err();
+    match &err {
+        Error::MissingRows {
+            acknowledged,
+            found,
+            ..
+        } => assert_eq!((*acknowledged, *found), (7, 0)),
+        other => panic!("expected MissingRows, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("missing") && message.contains("Way out"),
+        "{message}"
+    );
+    assert_eq!(fs.tree(), tree, "failing closed changes nothing");
+    assert!(
+        open(&fs, small_config()).await.is_err(),
+        "and keeps failing"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_log_fails_closed_with_counts() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 4)).await.unwrap();
+    p.ingest("b", rows("b", 0, 6)).await.unwrap();
+    drop(p);
+    let log = Layout::new(ROOT).segment_log(1);
+    let file = fs.open(&log, OpenMode::Write).await.unwrap();
+    let len = file.len().await.unwrap();
+    file.set_len(len - 5).await.unwrap();
+    file.sync().await.unwrap();
+    let err = open(&fs, small_config()).await.unwrap_err();
+    match &err {
+        Error::MissingRows {
+            acknowledged,
+            found,
+            ..
+        } => assert_eq!((*acknowledged, *found), (10, 4)),
+        other => panic!("expected MissingRows, got {other}"),
+    }
+    assert!(err.to_string().contains("source \"b\""), "{err}");
+}
+
+#[tokio::test]
+async fn a_malformed_sequence_reservation_is_quarantined_not_fatal() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let first = p.ingest("a", rows("a", 0, 4)).await.unwrap().seq.unwrap();
+    drop(p);
+    let seq = Path::new(ROOT).join(layout::SEQ_FILE);
+    let file = fs.create(&seq, CreateMode::Truncate).await.unwrap();
+    file.write_at(0, b"garbage").await.unwrap();
+    file.sync().await.unwrap();
+    let (p, report) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.seq_reservation_repaired, Some((0, first.end)));
+    let next = p.ingest("b", rows("b", 0, 1)).await.unwrap().seq.unwrap();
+    assert!(next.start >= first.end);
+}
