@@ -72,7 +72,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn format(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+    pub fn format(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
         Error::Format {
             context: context.into(),
             detail: err.to_string(),

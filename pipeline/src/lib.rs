@@ -13,6 +13,7 @@ pub mod read;
 pub mod recover;
 pub mod seqalloc;
 pub mod table;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use layout::Layout;

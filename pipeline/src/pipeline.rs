@@ -423,7 +423,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 seq: None,
                 source_complete: state.complete,
             };
-            if state.complete || (end <= state.rows && !(rows == 0 && request.last)) {
+            // A part wholly acknowledged is a no-op — unless it is the last part of a source
+            // whose rows are all in but whose completion was never recorded (the run died
+            // between its last two parts): then an empty part records the completion.
+            let completes = request.last && end == state.rows;
+            if state.complete || (end <= state.rows && !completes) {
                 replies.push((request.reply, Ok(already(state))));
                 continue;
             }

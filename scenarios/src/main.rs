@@ -2,6 +2,7 @@
 //! clock (to report elapsed time) and talks to the terminal.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tally_faults::Lie;
 use tally_scenarios::demo::{self, SeedVerdict};
+use tally_scenarios::input::Format;
+use tally_scenarios::production::{self, RunError, RunOptions};
 use tally_scenarios::runtime::{SIMULATION_BUILD, run_seeded};
 use tally_sim::CrashModel;
 
@@ -36,6 +39,51 @@ enum Command {
     Replay(SimulationOnly),
     /// Exhaustive crash exploration (simulation build: `cargo sim explore ...`).
     Explore(SimulationOnly),
+    /// Ingest CSV, JSON Lines and Parquet files into a store on the real disk and publish them.
+    Run(RunArgs),
+    /// Check a store: manifest, files, footers and ledger agree (without reading data pages,
+    /// unless --deep). Exit 0 when consistent, 1 otherwise.
+    Verify(VerifyArgs),
+    /// Print a store's manifest version, files and totals.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The store's directory (created if missing).
+    #[arg(long, default_value = "./tally-data")]
+    root: PathBuf,
+    /// Input files; each is one source.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// Format of every input, instead of guessing from the extension.
+    #[arg(long)]
+    format: Option<Format>,
+    /// Rows per ingested batch.
+    #[arg(long, default_value_t = 64 * 1024)]
+    batch_rows: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[arg(long, default_value = "./tally-data")]
+    root: PathBuf,
+    /// Also read every row and check sequence numbers are unique and within their files.
+    #[arg(long)]
+    deep: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    #[arg(long, default_value = "./tally-data")]
+    root: PathBuf,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -220,6 +268,175 @@ fn simulation_only(command: &str) -> anyhow::Result<ExitCode> {
     );
 }
 
+fn production_only(command: &str) -> anyhow::Result<()> {
+    if SIMULATION_BUILD {
+        bail!(
+            "`tally {command}` works on the real disk: run it from the normal build (`cargo run --release -p tally-scenarios --bin tally -- {command} ...`)"
+        );
+    }
+    Ok(())
+}
+
+fn real_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge reports wall-clock time"
+)]
+fn run_inputs(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let options = RunOptions {
+        root: args.root,
+        inputs: args.input,
+        format: args.format,
+        batch_rows: args.batch_rows,
+        config: tally_pipeline::Config::default(),
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::no_length();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows ({per_sec}) {msg}",
+            )
+            .expect("the template is valid"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    };
+    let started = std::time::Instant::now();
+    let result = real_runtime()?.block_on(production::run(&options, &bar));
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(err @ RunError::Input(_)) => {
+            eprintln!(
+                "error: {err}\nnothing of this input was acknowledged; inputs before it are ingested and published"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(RunError::Pipeline(err)) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(err @ RunError::Usage { .. }) => bail!("{err}"),
+    };
+    let rows_per_second = summary.rows_acknowledged as f64 / seconds.max(1e-9);
+    if args.json {
+        let mut value = serde_json::to_value(&summary).context("encoding the summary")?;
+        value["seconds"] = serde_json::json!(seconds);
+        value["rows_per_second"] = serde_json::json!(rows_per_second);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+    } else {
+        let mut text = String::new();
+        if !summary.recovery.is_clean() {
+            text += &format!("recovery on open:\n{}", summary.recovery);
+        }
+        for source in &summary.sources {
+            text += &format!(
+                "{}: {} ({} rows written, {} already acknowledged)\n",
+                source.file.display(),
+                source.status,
+                source.rows_written,
+                source.rows_already_acknowledged
+            );
+        }
+        if summary.rows_acknowledged == 0 {
+            text += "nothing new to ingest: every input was already acknowledged\n";
+        }
+        text += &format!(
+            "{} rows acknowledged in {seconds:.2} s ({rows_per_second:.0} rows/s); manifest version {}: {} files, {} rows published\n",
+            summary.rows_acknowledged,
+            summary.manifest_version,
+            summary.files_published,
+            summary.published_rows,
+        );
+        emit(&text)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let report = real_runtime()?
+        .block_on(production::check(&args.root, args.deep))
+        .with_context(|| format!("checking {}", args.root.display()))?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        let mut text = format!(
+            "manifest version {}: {} files, {} published rows, {} staged rows in {} segments\n",
+            report.manifest_version,
+            report.files.len(),
+            report.published_rows,
+            report.staged_rows,
+            report.segments.len()
+        );
+        if let Some(rows) = report.rows_read {
+            text += &format!("read {rows} rows\n");
+        }
+        for repair in &report.pending_repairs {
+            text += &format!("pending repair (done by the next open): {repair}\n");
+        }
+        for problem in &report.problems {
+            text += &format!("PROBLEM: {problem}\n");
+        }
+        text += if report.is_consistent() {
+            "consistent\n"
+        } else {
+            "INCONSISTENT\n"
+        };
+        emit(&text)?;
+    }
+    Ok(if report.is_consistent() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let report = real_runtime()?
+        .block_on(production::check(&args.root, false))
+        .with_context(|| format!("inspecting {}", args.root.display()))?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = format!("manifest version {}\n", report.manifest_version);
+    text += &format!(
+        "{:<34} {:>5} {:>12} {:>25} {:>12}\n",
+        "file", "level", "rows", "seq range", "bytes"
+    );
+    for f in &report.files {
+        text += &format!(
+            "{:<34} {:>5} {:>12} {:>25} {:>12}\n",
+            tally_pipeline::layout::table_file_name(f.level, f.id),
+            f.level,
+            f.rows,
+            format!("{}..={}", f.seq_min, f.seq_max),
+            f.bytes
+        );
+    }
+    text += &format!(
+        "total: {} files, {} rows, {} bytes; {} sources ({} complete); {} staged rows in {} segments\n",
+        report.files.len(),
+        report.published_rows,
+        report.published_bytes,
+        report.sources,
+        report.complete_sources,
+        report.staged_rows,
+        report.segments.len()
+    );
+    emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -234,6 +451,9 @@ fn main() -> ExitCode {
         Command::Sweep(_) => simulation_only("sweep"),
         Command::Replay(_) => simulation_only("replay"),
         Command::Explore(_) => simulation_only("explore"),
+        Command::Run(args) => production_only("run").and_then(|()| run_inputs(args)),
+        Command::Verify(args) => production_only("verify").and_then(|()| verify(args)),
+        Command::Inspect(args) => production_only("inspect").and_then(|()| inspect(args)),
     };
     match result {
         Ok(code) => code,

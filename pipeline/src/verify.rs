@@ -1,0 +1,342 @@
+//! Read-only checks of a store: what `tally verify` and `tally inspect` report. Nothing here
+//! writes; what recovery would repair on the next open is reported as pending, what it would
+//! refuse is reported as a problem.
+
+use std::collections::BTreeSet;
+
+use arrow::array::{Array, UInt64Array};
+use serde::Serialize;
+use tally_sim::Fs;
+
+use crate::error::{Error, Result};
+use crate::layout::{self, Layout, SegmentFile};
+use crate::log;
+use crate::manifest::{FileEntry, Manifest};
+use crate::table::{self, SEQ_COLUMN, TableReader};
+
+/// A live (not yet staged) log segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SegmentSummary {
+    pub number: u64,
+    pub parts: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// What a store holds, and whether it is consistent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreReport {
+    pub manifest_version: u64,
+    pub files: Vec<FileEntry>,
+    pub published_rows: u64,
+    pub published_bytes: u64,
+    pub sources: usize,
+    pub complete_sources: usize,
+    pub segments: Vec<SegmentSummary>,
+    pub staged_rows: u64,
+    /// Inconsistencies recovery would refuse to continue over (acknowledged rows missing,
+    /// files disagreeing with the manifest, duplicate sequence numbers with `deep`).
+    pub problems: Vec<String>,
+    /// Leftovers of an interrupted step that the next open repairs (torn tails, orphans, temp
+    /// files, staged segments not yet removed, unreadable manifests to quarantine).
+    pub pending_repairs: Vec<String>,
+    /// Rows read when checking deeply.
+    pub rows_read: Option<u64>,
+}
+
+impl StoreReport {
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks the store at `layout` without changing it. With `deep`, also reads every published
+/// and staged row and checks that sequence numbers are unique and within their file's range.
+pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<StoreReport> {
+    let mut report = StoreReport::default();
+    if !fs.exists(&layout.root).await? {
+        return Err(Error::corrupt(&layout.root, "no such store"));
+    }
+    let manifest = newest_manifest(fs, layout, &mut report).await?;
+    report.manifest_version = manifest.version;
+    report.files = manifest.files.clone();
+    report.published_rows = manifest.rows();
+    report.published_bytes = manifest.files.iter().map(|f| f.bytes).sum();
+    report.sources = manifest.sources.len();
+    report.complete_sources = manifest.sources.values().filter(|s| s.complete).count();
+    if manifest.rows() != manifest.source_rows() {
+        report.problems.push(format!(
+            "manifest version {} lists files holding {} rows but its ledger records {}",
+            manifest.version,
+            manifest.rows(),
+            manifest.source_rows()
+        ));
+    }
+    for file in &manifest.files {
+        let path = layout.table_file(file.level, file.id);
+        let name = layout::table_file_name(file.level, file.id);
+        match table::read_footer(fs, &path).await {
+            Ok(footer) => {
+                if footer.rows != file.rows
+                    || footer.file_id != Some(file.id)
+                    || footer.level != Some(file.level)
+                    || footer.seq_min != Some(file.seq_min)
+                    || footer.seq_max != Some(file.seq_max)
+                {
+                    report.problems.push(format!(
+                        "{name}: footer says {} rows, seq {:?}..={:?}; the manifest says {} rows, seq {}..={}",
+                        footer.rows, footer.seq_min, footer.seq_max, file.rows, file.seq_min, file.seq_max
+                    ));
+                }
+                if footer.bytes != file.bytes {
+                    report.problems.push(format!(
+                        "{name}: {} bytes on disk, the manifest says {}",
+                        footer.bytes, file.bytes
+                    ));
+                }
+            }
+            Err(e) => report
+                .problems
+                .push(format!("{name} ({} rows): {e}", file.rows)),
+        }
+    }
+    for pair in manifest.files.windows(2) {
+        if pair[0].seq_max >= pair[1].seq_min {
+            report.problems.push(format!(
+                "files {} and {} have overlapping sequence ranges",
+                pair[0].id, pair[1].id
+            ));
+        }
+    }
+    check_garbage(fs, layout, &manifest, &mut report).await?;
+    check_segments(fs, layout, &manifest, &mut report).await?;
+    if deep {
+        deep_check(fs, layout, &manifest, &mut report).await?;
+    }
+    Ok(report)
+}
+
+async fn newest_manifest<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    report: &mut StoreReport,
+) -> Result<Manifest> {
+    let mut versions: Vec<u64> = fs
+        .list_dir(&layout.root)
+        .await?
+        .iter()
+        .filter_map(|e| layout::parse_manifest_name(&e.name))
+        .collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    for version in versions {
+        let name = layout::manifest_name(version);
+        match Manifest::decode(&fs.read(&layout.manifest(version)).await?) {
+            Ok(m) if m.version == version => return Ok(m),
+            Ok(m) => report.pending_repairs.push(format!(
+                "{name} holds version {}: it will be quarantined",
+                m.version
+            )),
+            Err(why) => report.pending_repairs.push(format!(
+                "{name} is unreadable ({why}): it will be quarantined"
+            )),
+        }
+    }
+    Ok(Manifest::empty())
+}
+
+async fn check_garbage<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    manifest: &Manifest,
+    report: &mut StoreReport,
+) -> Result<()> {
+    for entry in fs.list_dir(&layout.root).await? {
+        if layout::is_temp(&entry.name) {
+            report
+                .pending_repairs
+                .push(format!("temp file {} will be removed", entry.name));
+        }
+    }
+    let live: BTreeSet<(u32, u64)> = manifest.files.iter().map(|f| (f.level, f.id)).collect();
+    for entry in fs.list_dir(&layout.data_dir()).await? {
+        if layout::is_temp(&entry.name) {
+            report
+                .pending_repairs
+                .push(format!("temp file data/{} will be removed", entry.name));
+        } else if let Some(key) = layout::parse_table_file_name(&entry.name) {
+            if !live.contains(&key) {
+                report.pending_repairs.push(format!(
+                    "data/{} is referenced by no manifest: it will be removed",
+                    entry.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_segments<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    manifest: &Manifest,
+    report: &mut StoreReport,
+) -> Result<()> {
+    let mut numbers = Vec::new();
+    for entry in fs.list_dir(&layout.log_dir()).await? {
+        match layout::parse_segment_name(&entry.name) {
+            Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) if n <= manifest.log_through => {
+                report.pending_repairs.push(format!(
+                    "log/{} was already staged: it will be removed",
+                    entry.name
+                ))
+            }
+            Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) => numbers.push(n),
+            None => {}
+        }
+    }
+    numbers.dedup();
+    for number in numbers {
+        let log_name = format!("log/{}", layout::segment_log_name(number));
+        let log_bytes = read_if_exists(fs, &layout.segment_log(number)).await?;
+        let ack_bytes = read_if_exists(fs, &layout.segment_ack(number)).await?;
+        let records = ack_bytes
+            .as_deref()
+            .map(|b| log::scan_ack(b, number).records)
+            .unwrap_or_default();
+        let Some(bytes) = log_bytes else {
+            if !records.is_empty() {
+                report.problems.push(format!(
+                    "{log_name} is missing but its ack file acknowledges {} rows",
+                    records.iter().map(|r| r.meta.rows).sum::<u64>()
+                ));
+            }
+            continue;
+        };
+        let scan = log::scan_log(&bytes, number);
+        if scan.valid_len < bytes.len() as u64 {
+            report.pending_repairs.push(format!(
+                "{log_name}: a torn tail of {} bytes will be truncated",
+                bytes.len() as u64 - scan.valid_len
+            ));
+        }
+        let lost: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                !scan.parts.iter().any(|p| {
+                    p.frame.offset == r.log_offset && p.frame.crc == r.frame_crc && p.meta == r.meta
+                })
+            })
+            .collect();
+        if !lost.is_empty() {
+            report.problems.push(format!(
+                "{log_name}: {} acknowledged parts ({} rows) are not in the log",
+                lost.len(),
+                lost.iter().map(|r| r.meta.rows).sum::<u64>()
+            ));
+        }
+        let rows: u64 = scan.parts.iter().map(|p| p.meta.rows).sum();
+        report.staged_rows += rows;
+        report.segments.push(SegmentSummary {
+            number,
+            parts: scan.parts.len() as u64,
+            rows,
+            bytes: bytes.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+async fn read_if_exists<F: Fs>(fs: &F, path: &std::path::Path) -> Result<Option<Vec<u8>>> {
+    match fs.read(path).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::from(e)),
+    }
+}
+
+async fn deep_check<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    manifest: &Manifest,
+    report: &mut StoreReport,
+) -> Result<()> {
+    let mut seen: BTreeSet<u64> = BTreeSet::new();
+    let mut duplicates = 0u64;
+    let mut rows_read = 0u64;
+    let mut note = |seq: u64| {
+        if !seen.insert(seq) {
+            duplicates += 1;
+        }
+    };
+    for file in &manifest.files {
+        let path = layout.table_file(file.level, file.id);
+        let name = layout::table_file_name(file.level, file.id);
+        let mut reader = match TableReader::open(fs, &path, 64 * 1024).await {
+            Ok(r) => r,
+            Err(e) => {
+                report.problems.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let mut rows = 0u64;
+        let mut out_of_range = 0u64;
+        loop {
+            let batch = match reader.next().await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => {
+                    report.problems.push(format!("{name}: {e}"));
+                    break;
+                }
+            };
+            let Some(seqs) = batch
+                .column_by_name(SEQ_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            else {
+                report
+                    .problems
+                    .push(format!("{name}: no {SEQ_COLUMN} column"));
+                break;
+            };
+            rows += seqs.len() as u64;
+            for i in 0..seqs.len() {
+                let seq = seqs.value(i);
+                if seqs.is_null(i) || seq < file.seq_min || seq > file.seq_max {
+                    out_of_range += 1;
+                }
+                note(seq);
+            }
+        }
+        rows_read += rows;
+        if rows != file.rows {
+            report.problems.push(format!(
+                "{name}: {rows} rows read, the manifest says {}",
+                file.rows
+            ));
+        }
+        if out_of_range > 0 {
+            report.problems.push(format!(
+                "{name}: {out_of_range} sequence numbers outside {}..={}",
+                file.seq_min, file.seq_max
+            ));
+        }
+    }
+    crate::read::staged_rows(fs, layout, manifest.log_through, |_, batch| {
+        if let Some(seqs) = batch
+            .column_by_name(SEQ_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        {
+            rows_read += seqs.len() as u64;
+            seqs.values().iter().for_each(|&s| note(s));
+        }
+        Ok(())
+    })
+    .await?;
+    if duplicates > 0 {
+        report.problems.push(format!(
+            "{duplicates} rows share a sequence number with another row"
+        ));
+    }
+    report.rows_read = Some(rows_read);
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! `tally run`, `tally verify` and `tally inspect`: the pipeline on a real disk.
+//!
+//! `run` treats each input file as one source, identified by its canonical path. A source is
+//! read twice: once to validate every row (so that a bad line refuses the whole source before
+//! any of it is acknowledged), then again to ingest it in parts numbered by row. Parts the
+//! ledger already holds are skipped, so a run interrupted at any moment and started again
+//! stores every row exactly once.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use tally_pipeline::verify::{StoreReport, check_store};
+use tally_pipeline::{Config, Layout, Pipeline, RecoveryReport};
+use tally_sim::{Fs, RealFs, SystemClock, World};
+
+use crate::input::{Format, InputError, InputReader};
+
+/// How `run` reads its inputs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub root: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    /// Overrides the format implied by each file's extension.
+    pub format: Option<Format>,
+    pub batch_rows: usize,
+    pub config: Config,
+}
+
+/// What happened to one input file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceOutcome {
+    pub file: PathBuf,
+    pub source: String,
+    pub format: Format,
+    /// `ingested`, `resumed` (part of it was acknowledged by an earlier run) or
+    /// `already-ingested` (nothing to do).
+    pub status: &'static str,
+    pub rows_written: u64,
+    pub rows_already_acknowledged: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub root: PathBuf,
+    pub sources: Vec<SourceOutcome>,
+    pub rows_acknowledged: u64,
+    pub rows_already_acknowledged: u64,
+    pub manifest_version: u64,
+    pub files_published: usize,
+    pub published_rows: u64,
+    pub segments_staged: u64,
+    pub merges: u64,
+    pub recovery: RecoveryReport,
+}
+
+/// Why `run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An input file is unreadable or malformed; nothing of it was acknowledged. Sources
+    /// before it were ingested and published.
+    #[error("{0}")]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Pipeline(#[from] tally_pipeline::Error),
+    #[error("{}: {message}", file.display())]
+    Usage { file: PathBuf, message: String },
+}
+
+fn format_of(path: &Path, forced: Option<Format>) -> Result<Format, RunError> {
+    forced
+        .or_else(|| Format::from_path(path))
+        .ok_or_else(|| RunError::Usage {
+            file: path.to_path_buf(),
+            message: "cannot tell the format from the extension; pass --format csv|jsonl|parquet"
+                .into(),
+        })
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "canonicalizing an input path names the source; it reads no store"
+)]
+fn source_id(path: &Path) -> Result<String, RunError> {
+    let canonical = std::fs::canonicalize(path).map_err(|e| RunError::Usage {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(format!("file:{}", canonical.display()))
+}
+
+/// How a file's columns map onto the table's: `None` when they are in table order, else the
+/// file column for each table column (same names and types, another order — JSON Lines
+/// inference, for one, orders columns by name).
+type Projection = Option<Vec<usize>>;
+
+fn projection(
+    path: &Path,
+    file: &arrow::datatypes::Schema,
+    table: Option<&arrow::datatypes::Schema>,
+) -> Result<Projection, RunError> {
+    let Some(table) = table else {
+        return Ok(None);
+    };
+    let same = |a: &arrow::datatypes::Field, b: &arrow::datatypes::Field| {
+        a.name() == b.name() && a.data_type() == b.data_type() && a.is_nullable() == b.is_nullable()
+    };
+    let mismatch = || {
+        RunError::Input(InputError {
+            file: path.to_path_buf(),
+            location: None,
+            message: format!(
+                "schema mismatch: the table has columns {}, this file has {}",
+                describe_fields(table.fields()),
+                describe_fields(file.fields())
+            ),
+        })
+    };
+    if file.fields().len() != table.fields().len() {
+        return Err(mismatch());
+    }
+    if file
+        .fields()
+        .iter()
+        .zip(table.fields())
+        .all(|(a, b)| same(a, b))
+    {
+        return Ok(None);
+    }
+    let indices = table
+        .fields()
+        .iter()
+        .map(|want| {
+            file.fields()
+                .iter()
+                .position(|have| same(have, want))
+                .ok_or_else(mismatch)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(indices))
+}
+
+/// Reads every batch of `path` to check that it parses and matches `table` (if the table has
+/// columns yet). Returns its row count and how its columns map onto the table's.
+fn validate(
+    path: &Path,
+    format: Format,
+    options: &RunOptions,
+    table: Option<&arrow::datatypes::Schema>,
+    bar: &ProgressBar,
+) -> Result<(u64, Projection), RunError> {
+    let mut reader = InputReader::open(path, format, options.batch_rows)?;
+    let projection = projection(path, reader.schema(), table)?;
+    while let Some(batch) = reader.next_batch()? {
+        bar.inc(batch.num_rows() as u64);
+    }
+    Ok((reader.rows(), projection))
+}
+
+fn describe_fields(fields: &arrow::datatypes::Fields) -> String {
+    let names: Vec<String> = fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect();
+    format!("({})", names.join(", "))
+}
+
+/// Ingests every input through the whole pipeline on the real disk and publishes it.
+pub async fn run(options: &RunOptions, bar: &ProgressBar) -> Result<RunSummary, RunError> {
+    let world = World::new(RealFs, SystemClock);
+    let (pipeline, recovery) =
+        Pipeline::open(world, options.root.clone(), options.config.clone()).await?;
+    if !recovery.is_clean() {
+        tracing::warn!("recovery repaired the store:\n{recovery}");
+    }
+    let maintenance = pipeline.spawn_maintenance();
+    let result = ingest_all(&pipeline, options, bar).await;
+    // Publish whatever was acknowledged, even if a later input was refused.
+    pipeline.stop_maintenance();
+    let background = maintenance
+        .await
+        .unwrap_or_else(|e| Err(tally_pipeline::Error::format("maintenance task", e)));
+    let flushed = pipeline.flush().await;
+    let sources = result?;
+    background?;
+    flushed?;
+    let snapshot = pipeline.snapshot().await;
+    let stats = pipeline.stats();
+    Ok(RunSummary {
+        root: options.root.clone(),
+        rows_acknowledged: sources.iter().map(|s| s.rows_written).sum(),
+        rows_already_acknowledged: sources.iter().map(|s| s.rows_already_acknowledged).sum(),
+        sources,
+        manifest_version: snapshot.version,
+        files_published: snapshot.files.len(),
+        published_rows: snapshot.rows,
+        segments_staged: stats.segments_staged,
+        merges: stats.merges,
+        recovery,
+    })
+}
+
+async fn ingest_all<F: Fs>(
+    pipeline: &Pipeline<F, SystemClock>,
+    options: &RunOptions,
+    bar: &ProgressBar,
+) -> Result<Vec<SourceOutcome>, RunError> {
+    let mut outcomes = Vec::new();
+    for path in &options.inputs {
+        let format = format_of(path, options.format)?;
+        let source = source_id(path)?;
+        let state = pipeline.source_state(&source).await;
+        if state.complete {
+            bar.println(format!(
+                "{}: already ingested ({} rows); nothing to do",
+                path.display(),
+                state.rows
+            ));
+            outcomes.push(SourceOutcome {
+                file: path.clone(),
+                source,
+                format,
+                status: "already-ingested",
+                rows_written: 0,
+                rows_already_acknowledged: state.rows,
+            });
+            continue;
+        }
+        bar.set_message(format!("validating {}", path.display()));
+        bar.set_position(0);
+        bar.unset_length();
+        let schema = pipeline.schema();
+        let (total, projection) = validate(path, format, options, schema.as_deref(), bar)?;
+        bar.set_message(format!("ingesting {}", path.display()));
+        bar.set_position(0);
+        bar.set_length(total);
+        let mut reader = InputReader::open(path, format, options.batch_rows)?;
+        let mut written = 0;
+        let mut already = 0;
+        let mut first_row = 0u64;
+        let mut sent_last = false;
+        while let Some(batch) = reader.next_batch()? {
+            let batch = match &projection {
+                None => batch,
+                Some(indices) => batch.project(indices).map_err(|e| InputError {
+                    file: path.clone(),
+                    location: None,
+                    message: e.to_string(),
+                })?,
+            };
+            let rows = batch.num_rows() as u64;
+            let end = first_row + rows;
+            if end <= state.rows && end < total {
+                // Acknowledged by an earlier run: skip without encoding it again.
+                already += rows;
+            } else {
+                let last = end == total;
+                let ack = pipeline
+                    .ingest_part(&source, first_row, batch, last)
+                    .await?;
+                written += ack.rows_written;
+                already += ack.rows_already_acknowledged;
+                sent_last |= last;
+            }
+            bar.inc(rows);
+            first_row = end;
+        }
+        if first_row != total {
+            return Err(RunError::Usage {
+                file: path.clone(),
+                message: format!(
+                    "the file changed while being read ({total} rows validated, {first_row} read)"
+                ),
+            });
+        }
+        if !sent_last {
+            // An empty file: record the source as complete with no rows.
+            let schema = match (&projection, pipeline.schema()) {
+                (Some(_), Some(table)) => table,
+                _ => reader.schema().clone(),
+            };
+            let empty = arrow::array::RecordBatch::new_empty(schema);
+            pipeline.ingest_part(&source, 0, empty, true).await?;
+        }
+        outcomes.push(SourceOutcome {
+            file: path.clone(),
+            source,
+            format,
+            status: if already > 0 { "resumed" } else { "ingested" },
+            rows_written: written,
+            rows_already_acknowledged: already,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// `tally verify` / `tally inspect`: a read-only report of the store at `root`.
+pub async fn check(root: &Path, deep: bool) -> Result<StoreReport, tally_pipeline::Error> {
+    check_store(&RealFs, &Layout::new(root), deep).await
+}
