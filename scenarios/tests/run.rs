@@ -1,0 +1,458 @@
+//! `tally run`, `verify` and `inspect` on the real disk, as a user runs them — including a
+//! run killed with SIGKILL at arbitrary moments and started again.
+#![cfg(not(madsim))]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "tests write input files and time a kill on the real disk"
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn tally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()
+        .expect("tally runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A CSV with the benchmark's 8 columns: id, timestamp, a 100-value string, a unique string,
+/// three floats and a bool.
+fn write_csv(path: &Path, first: u64, rows: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "id,ts,cat,uid,a,b,c,flag").unwrap();
+    for i in first..first + rows {
+        writeln!(
+            out,
+            "{i},{},cat-{:03},u{i:023},{},{},{},{}",
+            1_700_000_000_000u64 + i * 37,
+            i % 100,
+            i as f64 * 0.5,
+            (i % 7) as f64 / 8.0,
+            -(i as f64) * 1.25,
+            i % 3 == 0
+        )
+        .unwrap();
+    }
+}
+
+fn write_jsonl(path: &Path, first: u64, rows: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in first..first + rows {
+        writeln!(
+            out,
+            r#"{{"id": {i}, "ts": {}, "cat": "cat-{:03}", "uid": "j{i:023}", "a": {}.5, "b": 0.25, "c": -1.5, "flag": {}}}"#,
+            1_700_000_000_000u64 + i,
+            i % 100,
+            i,
+            i % 2 == 0
+        )
+        .unwrap();
+    }
+}
+
+struct Store {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    inputs: PathBuf,
+}
+
+fn store() -> Store {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    Store {
+        root,
+        inputs,
+        _dir: dir,
+    }
+}
+
+fn root_arg(store: &Store) -> &str {
+    store.root.to_str().unwrap()
+}
+
+fn inspect_json(store: &Store) -> serde_json::Value {
+    let out = tally(&["inspect", "--root", root_arg(store), "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn run_publishes_every_row_and_a_second_run_ingests_nothing() {
+    let s = store();
+    let csv = s.inputs.join("a.csv");
+    let jsonl = s.inputs.join("b.jsonl");
+    write_csv(&csv, 0, 3000);
+    write_jsonl(&jsonl, 0, 1000);
+    let args = [
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        csv.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+    ];
+    let out = tally(&args);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("4000 rows acknowledged"), "{stdout}");
+    assert!(stdout.contains("4000 rows published"), "{stdout}");
+
+    let again = tally(&args);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(stdout.contains("already-ingested"), "{stdout}");
+    assert!(stdout.contains("nothing new to ingest"), "{stdout}");
+    assert_eq!(inspect_json(&s)["published_rows"], 4000);
+
+    let verify = tally(&["verify", "--root", root_arg(&s), "--deep"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("read 4000 rows"));
+}
+
+#[test]
+fn run_json_summary_is_machine_readable() {
+    let s = store();
+    let csv = s.inputs.join("a.csv");
+    write_csv(&csv, 0, 100);
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows_acknowledged"], 100);
+    assert_eq!(summary["sources"][0]["status"], "ingested");
+    assert!(summary["rows_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_malformed_line_refuses_the_whole_source_and_names_the_line() {
+    let s = store();
+    let good = s.inputs.join("good.csv");
+    write_csv(&good, 0, 50);
+    let bad = s.inputs.join("bad.csv");
+    write_csv(&bad, 1000, 30);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&bad).unwrap();
+    writeln!(f, "1,2,three").unwrap();
+    drop(f);
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.csv") && stderr.contains("line 32"),
+        "{stderr}"
+    );
+    // The good source before it is published; nothing of the bad one is.
+    let report = inspect_json(&s);
+    assert_eq!(report["published_rows"], 50);
+    assert_eq!(report["staged_rows"], 0);
+}
+
+#[test]
+fn a_json_line_that_does_not_parse_is_named() {
+    let s = store();
+    let bad = s.inputs.join("bad.jsonl");
+    write_jsonl(&bad, 0, 5);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&bad).unwrap();
+    writeln!(f, r#"{{"id": 6, "#).unwrap();
+    drop(f);
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.jsonl: line 6"), "{stderr}");
+}
+
+#[test]
+fn a_schema_mismatch_is_refused() {
+    let s = store();
+    let a = s.inputs.join("a.csv");
+    write_csv(&a, 0, 10);
+    let b = s.inputs.join("b.csv");
+    std::fs::write(&b, "x,y\n1,2\n").unwrap();
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema mismatch"));
+    assert_eq!(inspect_json(&s)["published_rows"], 10);
+}
+
+#[test]
+fn an_unreadable_parquet_file_is_refused() {
+    let s = store();
+    let bad = s.inputs.join("bad.parquet");
+    std::fs::write(&bad, b"not parquet at all").unwrap();
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("bad.parquet: not a readable Parquet file")
+    );
+}
+
+#[test]
+fn verify_fails_when_a_published_file_is_gone() {
+    let s = store();
+    let csv = s.inputs.join("a.csv");
+    write_csv(&csv, 0, 100);
+    assert!(
+        tally(&[
+            "run",
+            "--root",
+            root_arg(&s),
+            "--input",
+            csv.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let data = s.root.join("data");
+    for entry in std::fs::read_dir(&data).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let out = tally(&["verify", "--root", root_arg(&s)]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INCONSISTENT"));
+    // And a run refuses to continue over the loss, naming the counts.
+    let rerun = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(rerun.status.code(), Some(1), "{}", text(&rerun));
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(
+        stderr.contains("acknowledges 100 rows, the disk holds 0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_parquet_input_carrying_the_sequence_column_is_refused() {
+    let s = store();
+    let csv = s.inputs.join("a.csv");
+    write_csv(&csv, 0, 500);
+    assert!(
+        tally(&[
+            "run",
+            "--root",
+            root_arg(&s),
+            "--input",
+            csv.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let published = std::fs::read_dir(s.root.join("data"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // A published file carries the sequence column, a name the pipeline reserves.
+    let other = s.inputs.join("other-store");
+    let out = tally(&[
+        "run",
+        "--root",
+        other.to_str().unwrap(),
+        "--input",
+        published.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tally_seq is reserved"));
+}
+
+/// The promise of `tally run`: killed at any moment and run again with the same inputs, the
+/// store ends with every input row exactly once.
+#[test]
+fn a_killed_run_rerun_holds_every_row_exactly_once() {
+    let s = store();
+    let inputs: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let path = s.inputs.join(format!("part{i}.csv"));
+            write_csv(&path, i * 100_000, 40_000);
+            path
+        })
+        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--root",
+        root_arg(&s),
+        "--batch-rows",
+        "4096",
+        "--input",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
+    for delay_ms in [30u64, 90, 150, 250, 400] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let verify = tally(&["verify", "--root", root_arg(&s)]);
+        assert!(
+            verify.status.code() == Some(0) || !s.root.exists(),
+            "after a kill at {delay_ms} ms: {}",
+            text(&verify)
+        );
+    }
+    let out = tally(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    let verify = tally(&["verify", "--root", root_arg(&s), "--deep"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("read 120000 rows"),
+        "{}",
+        text(&verify)
+    );
+    let report = inspect_json(&s);
+    assert_eq!(report["published_rows"], 120_000);
+    assert_eq!(report["complete_sources"], 3);
+}
+
+#[test]
+fn parquet_inputs_are_ingested() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    let s = store();
+    let path = s.inputs.join("in.parquet");
+    let batch = RecordBatch::try_from_iter([
+        (
+            "k",
+            Arc::new(StringArray::from_iter_values(
+                (0..300).map(|i| format!("k{i}")),
+            )) as _,
+        ),
+        ("v", Arc::new(Int64Array::from_iter_values(0..300)) as _),
+    ])
+    .unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let out = tally(&[
+        "run",
+        "--root",
+        root_arg(&s),
+        "--input",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(inspect_json(&s)["published_rows"], 300);
+}
+
+/// Published files open in other Parquet readers. Skips (saying so) when neither pyarrow nor
+/// DuckDB is installed; CI installs them.
+#[test]
+fn published_files_open_in_pyarrow_and_duckdb() {
+    let s = store();
+    let csv = s.inputs.join("a.csv");
+    write_csv(&csv, 0, 2500);
+    assert!(
+        tally(&[
+            "run",
+            "--root",
+            root_arg(&s),
+            "--input",
+            csv.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let data = s.root.join("data");
+    let script = format!(
+        r#"
+import glob, sys
+files = sorted(glob.glob("{data}/*.parquet"))
+checked = []
+try:
+    import pyarrow.parquet as pq
+    t = pq.read_table(files)
+    assert t.num_rows == 2500, t.num_rows
+    assert t.column_names == ["id","ts","cat","uid","a","b","c","flag","tally_seq"], t.column_names
+    assert sorted(t.column("tally_seq").to_pylist()) == list(range(2500))
+    checked.append("pyarrow")
+except ImportError:
+    pass
+try:
+    import duckdb
+    n, distinct = duckdb.connect().execute("select count(*), count(distinct tally_seq) from read_parquet(" + repr(files) + ")").fetchone()
+    assert (n, distinct) == (2500, 2500), (n, distinct)
+    checked.append("duckdb")
+except ImportError:
+    pass
+print(" ".join(checked) if checked else "SKIP")
+"#,
+        data = data.display()
+    );
+    let out = match Command::new("python3").arg("-c").arg(&script).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: python3 is not available ({e})");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if checked == "SKIP" {
+        eprintln!("skipped: neither pyarrow nor duckdb is installed (pip install pyarrow duckdb)");
+    } else {
+        eprintln!("published files read by: {checked}");
+    }
+}
