@@ -89,7 +89,7 @@ impl InputError {
 }
 
 enum Batches {
-    Csv(arrow::csv::Reader<File>),
+    Csv(Box<arrow::csv::Reader<File>>),
     Json(arrow::json::Reader<BufReader<File>>),
     Parquet(ParquetRecordBatchReader),
 }
@@ -123,7 +123,7 @@ impl InputReader {
                     .with_batch_size(batch_rows)
                     .build(open_file(path)?)
                     .map_err(|e| InputError::new(path, None, e))?;
-                (schema, Batches::Csv(reader))
+                (schema, Batches::Csv(Box::new(reader)))
             }
             Format::Jsonl => {
                 let mut file = BufReader::new(open_file(path)?);
