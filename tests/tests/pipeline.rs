@@ -465,3 +465,58 @@ async fn a_malformed_sequence_reservation_is_quarantined_not_fatal() {
     let next = p.ingest("b", rows("b", 0, 1)).await.unwrap().seq.unwrap();
     assert!(next.start >= first.end);
 }
+
+/// Negative control for the merge's runtime conservation check: a published file swapped for
+/// one with fewer rows (behind the pipeline's back) must stop the merge, publish nothing, and
+/// poison the pipeline.
+#[tokio::test]
+async fn a_merge_over_a_file_that_lost_rows_fails_closed() {
+    let fs = SimFs::new();
+    let config = tally_pipeline::Config {
+        merge_fan_in: 2,
+        ..small_config()
+    };
+    let (p, _) = open(&fs, config.clone()).await.unwrap();
+    p.ingest("a", rows("a", 0, 6)).await.unwrap();
+    p.flush().await.unwrap();
+    let victim = p.snapshot().await.files[0].clone();
+    // A valid table file with fewer rows, made by a pipeline on another disk.
+    let other = SimFs::new();
+    let (q, _) = open(&other, config.clone()).await.unwrap();
+    q.ingest("a", rows("a", 0, 2)).await.unwrap();
+    q.flush().await.unwrap();
+    let donor = q.snapshot().await.files[0].clone();
+    let layout = Layout::new(ROOT);
+    let bytes = other
+        .read(&layout.table_file(donor.level, donor.id))
+        .await
+        .unwrap();
+    let file = fs
+        .create(
+            &layout.table_file(victim.level, victim.id),
+            CreateMode::Truncate,
+        )
+        .await
+        .unwrap();
+    file.write_at(0, &bytes).await.unwrap();
+    file.sync().await.unwrap();
+
+    let before = p.snapshot().await.version;
+    p.ingest("b", rows("b", 0, 6)).await.unwrap();
+    let err = p.flush().await.unwrap_err();
+    assert!(matches!(err, Error::Conservation { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("holds 2 rows, the manifest says 6"),
+        "{err}"
+    );
+    assert_eq!(
+        p.snapshot().await.version,
+        before + 1,
+        "staging published, the merge did not"
+    );
+    assert!(matches!(
+        p.ingest("c", rows("c", 0, 1)).await,
+        Err(Error::Poisoned { .. })
+    ));
+}
