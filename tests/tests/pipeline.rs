@@ -520,3 +520,38 @@ async fn a_merge_over_a_file_that_lost_rows_fails_closed() {
         Err(Error::Poisoned { .. })
     ));
 }
+
+#[tokio::test]
+async fn background_maintenance_stages_while_callers_ingest() {
+    let fs = SlowSyncFs::new(SimFs::new(), Duration::from_millis(1));
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let maintenance = p.spawn_maintenance();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let source = format!("w{w}");
+                for part in 0..10u64 {
+                    p.ingest_part(&source, part * 5, rows(&source, part * 5, 5), part == 9)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let in_background = p.stats();
+    p.stop_maintenance();
+    maintenance.await.unwrap().unwrap();
+    p.flush().await.unwrap();
+    assert!(
+        in_background.segments_staged > 0,
+        "nothing was staged in the background: {in_background:?}"
+    );
+    assert!(p.stats().merges > 0);
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.len(), 200);
+    assert!(found.values().all(|s| s.len() == 1));
+}
