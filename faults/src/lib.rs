@@ -4,6 +4,8 @@
 //! disks that lie about durability; under them a correct pipeline must be *reported* as losing
 //! acknowledged data — and a disk whose syncs take time, so that concurrent tasks overlap.
 
+#[macro_use]
+mod delegate;
 pub mod latency;
 pub mod lying;
 

@@ -73,6 +73,8 @@ pub struct LyingFile<T> {
 impl<F: Fs> Fs for LyingFs<F> {
     type File = LyingFile<F::File>;
 
+    forward_fs_namespace!();
+
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<Self::File> {
         let inner = self.inner.create(path, mode).await?;
         Ok(LyingFile {
@@ -89,10 +91,6 @@ impl<F: Fs> Fs for LyingFs<F> {
         })
     }
 
-    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path).await
-    }
-
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         match self.lie {
             // The lie still notices a missing directory: only durability is faked.
@@ -100,69 +98,15 @@ impl<F: Fs> Fs for LyingFs<F> {
             Lie::Sync => self.inner.sync_dir(path).await,
         }
     }
-
-    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to).await
-    }
-
-    async fn unlink(&self, path: &Path) -> io::Result<()> {
-        self.inner.unlink(path).await
-    }
-
-    async fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir(path).await
-    }
-
-    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path).await
-    }
-
-    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-
-    async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.list_dir(path).await
-    }
-
-    async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        self.inner.metadata(path).await
-    }
-
-    async fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path).await
-    }
 }
 
 impl<T: FsFile> FsFile for LyingFile<T> {
-    async fn read_at(&self, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.inner.read_at(offset, len).await
-    }
-
-    async fn read_all(&self) -> io::Result<Vec<u8>> {
-        self.inner.read_all().await
-    }
-
-    async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_at(offset, buf).await
-    }
-
-    async fn append(&self, buf: &[u8]) -> io::Result<u64> {
-        self.inner.append(buf).await
-    }
-
-    async fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len).await
-    }
+    forward_file_data!();
 
     async fn sync(&self) -> io::Result<()> {
         match self.lie {
             Lie::Sync => Ok(()),
             Lie::SyncDir => self.inner.sync().await,
         }
-    }
-
-    async fn len(&self) -> io::Result<u64> {
-        self.inner.len().await
     }
 }

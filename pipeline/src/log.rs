@@ -92,11 +92,6 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
     }
-    fn rest(&mut self) -> &'a [u8] {
-        let out = &self.buf[self.pos..];
-        self.pos = self.buf.len();
-        out
-    }
 }
 
 fn header_body(magic: &[u8; 10], segment: u64) -> Vec<u8> {
@@ -178,115 +173,96 @@ pub struct LoggedPart {
     pub ipc: std::ops::Range<usize>,
 }
 
-/// The valid prefix of a `.log` and what follows it.
+/// The valid prefix of a `.log` or `.ack` file and what follows it.
 #[derive(Debug)]
-pub struct LogScan {
+pub struct Scanned<T> {
     /// The header frame was valid and named this segment.
     pub header_ok: bool,
-    pub parts: Vec<LoggedPart>,
+    /// The parts (of a `.log`) or ledger records (of an `.ack`) of the valid prefix, in order.
+    pub items: Vec<T>,
+    /// Length of the valid prefix; what follows is a torn or damaged tail.
     pub valid_len: u64,
+    /// Frames in the tail (a best-effort count).
     pub tail_frames: u64,
-    /// A frame with a valid checksum that does not parse: damage, not a torn write.
+    /// Why the prefix ended at a frame whose checksum holds: damage, not a torn write.
     pub malformed: Option<String>,
+}
+
+pub type LogScan = Scanned<LoggedPart>;
+pub type AckScan = Scanned<AckRecord>;
+
+/// Scans a segment file: a header frame naming `segment`, then frames `parse` accepts. The
+/// prefix ends at the first frame that is torn, fails its checksum or does not parse.
+fn scan_segment_file<T>(
+    buf: &[u8],
+    segment: u64,
+    magic: &[u8; 10],
+    parse: impl Fn(FrameRef, &mut Reader<'_>) -> Option<T>,
+) -> Scanned<T> {
+    let scan = frame::scan(buf);
+    let mut out = Scanned {
+        header_ok: false,
+        items: Vec::new(),
+        valid_len: scan.valid_len,
+        tail_frames: scan.tail_frames,
+        malformed: None,
+    };
+    let total = scan.frames.len();
+    for (index, f) in scan.frames.into_iter().enumerate() {
+        let body = &buf[f.body_start..f.body_end];
+        let accepted = if index == 0 {
+            let ok = parse_header(body, magic) == Some(segment);
+            out.header_ok = ok;
+            ok
+        } else {
+            let mut reader = Reader::new(body);
+            match parse(f, &mut reader) {
+                Some(item) => {
+                    out.items.push(item);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !accepted {
+            out.malformed = Some(if index == 0 {
+                "header frame does not name this segment".to_string()
+            } else {
+                format!("frame at offset {} does not parse", f.offset)
+            });
+            out.valid_len = f.offset;
+            out.tail_frames += (total - index) as u64;
+            break;
+        }
+    }
+    out
 }
 
 pub fn scan_log(buf: &[u8], segment: u64) -> LogScan {
-    let scan = frame::scan(buf);
-    let mut out = LogScan {
-        header_ok: false,
-        parts: Vec::new(),
-        valid_len: scan.valid_len,
-        tail_frames: scan.tail_frames,
-        malformed: None,
-    };
-    let mut frames = scan.frames.into_iter();
-    match frames.next() {
-        Some(f) if parse_header(&buf[f.body_start..f.body_end], LOG_MAGIC) == Some(segment) => {
-            out.header_ok = true
-        }
-        Some(_) => {
-            out.malformed = Some("header frame does not name this segment".into());
-            return out;
-        }
-        None => return out,
-    }
-    for f in frames {
-        let body = &buf[f.body_start..f.body_end];
-        let mut r = Reader::new(body);
-        let parsed = (r.u8() == Some(KIND_DATA))
-            .then(|| PartMeta::decode(&mut r))
-            .flatten();
-        match parsed {
-            Some(meta) => {
-                let ipc_start = f.body_start + r.pos;
-                r.rest();
-                out.parts.push(LoggedPart {
-                    frame: f,
-                    meta,
-                    ipc: ipc_start..f.body_end,
-                });
-            }
-            None => {
-                out.malformed = Some(format!("frame at offset {} does not parse", f.offset));
-                return out;
-            }
-        }
-    }
-    out
-}
-
-/// The valid prefix of an `.ack` file.
-#[derive(Debug)]
-pub struct AckScan {
-    pub header_ok: bool,
-    pub records: Vec<AckRecord>,
-    pub valid_len: u64,
-    pub tail_frames: u64,
-    pub malformed: Option<String>,
+    scan_segment_file(buf, segment, LOG_MAGIC, |frame, r| {
+        (r.u8()? == KIND_DATA).then_some(())?;
+        let meta = PartMeta::decode(r)?;
+        let ipc_start = frame.body_start + r.pos;
+        Some(LoggedPart {
+            frame,
+            meta,
+            ipc: ipc_start..frame.body_end,
+        })
+    })
 }
 
 pub fn scan_ack(buf: &[u8], segment: u64) -> AckScan {
-    let scan = frame::scan(buf);
-    let mut out = AckScan {
-        header_ok: false,
-        records: Vec::new(),
-        valid_len: scan.valid_len,
-        tail_frames: scan.tail_frames,
-        malformed: None,
-    };
-    let mut frames = scan.frames.into_iter();
-    match frames.next() {
-        Some(f) if parse_header(&buf[f.body_start..f.body_end], ACK_MAGIC) == Some(segment) => {
-            out.header_ok = true
-        }
-        Some(_) => {
-            out.malformed = Some("header frame does not name this segment".into());
-            return out;
-        }
-        None => return out,
-    }
-    for f in frames {
-        let mut r = Reader::new(&buf[f.body_start..f.body_end]);
-        let parsed = (|| {
-            (r.u8()? == KIND_ACK).then_some(())?;
-            let log_offset = r.u64()?;
-            let frame_crc = r.u32()?;
-            let meta = PartMeta::decode(&mut r)?;
-            (r.pos == r.buf.len()).then_some(AckRecord {
-                log_offset,
-                frame_crc,
-                meta,
-            })
-        })();
-        match parsed {
-            Some(record) => out.records.push(record),
-            None => {
-                out.malformed = Some(format!("record at offset {} does not parse", f.offset));
-                return out;
-            }
-        }
-    }
-    out
+    scan_segment_file(buf, segment, ACK_MAGIC, |_, r| {
+        (r.u8()? == KIND_ACK).then_some(())?;
+        let log_offset = r.u64()?;
+        let frame_crc = r.u32()?;
+        let meta = PartMeta::decode(r)?;
+        (r.pos == r.buf.len()).then_some(AckRecord {
+            log_offset,
+            frame_crc,
+            meta,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -323,17 +299,32 @@ mod tests {
         let crc = encode_data_frame(&mut buf, &meta(), &ipc);
         let scan = scan_log(&buf, 5);
         assert!(scan.header_ok && scan.malformed.is_none());
-        assert_eq!(scan.parts.len(), 1);
-        assert_eq!(scan.parts[0].meta, meta());
-        assert_eq!(scan.parts[0].frame.crc, crc);
+        assert_eq!(scan.items.len(), 1);
+        assert_eq!(scan.items[0].meta, meta());
+        assert_eq!(scan.items[0].frame.crc, crc);
         assert_eq!(
-            decode_batch(&buf[scan.parts[0].ipc.clone()]).unwrap(),
+            decode_batch(&buf[scan.items[0].ipc.clone()]).unwrap(),
             batch()
         );
         assert!(
             !scan_log(&buf, 6).header_ok,
             "a segment is bound to its number"
         );
+    }
+
+    #[test]
+    fn a_checksummed_frame_that_does_not_parse_ends_the_prefix_there() {
+        let mut buf = log_header(1);
+        let ipc = encode_batch(&batch()).unwrap();
+        encode_data_frame(&mut buf, &meta(), &ipc);
+        let bad_at = buf.len() as u64;
+        frame::encode_into(&mut buf, b"\x07not a part");
+        encode_data_frame(&mut buf, &meta(), &ipc);
+        let scan = scan_log(&buf, 1);
+        assert_eq!(scan.items.len(), 1);
+        assert_eq!(scan.valid_len, bad_at);
+        assert_eq!(scan.tail_frames, 2);
+        assert!(scan.malformed.unwrap().contains("does not parse"));
     }
 
     #[test]
@@ -347,6 +338,6 @@ mod tests {
         encode_ack(&mut buf, &record);
         let scan = scan_ack(&buf, 2);
         assert!(scan.header_ok);
-        assert_eq!(scan.records, vec![record]);
+        assert_eq!(scan.items, vec![record]);
     }
 }

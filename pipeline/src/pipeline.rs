@@ -588,37 +588,43 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         Ok(())
     }
 
+    /// Segment creation (protocol "Ingest", step 3): each file is created exclusively with its
+    /// header synced, then the directory entries are made durable, before any part is written.
     async fn open_segment(&self, log: &mut LogState<F>) -> Result<ActiveSegment<F>> {
-        let fs = &self.inner.world.fs;
         let number = log.next_segment;
         log.next_segment += 1;
-        let log_file = fs
-            .create(
-                &self.inner.layout.segment_log(number),
-                CreateMode::Exclusive,
-            )
+        let layout = &self.inner.layout;
+        let (log_file, log_len) = self
+            .create_with_header(&layout.segment_log(number), &log::log_header(number))
             .await?;
-        let header = log::log_header(number);
-        log_file.write_at(0, &header).await?;
-        log_file.sync().await?;
-        let ack_file = fs
-            .create(
-                &self.inner.layout.segment_ack(number),
-                CreateMode::Exclusive,
-            )
+        let (ack_file, ack_len) = self
+            .create_with_header(&layout.segment_ack(number), &log::ack_header(number))
             .await?;
-        let ack_header = log::ack_header(number);
-        ack_file.write_at(0, &ack_header).await?;
-        ack_file.sync().await?;
-        fs.sync_dir(&self.inner.layout.log_dir()).await?;
+        self.inner.world.fs.sync_dir(&layout.log_dir()).await?;
         Ok(ActiveSegment {
             number,
             log: log_file,
             ack: ack_file,
-            log_len: header.len() as u64,
-            ack_len: ack_header.len() as u64,
+            log_len,
+            ack_len,
             parts: 0,
         })
+    }
+
+    async fn create_with_header(
+        &self,
+        path: &std::path::Path,
+        header: &[u8],
+    ) -> Result<(F::File, u64)> {
+        let file = self
+            .inner
+            .world
+            .fs
+            .create(path, CreateMode::Exclusive)
+            .await?;
+        file.write_at(0, header).await?;
+        file.sync().await?;
+        Ok((file, header.len() as u64))
     }
 
     fn seal(&self, log: &mut LogState<F>) {
@@ -729,14 +735,14 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 ),
             ));
         }
-        let rows: u64 = scan.parts.iter().map(|p| p.meta.rows).sum();
+        let rows: u64 = scan.items.iter().map(|p| p.meta.rows).sum();
         let mut entry = None;
         if rows > 0 {
             let id = self.inner.next_file_id.fetch_add(1, Ordering::Relaxed);
             let final_path = layout.table_file(0, id);
             let temp = layout::temp_path(&final_path);
             let mut writer: Option<(TableWriter<F>, SchemaRef)> = None;
-            for part in scan.parts.iter().filter(|p| p.meta.rows > 0) {
+            for part in scan.items.iter().filter(|p| p.meta.rows > 0) {
                 let batch = log::decode_batch(&bytes[part.ipc.clone()])
                     .map_err(|e| Error::corrupt(&log_path, e.to_string()))?;
                 if batch.num_rows() as u64 != part.meta.rows {
@@ -789,7 +795,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             });
         }
         let schema = self.schema();
-        let parts: Vec<PartMeta> = scan.parts.into_iter().map(|p| p.meta).collect();
+        let parts: Vec<PartMeta> = scan.items.into_iter().map(|p| p.meta).collect();
         self.publish(|m| {
             if m.log_through >= number {
                 return Err(Error::Conservation {

@@ -47,7 +47,7 @@ pub async fn staged_rows<F: Fs>(
         let path = layout.segment_log(number);
         let bytes = fs.read(&path).await?;
         let scan = log::scan_log(&bytes, number);
-        for part in scan.parts.iter().filter(|p| p.meta.rows > 0) {
+        for part in scan.items.iter().filter(|p| p.meta.rows > 0) {
             let batch = log::decode_batch(&bytes[part.ipc.clone()])
                 .map_err(|e| Error::corrupt(&path, e.to_string()))?;
             let stored = table::stored_schema(&batch.schema());

@@ -611,7 +611,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let ack_bytes = self.read_if_exists(&ack_path).await?;
 
         let acks = ack_bytes.as_deref().map(|b| log::scan_ack(b, number));
-        let records = acks.as_ref().map_or(&[][..], |a| &a.records[..]);
+        let records = acks.as_ref().map_or(&[][..], |a| &a.items[..]);
         let acked_rows: u64 = records.iter().map(|r| r.meta.rows).sum();
 
         let scan = log_bytes.as_deref().map(|b| log::scan_log(b, number));
@@ -654,7 +654,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         // Every acknowledged part must be a whole frame of the valid prefix.
         let mut unmatched = Vec::new();
         for record in records {
-            let matched = scan.parts.iter().any(|p| {
+            let matched = scan.items.iter().any(|p| {
                 p.frame.offset == record.log_offset
                     && p.frame.crc == record.frame_crc
                     && p.meta == record.meta
@@ -723,7 +723,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             }
         }
 
-        for part in &scan.parts {
+        for part in &scan.items {
             let acked = records.iter().any(|r| r.log_offset == part.frame.offset);
             if !acked {
                 self.report.unacknowledged_parts_kept += 1;
@@ -732,7 +732,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         }
         Ok(Some(LiveSegment {
             number,
-            parts: scan.parts.into_iter().map(|p| p.meta).collect(),
+            parts: scan.items.into_iter().map(|p| p.meta).collect(),
         }))
     }
 
@@ -743,7 +743,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let path = self.layout.segment_log(segment.number);
         let bytes = self.fs.read(&path).await?;
         let scan = log::scan_log(&bytes, segment.number);
-        let Some(part) = scan.parts.first() else {
+        let Some(part) = scan.items.first() else {
             return Ok(None);
         };
         let batch = log::decode_batch(&bytes[part.ipc.clone()])

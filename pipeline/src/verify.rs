@@ -201,7 +201,7 @@ async fn check_segments<F: Fs>(
         let ack_bytes = read_if_exists(fs, &layout.segment_ack(number)).await?;
         let records = ack_bytes
             .as_deref()
-            .map(|b| log::scan_ack(b, number).records)
+            .map(|b| log::scan_ack(b, number).items)
             .unwrap_or_default();
         let Some(bytes) = log_bytes else {
             if !records.is_empty() {
@@ -222,7 +222,7 @@ async fn check_segments<F: Fs>(
         let lost: Vec<_> = records
             .iter()
             .filter(|r| {
-                !scan.parts.iter().any(|p| {
+                !scan.items.iter().any(|p| {
                     p.frame.offset == r.log_offset && p.frame.crc == r.frame_crc && p.meta == r.meta
                 })
             })
@@ -234,11 +234,11 @@ async fn check_segments<F: Fs>(
                 lost.iter().map(|r| r.meta.rows).sum::<u64>()
             ));
         }
-        let rows: u64 = scan.parts.iter().map(|p| p.meta.rows).sum();
+        let rows: u64 = scan.items.iter().map(|p| p.meta.rows).sum();
         report.staged_rows += rows;
         report.segments.push(SegmentSummary {
             number,
-            parts: scan.parts.len() as u64,
+            parts: scan.items.len() as u64,
             rows,
             bytes: bytes.len() as u64,
         });

@@ -85,6 +85,13 @@ fn root_arg(store: &Store) -> &str {
     store.root.to_str().unwrap()
 }
 
+/// `tally run --root <store> --input <inputs...>`.
+fn run(store: &Store, inputs: &[&Path]) -> Output {
+    let mut args = vec!["run", "--root", root_arg(store), "--input"];
+    args.extend(inputs.iter().map(|p| p.to_str().unwrap()));
+    tally(&args)
+}
+
 fn inspect_json(store: &Store) -> serde_json::Value {
     let out = tally(&["inspect", "--root", root_arg(store), "--json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -154,14 +161,7 @@ fn a_malformed_line_refuses_the_whole_source_and_names_the_line() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&bad).unwrap();
     writeln!(f, "1,2,three").unwrap();
     drop(f);
-    let out = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        good.to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
+    let out = run(&s, &[&good, &bad]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -182,13 +182,7 @@ fn a_json_line_that_does_not_parse_is_named() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&bad).unwrap();
     writeln!(f, r#"{{"id": 6, "#).unwrap();
     drop(f);
-    let out = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        bad.to_str().unwrap(),
-    ]);
+    let out = run(&s, &[&bad]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.jsonl: line 6"), "{stderr}");
@@ -201,14 +195,7 @@ fn a_schema_mismatch_is_refused() {
     write_csv(&a, 0, 10);
     let b = s.inputs.join("b.csv");
     std::fs::write(&b, "x,y\n1,2\n").unwrap();
-    let out = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-    ]);
+    let out = run(&s, &[&a, &b]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("schema mismatch"));
     assert_eq!(inspect_json(&s)["published_rows"], 10);
@@ -219,13 +206,7 @@ fn an_unreadable_parquet_file_is_refused() {
     let s = store();
     let bad = s.inputs.join("bad.parquet");
     std::fs::write(&bad, b"not parquet at all").unwrap();
-    let out = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        bad.to_str().unwrap(),
-    ]);
+    let out = run(&s, &[&bad]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("bad.parquet: not a readable Parquet file")
@@ -237,17 +218,7 @@ fn verify_fails_when_a_published_file_is_gone() {
     let s = store();
     let csv = s.inputs.join("a.csv");
     write_csv(&csv, 0, 100);
-    assert!(
-        tally(&[
-            "run",
-            "--root",
-            root_arg(&s),
-            "--input",
-            csv.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(run(&s, &[&csv]).status.success());
     let data = s.root.join("data");
     for entry in std::fs::read_dir(&data).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();
@@ -256,13 +227,7 @@ fn verify_fails_when_a_published_file_is_gone() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("INCONSISTENT"));
     // And a run refuses to continue over the loss, naming the counts.
-    let rerun = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        csv.to_str().unwrap(),
-    ]);
+    let rerun = run(&s, &[&csv]);
     assert_eq!(rerun.status.code(), Some(1), "{}", text(&rerun));
     let stderr = String::from_utf8_lossy(&rerun.stderr);
     assert!(
@@ -276,17 +241,7 @@ fn a_parquet_input_carrying_the_sequence_column_is_refused() {
     let s = store();
     let csv = s.inputs.join("a.csv");
     write_csv(&csv, 0, 500);
-    assert!(
-        tally(&[
-            "run",
-            "--root",
-            root_arg(&s),
-            "--input",
-            csv.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(run(&s, &[&csv]).status.success());
     let published = std::fs::read_dir(s.root.join("data"))
         .unwrap()
         .next()
@@ -386,13 +341,7 @@ fn parquet_inputs_are_ingested() {
     .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let out = tally(&[
-        "run",
-        "--root",
-        root_arg(&s),
-        "--input",
-        path.to_str().unwrap(),
-    ]);
+    let out = run(&s, &[&path]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(inspect_json(&s)["published_rows"], 300);
 }
@@ -404,17 +353,7 @@ fn published_files_open_in_pyarrow_and_duckdb() {
     let s = store();
     let csv = s.inputs.join("a.csv");
     write_csv(&csv, 0, 2500);
-    assert!(
-        tally(&[
-            "run",
-            "--root",
-            root_arg(&s),
-            "--input",
-            csv.to_str().unwrap()
-        ])
-        .status
-        .success()
-    );
+    assert!(run(&s, &[&csv]).status.success());
     let data = s.root.join("data");
     let script = format!(
         r#"
