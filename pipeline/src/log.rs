@@ -191,6 +191,17 @@ pub struct Scanned<T> {
 pub type LogScan = Scanned<LoggedPart>;
 pub type AckScan = Scanned<AckRecord>;
 
+impl LogScan {
+    /// The valid prefix holds, whole, the frame an ack record acknowledges.
+    pub fn holds(&self, record: &AckRecord) -> bool {
+        self.items.iter().any(|p| {
+            p.frame.offset == record.log_offset
+                && p.frame.crc == record.frame_crc
+                && p.meta == record.meta
+        })
+    }
+}
+
 /// Scans a segment file: a header frame naming `segment`, then frames `parse` accepts. The
 /// prefix ends at the first frame that is torn, fails its checksum or does not parse.
 fn scan_segment_file<T>(

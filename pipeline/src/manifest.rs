@@ -74,6 +74,19 @@ impl Manifest {
         out
     }
 
+    /// Decodes the file named for `version`, or says why it is invalid (including a valid
+    /// manifest of another version under that name).
+    pub fn decode_version(bytes: &[u8], version: u64) -> Result<Self, String> {
+        let manifest = Self::decode(bytes)?;
+        if manifest.version != version {
+            return Err(format!(
+                "holds version {} under the name of {version}",
+                manifest.version
+            ));
+        }
+        Ok(manifest)
+    }
+
     /// Decodes a manifest file, or says why it is invalid.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let newline = bytes

@@ -399,12 +399,8 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                 continue;
             }
             let bytes = self.fs.read(&root.join(&name)).await?;
-            match Manifest::decode(&bytes) {
-                Ok(m) if m.version == version => current = Some(m),
-                Ok(m) => {
-                    let reason = format!("holds version {} under the name of {version}", m.version);
-                    self.quarantine(&root, &name, reason).await?;
-                }
+            match Manifest::decode_version(&bytes, version) {
+                Ok(m) => current = Some(m),
                 Err(reason) => self.quarantine(&root, &name, reason).await?,
             }
         }
@@ -434,30 +430,10 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             let path = self.layout.table_file(entry.level, entry.id);
             let name = self.relative(&path);
             match table::read_footer(self.fs, &path).await {
-                Ok(footer) => {
-                    let agrees = footer.rows == entry.rows
-                        && footer.file_id == Some(entry.id)
-                        && footer.level == Some(entry.level)
-                        && footer.seq_min == Some(entry.seq_min)
-                        && footer.seq_max == Some(entry.seq_max);
-                    if agrees {
-                        found += entry.rows;
-                    } else {
-                        missing.push(format!(
-                            "{name} holds {} rows (id {:?}, level {:?}, seq {:?}..={:?}), the manifest says {} (id {}, level {}, seq {}..={})",
-                            footer.rows,
-                            footer.file_id,
-                            footer.level,
-                            footer.seq_min,
-                            footer.seq_max,
-                            entry.rows,
-                            entry.id,
-                            entry.level,
-                            entry.seq_min,
-                            entry.seq_max
-                        ));
-                    }
-                }
+                Ok(footer) => match footer.disagreement(entry) {
+                    None => found += entry.rows,
+                    Some(why) => missing.push(format!("{name}: {why}")),
+                },
                 Err(Error::Io { source }) if is_not_found(&source) => {
                     missing.push(format!("{name} ({} rows) is missing", entry.rows));
                 }
@@ -590,16 +566,22 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     }
 
     async fn read_if_exists(&self, path: &Path) -> Result<Option<Vec<u8>>> {
-        match self.fs.read(path).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        read_if_exists(self.fs, path).await
     }
 
-    async fn truncate(&mut self, path: &Path, valid_len: u64) -> Result<()> {
+    /// Makes a segment file's valid prefix durable: a torn or damaged tail is truncated (and
+    /// reported), then the file is synced — it may hold pending writes recovery now counts on.
+    async fn settle<T>(&mut self, path: &Path, len: u64, scan: &log::Scanned<T>) -> Result<()> {
         let file = self.fs.open(path, OpenMode::Write).await?;
-        self.retry(|| file.set_len(valid_len)).await?;
+        if scan.valid_len < len {
+            self.retry(|| file.set_len(scan.valid_len)).await?;
+            self.report.torn_tails.push(TornTail {
+                file: self.relative(path),
+                frames: scan.tail_frames.max(1),
+                bytes: len - scan.valid_len,
+                malformed: scan.malformed.clone(),
+            });
+        }
         file.sync().await?;
         Ok(())
     }
@@ -652,17 +634,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let log_len = log_bytes.as_ref().map_or(0, |b| b.len() as u64);
 
         // Every acknowledged part must be a whole frame of the valid prefix.
-        let mut unmatched = Vec::new();
-        for record in records {
-            let matched = scan.items.iter().any(|p| {
-                p.frame.offset == record.log_offset
-                    && p.frame.crc == record.frame_crc
-                    && p.meta == record.meta
-            });
-            if !matched {
-                unmatched.push(record);
-            }
-        }
+        let unmatched: Vec<&log::AckRecord> = records.iter().filter(|r| !scan.holds(r)).collect();
         if !unmatched.is_empty() {
             let lost: u64 = unmatched.iter().map(|r| r.meta.rows).sum();
             let first = unmatched[0];
@@ -683,43 +655,16 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             });
         }
 
-        if scan.valid_len < log_len {
-            self.truncate(&log_path, scan.valid_len).await?;
-            self.report.torn_tails.push(TornTail {
-                file: self.relative(&log_path),
-                frames: scan.tail_frames.max(1),
-                bytes: log_len - scan.valid_len,
-                malformed: scan.malformed.clone(),
-            });
-        } else {
-            self.fs
-                .open(&log_path, OpenMode::Write)
-                .await?
-                .sync()
-                .await?;
-        }
+        self.settle(&log_path, log_len, &scan).await?;
         if let (Some(acks), Some(bytes)) = (&acks, &ack_bytes) {
-            let ack_len = bytes.len() as u64;
-            if !acks.header_ok {
+            if acks.header_ok {
+                self.settle(&ack_path, bytes.len() as u64, acks).await?;
+            } else {
                 // Torn while being created, before any acknowledgement.
                 self.remove(&ack_path).await?;
                 self.report
                     .empty_segment_files_removed
                     .push(self.relative(&ack_path));
-            } else if acks.valid_len < ack_len {
-                self.truncate(&ack_path, acks.valid_len).await?;
-                self.report.torn_tails.push(TornTail {
-                    file: self.relative(&ack_path),
-                    frames: acks.tail_frames.max(1),
-                    bytes: ack_len - acks.valid_len,
-                    malformed: acks.malformed.clone(),
-                });
-            } else {
-                self.fs
-                    .open(&ack_path, OpenMode::Write)
-                    .await?
-                    .sync()
-                    .await?;
             }
         }
 
@@ -771,5 +716,14 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                 }
             },
         }
+    }
+}
+
+/// Reads a whole file, or `None` if it does not exist.
+pub(crate) async fn read_if_exists<F: Fs>(fs: &F, path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs.read(path).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }

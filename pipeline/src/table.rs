@@ -238,6 +238,32 @@ async fn read_metadata<FF: FsFile>(path: &Path, file: &FF, len: u64) -> Result<P
         .map_err(|e| Error::corrupt(path, format!("unreadable Parquet footer: {e}")))
 }
 
+impl Footer {
+    /// How the footer disagrees with the manifest's entry for the file, if it does.
+    pub fn disagreement(&self, entry: &crate::manifest::FileEntry) -> Option<String> {
+        let agrees = self.rows == entry.rows
+            && self.file_id == Some(entry.id)
+            && self.level == Some(entry.level)
+            && self.seq_min == Some(entry.seq_min)
+            && self.seq_max == Some(entry.seq_max);
+        (!agrees).then(|| {
+            format!(
+                "footer says {} rows (id {:?}, level {:?}, seq {:?}..={:?}), the manifest says {} (id {}, level {}, seq {}..={})",
+                self.rows,
+                self.file_id,
+                self.level,
+                self.seq_min,
+                self.seq_max,
+                entry.rows,
+                entry.id,
+                entry.level,
+                entry.seq_min,
+                entry.seq_max
+            )
+        })
+    }
+}
+
 /// Reads only a table file's footer: its row count and tally's key-value metadata.
 pub async fn read_footer<F: Fs>(fs: &F, path: &Path) -> Result<Footer> {
     let file = fs.open(path, OpenMode::Read).await?;

@@ -77,16 +77,8 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
         let name = layout::table_file_name(file.level, file.id);
         match table::read_footer(fs, &path).await {
             Ok(footer) => {
-                if footer.rows != file.rows
-                    || footer.file_id != Some(file.id)
-                    || footer.level != Some(file.level)
-                    || footer.seq_min != Some(file.seq_min)
-                    || footer.seq_max != Some(file.seq_max)
-                {
-                    report.problems.push(format!(
-                        "{name}: footer says {} rows, seq {:?}..={:?}; the manifest says {} rows, seq {}..={}",
-                        footer.rows, footer.seq_min, footer.seq_max, file.rows, file.seq_min, file.seq_max
-                    ));
+                if let Some(why) = footer.disagreement(file) {
+                    report.problems.push(format!("{name}: {why}"));
                 }
                 if footer.bytes != file.bytes {
                     report.problems.push(format!(
@@ -130,12 +122,8 @@ async fn newest_manifest<F: Fs>(
     versions.sort_unstable_by(|a, b| b.cmp(a));
     for version in versions {
         let name = layout::manifest_name(version);
-        match Manifest::decode(&fs.read(&layout.manifest(version)).await?) {
-            Ok(m) if m.version == version => return Ok(m),
-            Ok(m) => report.pending_repairs.push(format!(
-                "{name} holds version {}: it will be quarantined",
-                m.version
-            )),
+        match Manifest::decode_version(&fs.read(&layout.manifest(version)).await?, version) {
+            Ok(m) => return Ok(m),
             Err(why) => report.pending_repairs.push(format!(
                 "{name} is unreadable ({why}): it will be quarantined"
             )),
@@ -197,8 +185,8 @@ async fn check_segments<F: Fs>(
     numbers.dedup();
     for number in numbers {
         let log_name = format!("log/{}", layout::segment_log_name(number));
-        let log_bytes = read_if_exists(fs, &layout.segment_log(number)).await?;
-        let ack_bytes = read_if_exists(fs, &layout.segment_ack(number)).await?;
+        let log_bytes = crate::recover::read_if_exists(fs, &layout.segment_log(number)).await?;
+        let ack_bytes = crate::recover::read_if_exists(fs, &layout.segment_ack(number)).await?;
         let records = ack_bytes
             .as_deref()
             .map(|b| log::scan_ack(b, number).items)
@@ -219,14 +207,7 @@ async fn check_segments<F: Fs>(
                 bytes.len() as u64 - scan.valid_len
             ));
         }
-        let lost: Vec<_> = records
-            .iter()
-            .filter(|r| {
-                !scan.items.iter().any(|p| {
-                    p.frame.offset == r.log_offset && p.frame.crc == r.frame_crc && p.meta == r.meta
-                })
-            })
-            .collect();
+        let lost: Vec<_> = records.iter().filter(|r| !scan.holds(r)).collect();
         if !lost.is_empty() {
             report.problems.push(format!(
                 "{log_name}: {} acknowledged parts ({} rows) are not in the log",
@@ -244,14 +225,6 @@ async fn check_segments<F: Fs>(
         });
     }
     Ok(())
-}
-
-async fn read_if_exists<F: Fs>(fs: &F, path: &std::path::Path) -> Result<Option<Vec<u8>>> {
-    match fs.read(path).await {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::from(e)),
-    }
 }
 
 async fn deep_check<F: Fs>(
