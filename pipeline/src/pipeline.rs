@@ -114,6 +114,10 @@ struct Request {
     reply: oneshot::Sender<Result<Ack>>,
 }
 
+/// A request's answer within a group commit; `None` when the group failed before reaching it
+/// (it then shares the group's error).
+type Answer = Option<Result<Ack>>;
+
 struct Intake {
     queue: Vec<Request>,
     /// The table's columns, fixed by the first batch (or by what recovery found).
@@ -295,11 +299,14 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.inner.log.lock().await.ledger.clone()
     }
 
+    /// Why the pipeline stopped, if it did.
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poison.lock().expect("poison lock").clone()
+    }
+
     fn check_poison(&self) -> Result<()> {
-        match &*self.inner.poison.lock().expect("poison lock") {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
+        match self.poisoned() {
+            Some(cause) => Err(Error::Poisoned { cause }),
             None => Ok(()),
         }
     }
@@ -387,26 +394,23 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     }
 
     async fn commit_group(&self, log: &mut LogState<F>, group: Vec<Request>) {
-        if let Err(e) = self.check_poison() {
+        if let Some(cause) = self.poisoned() {
             for request in group {
-                let _ = request.reply.send(Err(e.clone_poison()));
+                let _ = request.reply.send(Err(Error::Poisoned {
+                    cause: cause.clone(),
+                }));
             }
             return;
         }
         let mut overlay: BTreeMap<String, SourceState> = BTreeMap::new();
         let mut frames = Vec::new();
         let mut acks = Vec::new();
-        let mut replies: Vec<(oneshot::Sender<Result<Ack>>, Result<Ack>)> = Vec::new();
+        let mut replies: Vec<(oneshot::Sender<Result<Ack>>, Answer)> = Vec::new();
         let mut parts = 0u64;
         let mut failure: Option<Error> = None;
         for request in group {
             if failure.is_some() {
-                replies.push((
-                    request.reply,
-                    Err(Error::Poisoned {
-                        cause: String::new(),
-                    }),
-                ));
+                replies.push((request.reply, None));
                 continue;
             }
             let state = overlay
@@ -428,7 +432,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             // between its last two parts): then an empty part records the completion.
             let completes = request.last && end == state.rows;
             if state.complete || (end <= state.rows && !completes) {
-                replies.push((request.reply, Ok(already(state))));
+                replies.push((request.reply, Some(Ok(already(state)))));
                 continue;
             }
             if request.first_row > state.rows {
@@ -437,7 +441,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                     first_row: request.first_row,
                     acknowledged: state.rows,
                 };
-                replies.push((request.reply, Err(err)));
+                replies.push((request.reply, Some(Err(err))));
                 continue;
             }
             let skip = state.rows - request.first_row;
@@ -448,39 +452,20 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 match log::encode_batch(&request.batch.slice(skip as usize, take as usize)) {
                     Ok(ipc) => ipc,
                     Err(e) => {
-                        replies.push((request.reply, Err(e)));
+                        replies.push((request.reply, Some(Err(e))));
                         continue;
                     }
                 }
             };
-            if let Err(e) = self.reserve_seq(log, take).await {
-                failure = Some(e);
-                replies.push((
-                    request.reply,
-                    Err(Error::Poisoned {
-                        cause: String::new(),
-                    }),
-                ));
-                continue;
-            }
-            if log.active.is_none() {
-                match self.open_segment(log).await {
-                    Ok(active) => log.active = Some(active),
-                    Err(e) => {
-                        failure = Some(e);
-                        replies.push((
-                            request.reply,
-                            Err(Error::Poisoned {
-                                cause: String::new(),
-                            }),
-                        ));
-                        continue;
-                    }
+            let seq_start = match self.place(log, take).await {
+                Ok(seq_start) => seq_start,
+                Err(e) => {
+                    failure = Some(e);
+                    replies.push((request.reply, None));
+                    continue;
                 }
-            }
-            let active = log.active.as_ref().expect("opened above");
-            let seq_start = log.next_seq;
-            log.next_seq += take;
+            };
+            let active = log.active.as_ref().expect("placed above");
             let meta = PartMeta {
                 source: request.source.clone(),
                 first_row: state.rows,
@@ -508,17 +493,17 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             );
             replies.push((
                 request.reply,
-                Ok(Ack {
+                Some(Ok(Ack {
                     source: request.source,
                     rows_written: take,
                     rows_already_acknowledged: skip,
                     seq: (take > 0).then_some(seq_start..seq_start + take),
                     source_complete: request.last,
-                }),
+                })),
             ));
         }
         if failure.is_none() && !frames.is_empty() {
-            if let Err(e) = self.write_group(log, &frames, &acks).await {
+            if let Err(e) = self.write_group(log, &frames, &acks, parts).await {
                 failure = Some(e);
             }
         }
@@ -526,11 +511,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             self.poison(&e);
             let cause = e.to_string();
             for (reply, result) in replies {
+                // Refusals stand; everything else in the group shares its failure.
                 let result = match result {
-                    Ok(_) | Err(Error::Poisoned { .. }) => Err(Error::Poisoned {
+                    Some(Err(refused)) => Err(refused),
+                    Some(Ok(_)) | None => Err(Error::Poisoned {
                         cause: cause.clone(),
                     }),
-                    other => other,
                 };
                 let _ = reply.send(result);
             }
@@ -543,7 +529,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             stats.parts_committed += parts;
         }
         for (reply, result) in replies {
-            let _ = reply.send(result);
+            let _ = reply.send(result.expect("every request of a successful group has an answer"));
         }
         let full = log
             .active
@@ -555,7 +541,13 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     }
 
     /// Steps 4 and 5 of a group commit: frames, sync, ledger records, sync.
-    async fn write_group(&self, log: &mut LogState<F>, frames: &[u8], acks: &[u8]) -> Result<()> {
+    async fn write_group(
+        &self,
+        log: &mut LogState<F>,
+        frames: &[u8],
+        acks: &[u8],
+        parts: u64,
+    ) -> Result<()> {
         let active = log
             .active
             .as_mut()
@@ -566,8 +558,20 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         active.ack.sync().await?;
         active.log_len += frames.len() as u64;
         active.ack_len += acks.len() as u64;
-        active.parts += 1;
+        active.parts += parts;
         Ok(())
+    }
+
+    /// Readies the next part of a group: its `rows` sequence numbers covered by a durable
+    /// reservation, and a segment open to hold it. Returns the part's first sequence number.
+    async fn place(&self, log: &mut LogState<F>, rows: u64) -> Result<u64> {
+        self.reserve_seq(log, rows).await?;
+        if log.active.is_none() {
+            log.active = Some(self.open_segment(log).await?);
+        }
+        let seq_start = log.next_seq;
+        log.next_seq += rows;
+        Ok(seq_start)
     }
 
     /// Makes sure `rows` numbers from `next_seq` on are covered by a durable reservation.
@@ -1023,13 +1027,5 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .expect("stats lock")
             .manifests_published += 1;
         Ok(version)
-    }
-}
-
-impl Error {
-    fn clone_poison(&self) -> Error {
-        Error::Poisoned {
-            cause: self.to_string(),
-        }
     }
 }
