@@ -94,6 +94,9 @@ pub struct Stats {
     pub manifests_published: u64,
     /// Bytes of table files written (staging and merging).
     pub table_bytes_written: u64,
+    /// Rows written into table files (staging and merging): with the table's row count, the
+    /// write amplification, at most `max_level + 1`.
+    pub table_rows_written: u64,
 }
 
 /// What one `maintain` or `flush` did.
@@ -784,11 +787,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             }
             fs.rename(&temp, &final_path).await?;
             fs.sync_dir(&layout.data_dir()).await?;
-            self.inner
-                .stats
-                .lock()
-                .expect("stats lock")
-                .table_bytes_written += written.bytes;
+            self.count_written(&written);
             entry = Some(FileEntry {
                 id,
                 level: 0,
@@ -845,6 +844,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.inner.log.lock().await.sealed.remove(&number);
         self.inner.stats.lock().expect("stats lock").segments_staged += 1;
         Ok(true)
+    }
+
+    fn count_written(&self, written: &table::Written) {
+        let mut stats = self.inner.stats.lock().expect("stats lock");
+        stats.table_bytes_written += written.bytes;
+        stats.table_rows_written += written.rows;
     }
 
     /// The oldest `merge_fan_in` files of the lowest level that has that many, below the top.
@@ -944,11 +949,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         }
         fs.rename(&temp, &final_path).await?;
         fs.sync_dir(&layout.data_dir()).await?;
-        self.inner
-            .stats
-            .lock()
-            .expect("stats lock")
-            .table_bytes_written += written.bytes;
+        self.count_written(&written);
         let output = FileEntry {
             id,
             level: out_level,

@@ -261,6 +261,16 @@ fn a_parquet_input_carrying_the_sequence_column_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("tally_seq is reserved"));
 }
 
+/// Whether a log segment of the store holds more than its header: ingest has begun.
+fn log_has_parts(root: &Path) -> bool {
+    std::fs::read_dir(root.join("log")).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|e| {
+            e.path().extension().is_some_and(|x| x == "log")
+                && e.metadata().is_ok_and(|m| m.len() > 4096)
+        })
+    })
+}
+
 /// The promise of `tally run`: killed at any moment and run again with the same inputs, the
 /// store ends with every input row exactly once.
 #[test]
@@ -285,23 +295,42 @@ fn a_killed_run_rerun_holds_every_row_exactly_once() {
     .map(|a| a.to_string())
     .collect();
     args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
-    for delay_ms in [30u64, 90, 150, 250, 400] {
+    // Each round waits until the run is writing the log — so the kill lands mid-ingest, not
+    // before the first row — then lets it go on a little longer before SIGKILL.
+    let mut interrupted_mid_ingest = 0;
+    for round in 0..5u64 {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
             .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !log_has_parts(&s.root)
+            && child.try_wait().unwrap().is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(round * 40));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let verify = tally(&["verify", "--root", root_arg(&s)]);
-        assert!(
-            verify.status.code() == Some(0) || !s.root.exists(),
-            "after a kill at {delay_ms} ms: {}",
+        assert_eq!(
+            verify.status.code(),
+            Some(0),
+            "after kill {round}: {}",
             text(&verify)
         );
+        let report = inspect_json(&s);
+        if report["staged_rows"] != 0 || report["published_rows"] != 120_000 {
+            interrupted_mid_ingest += 1;
+        }
     }
+    assert!(
+        interrupted_mid_ingest > 0,
+        "no kill landed before the run finished: the test checked nothing"
+    );
     let out = tally(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
     let verify = tally(&["verify", "--root", root_arg(&s), "--deep"]);

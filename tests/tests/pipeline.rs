@@ -63,6 +63,18 @@ async fn published_files_cascade_through_levels_conserving_rows() {
     let stats = p.stats();
     let final_bytes: u64 = snapshot.files.iter().map(|f| f.bytes).sum();
     assert!(stats.merges > 0);
+    // Each row is written once per level at most.
+    let levels = u64::from(p.config().max_level) + 1;
+    assert!(
+        stats.table_rows_written <= levels * snapshot.rows,
+        "{} rows written for {} rows in the table",
+        stats.table_rows_written,
+        snapshot.rows
+    );
+    assert!(
+        stats.table_rows_written > snapshot.rows,
+        "merges rewrote rows"
+    );
     assert!(
         stats.table_bytes_written <= (u64::from(p.config().max_level) + 1) * final_bytes * 2,
         "write amplification: {} written for {} live",
