@@ -45,7 +45,57 @@ pub struct Manifest {
     pub sources: BTreeMap<String, SourceState>,
 }
 
+/// One of the store's directories holding files recovery may remove.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreDir {
+    Root,
+    Data,
+    Log,
+}
+
+/// A file recovery removes (protocol "Recover", step 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leftover {
+    /// `*.tmp`: a write that never reached its rename.
+    Temp,
+    /// A table file the manifest does not reference: the output of a step that never
+    /// published, or an input a published step superseded.
+    Unreferenced { id: u64 },
+    /// A log segment file at or below `log_through`: already staged.
+    Staged,
+}
+
+impl Leftover {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Leftover::Temp => "a temp file",
+            Leftover::Unreferenced { .. } => "referenced by no manifest",
+            Leftover::Staged => "a log segment already staged",
+        }
+    }
+}
+
 impl Manifest {
+    /// Whether the file `name` in `dir` is a leftover under this manifest.
+    pub fn leftover(&self, dir: StoreDir, name: &str) -> Option<Leftover> {
+        if crate::layout::is_temp(name) {
+            return Some(Leftover::Temp);
+        }
+        match dir {
+            StoreDir::Root => None,
+            StoreDir::Data => {
+                let (level, id) = crate::layout::parse_table_file_name(name)?;
+                let live = self.files.iter().any(|f| f.level == level && f.id == id);
+                (!live).then_some(Leftover::Unreferenced { id })
+            }
+            StoreDir::Log => match crate::layout::parse_segment_name(name)? {
+                crate::layout::SegmentFile::Log(n) | crate::layout::SegmentFile::Ack(n) => {
+                    (n <= self.log_through).then_some(Leftover::Staged)
+                }
+            },
+        }
+    }
+
     /// The state of an empty root, before any manifest was published.
     pub fn empty() -> Self {
         Self {
@@ -142,6 +192,29 @@ mod tests {
             },
         );
         m
+    }
+
+    #[test]
+    fn leftovers_are_what_the_manifest_does_not_hold() {
+        let mut m = sample();
+        m.log_through = 4;
+        let data = |n: &str| m.leftover(StoreDir::Data, n);
+        assert_eq!(data("L0-00000000000000000001.parquet"), None, "live");
+        assert_eq!(
+            data("L1-00000000000000000001.parquet"),
+            Some(Leftover::Unreferenced { id: 1 }),
+            "same id, other level"
+        );
+        assert_eq!(
+            data("L0-00000000000000000001.parquet.tmp"),
+            Some(Leftover::Temp)
+        );
+        assert_eq!(data("notes.txt"), None, "not ours: left alone");
+        let log = |n: &str| m.leftover(StoreDir::Log, n);
+        assert_eq!(log("00000000000000000004.ack"), Some(Leftover::Staged));
+        assert_eq!(log("00000000000000000005.log"), None, "live segment");
+        assert_eq!(m.leftover(StoreDir::Root, "SEQ"), None);
+        assert_eq!(m.leftover(StoreDir::Root, "SEQ.tmp"), Some(Leftover::Temp));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tally_sim::{Clock, Fs, FsFile, OpenMode};
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log::{self, PartMeta};
-use crate::manifest::{Manifest, SourceState};
+use crate::manifest::{Leftover, Manifest, SourceState, StoreDir};
 use crate::seqalloc;
 use crate::table;
 
@@ -463,78 +463,43 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// Removes temp files, unreferenced table files and staged segments. Returns the highest
     /// table file id seen among orphans (0 if none), so that ids are never reused.
     async fn remove_garbage(&mut self, manifest: &Manifest) -> Result<u64> {
-        let root = self.layout.root.clone();
-        let mut changed = false;
-        for entry in self.fs.list_dir(&root).await? {
-            if !entry.is_dir && layout::is_temp(&entry.name) {
-                self.remove(&root.join(&entry.name)).await?;
-                self.report.temp_files_removed.push(entry.name);
-                changed = true;
-            }
-        }
-        if changed {
-            self.fs.sync_dir(&root).await?;
-        }
-
         let manifest_quarantined = !self.report.quarantined.is_empty();
-        let data = self.layout.data_dir();
-        let live: std::collections::BTreeSet<(u32, u64)> =
-            manifest.files.iter().map(|f| (f.level, f.id)).collect();
         let mut max_orphan_id = 0;
-        let mut changed = false;
-        for entry in self.fs.list_dir(&data).await? {
-            if entry.is_dir {
-                continue;
-            }
-            let path = data.join(&entry.name);
-            if layout::is_temp(&entry.name) {
+        for (kind, dir) in [
+            (StoreDir::Root, self.layout.root.clone()),
+            (StoreDir::Data, self.layout.data_dir()),
+            (StoreDir::Log, self.layout.log_dir()),
+        ] {
+            let mut changed = false;
+            for entry in self.fs.list_dir(&dir).await? {
+                let leftover = match manifest.leftover(kind, &entry.name) {
+                    Some(leftover) if !entry.is_dir => leftover,
+                    _ => continue,
+                };
+                let path = dir.join(&entry.name);
+                if let Leftover::Unreferenced { id } = leftover {
+                    max_orphan_id = max_orphan_id.max(id);
+                    if manifest_quarantined {
+                        // A newer manifest was unreadable: this file may hold rows only it
+                        // published. Keep it for an operator instead of deleting it.
+                        let reason = "unreferenced while a newer manifest was quarantined";
+                        self.quarantine(&dir, &entry.name, reason.to_string())
+                            .await?;
+                        continue;
+                    }
+                }
                 self.remove(&path).await?;
-                self.report
-                    .temp_files_removed
-                    .push(format!("{}/{}", layout::DATA_DIR, entry.name));
                 changed = true;
-            } else if let Some((level, id)) = layout::parse_table_file_name(&entry.name) {
-                if !live.contains(&(level, id)) && manifest_quarantined {
-                    // A newer manifest was unreadable: this file may hold rows it published.
-                    // Keep them for an operator instead of deleting them.
-                    let reason = "unreferenced while a newer manifest was quarantined".to_string();
-                    self.quarantine(&data, &entry.name, reason).await?;
-                    max_orphan_id = max_orphan_id.max(id);
-                } else if !live.contains(&(level, id)) {
-                    self.remove(&path).await?;
-                    self.report.orphans_removed.push(format!(
-                        "{}/{}",
-                        layout::DATA_DIR,
-                        entry.name
-                    ));
-                    max_orphan_id = max_orphan_id.max(id);
-                    changed = true;
+                let name = self.relative(&path);
+                match leftover {
+                    Leftover::Temp => self.report.temp_files_removed.push(name),
+                    Leftover::Unreferenced { .. } => self.report.orphans_removed.push(name),
+                    Leftover::Staged => self.report.staged_segments_removed.push(name),
                 }
             }
-        }
-        if changed {
-            self.fs.sync_dir(&data).await?;
-        }
-
-        let logs = self.layout.log_dir();
-        let mut changed = false;
-        for entry in self.fs.list_dir(&logs).await? {
-            let consumed = match layout::parse_segment_name(&entry.name) {
-                Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) => n <= manifest.log_through,
-                None => false,
-            };
-            if !entry.is_dir && (consumed || layout::is_temp(&entry.name)) {
-                self.remove(&logs.join(&entry.name)).await?;
-                self.report.staged_segments_removed.push(format!(
-                    "{}/{}",
-                    layout::LOG_DIR,
-                    entry.name
-                ));
-                changed = true;
+            if changed {
+                self.fs.sync_dir(&dir).await?;
             }
-        }
-        if changed {
-            self.fs.sync_dir(&logs).await?;
         }
         Ok(max_orphan_id)
     }

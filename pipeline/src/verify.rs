@@ -11,7 +11,7 @@ use tally_sim::Fs;
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
-use crate::manifest::{FileEntry, Manifest};
+use crate::manifest::{FileEntry, Manifest, StoreDir};
 use crate::table::{self, SEQ_COLUMN, TableReader};
 
 /// A live (not yet staged) log segment.
@@ -138,24 +138,17 @@ async fn check_garbage<F: Fs>(
     manifest: &Manifest,
     report: &mut StoreReport,
 ) -> Result<()> {
-    for entry in fs.list_dir(&layout.root).await? {
-        if layout::is_temp(&entry.name) {
-            report
-                .pending_repairs
-                .push(format!("temp file {} will be removed", entry.name));
-        }
-    }
-    let live: BTreeSet<(u32, u64)> = manifest.files.iter().map(|f| (f.level, f.id)).collect();
-    for entry in fs.list_dir(&layout.data_dir()).await? {
-        if layout::is_temp(&entry.name) {
-            report
-                .pending_repairs
-                .push(format!("temp file data/{} will be removed", entry.name));
-        } else if let Some(key) = layout::parse_table_file_name(&entry.name) {
-            if !live.contains(&key) {
+    for (kind, dir, prefix) in [
+        (StoreDir::Root, layout.root.clone(), ""),
+        (StoreDir::Data, layout.data_dir(), "data/"),
+        (StoreDir::Log, layout.log_dir(), "log/"),
+    ] {
+        for entry in fs.list_dir(&dir).await? {
+            if let Some(leftover) = manifest.leftover(kind, &entry.name) {
                 report.pending_repairs.push(format!(
-                    "data/{} is referenced by no manifest: it will be removed",
-                    entry.name
+                    "{prefix}{} is {}: it will be removed",
+                    entry.name,
+                    leftover.describe()
                 ));
             }
         }
@@ -172,12 +165,8 @@ async fn check_segments<F: Fs>(
     let mut numbers = Vec::new();
     for entry in fs.list_dir(&layout.log_dir()).await? {
         match layout::parse_segment_name(&entry.name) {
-            Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) if n <= manifest.log_through => {
-                report.pending_repairs.push(format!(
-                    "log/{} was already staged: it will be removed",
-                    entry.name
-                ))
-            }
+            // Already staged: reported by `check_garbage`.
+            Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) if n <= manifest.log_through => {}
             Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) => numbers.push(n),
             None => {}
         }
