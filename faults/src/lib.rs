@@ -1,13 +1,22 @@
 //! Faults applied over any world filesystem.
 //!
-//! So far: the negative controls — a harness that cannot fail proves nothing, so tally ships
-//! disks that lie about durability; under them a correct pipeline must be *reported* as losing
-//! acknowledged data — and a disk whose syncs take time, so that concurrent tasks overlap.
+//! A [`FaultPlan`] says, as data, what goes wrong in a run: a process crash at a chosen call,
+//! injected errors (transient or sticky), failing fsyncs that lose data, corrupted reads and
+//! clock jumps, and the negative controls — disks that break a durability promise, under which
+//! a harness that works must report lost data. [`FaultFs`] applies a plan over any backend.
+//! [`SlowSyncFs`] makes syncs take time, so that concurrent tasks overlap.
 
 #[macro_use]
 mod delegate;
+pub mod faultfs;
+pub mod generate;
 pub mod latency;
 pub mod lying;
+pub mod plan;
 
+pub use faultfs::{Backend, FaultClock, FaultEvent, FaultFile, FaultFs};
 pub use latency::{SlowSyncFile, SlowSyncFs};
 pub use lying::{Lie, LyingFs};
+pub use plan::{
+    CallKind, Control, Crash, Effect, ErrorKind, Fault, FaultPlan, Latency, Moment, Trigger,
+};

@@ -20,6 +20,7 @@ pub fn run_seeded<F: Future + Send>(seed: u64, future: F) -> F::Output
 where
     F::Output: Send,
 {
+    warm_process_globals();
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -29,6 +30,55 @@ where
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// Initializes, outside any simulation, the process-wide state that libraries seed lazily from
+/// `getrandom` on first use. Under madsim a draw made inside a run comes from the run's seeded
+/// generator, so if the first run in a process made these draws and later runs did not, the
+/// same seed would schedule differently depending on what ran before it. Drawn here, from the
+/// OS, they no longer touch any run's generator.
+///
+/// Known sources: the random state of `ahash` (hash maps inside arrow and parquet: dictionary
+/// encoding, schema metadata) and of `hashbrown`'s default hasher. The warm-up encodes and
+/// decodes a batch through Parquet (dictionary encoding on) and Arrow IPC, which touches them.
+/// `tests/determinism` (a sweep's seed against a fresh replay) is what shows the list is
+/// complete.
+pub fn warm_process_globals() {
+    static WARM: std::sync::Once = std::sync::Once::new();
+    WARM.call_once(|| {
+        use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        use std::sync::Arc;
+        let columns: [(&str, ArrayRef); 2] = [
+            ("key", Arc::new(StringArray::from(vec!["a", "b", "a"]))),
+            ("value", Arc::new(Int64Array::from(vec![1, 2, 3]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).expect("a valid batch");
+        let mut parquet = Vec::new();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(&mut parquet, batch.schema(), None)
+            .expect("an in-memory writer");
+        writer.write(&batch).expect("writing to memory");
+        writer.close().expect("closing an in-memory file");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(parquet),
+        )
+        .and_then(|b| b.build())
+        .expect("reading back what was written");
+        for read in reader {
+            read.expect("reading back what was written");
+        }
+        let mut ipc = Vec::new();
+        {
+            let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &batch.schema())
+                .expect("an in-memory writer");
+            writer.write(&batch).expect("writing to memory");
+            writer.finish().expect("finishing");
+        }
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(ipc), None)
+            .expect("reading back what was written");
+        for read in reader {
+            read.expect("reading back what was written");
+        }
+    });
 }
 
 #[cfg(not(madsim))]

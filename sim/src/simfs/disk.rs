@@ -203,6 +203,16 @@ impl Disk {
         }
     }
 
+    /// Drops a file's pending data ops: they never become durable, and reads see the durable
+    /// content again. What a failed fsync does to the data it could not write.
+    pub(crate) fn discard_file(&mut self, ino: Ino) {
+        if !self.file(ino).pending.is_empty() {
+            let file = self.file_mut(ino);
+            file.visible = file.durable.clone();
+            file.pending.clear();
+        }
+    }
+
     pub(crate) fn sync_dir(&mut self, ino: Ino) {
         if !self.dir(ino).pending.is_empty() {
             let dir = self.dir_mut(ino);

@@ -252,6 +252,25 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    /// A `sync` that fails, as an fsync hit by an I/O error does: the file's pending data is
+    /// lost (it never becomes durable, and reads see the durable content again) and the call
+    /// returns the error. Logged as a `sync` that failed. A caller that retries the sync and
+    /// takes its success as durability of the lost data is wrong, and a crash will show it.
+    pub fn fail_sync(&self) -> io::Error {
+        let result: io::Result<()> = self.fs.call(OpKind::Sync, &self.path, None, |shared| {
+            shared.disk.discard_file(self.ino);
+            Err(error(
+                ErrorKind::Other,
+                "sync",
+                &self.path,
+                "input/output error; the file's unsynced data is lost",
+            ))
+        });
+        result.expect_err("a failed sync fails")
+    }
+}
+
 impl Fs for SimFs {
     type File = SimFile;
 

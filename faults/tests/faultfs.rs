@@ -1,0 +1,369 @@
+//! Claims about `FaultFs`: each kind of fault does exactly what its plan says, on the simulated
+//! disk, and a plan works the same over the real disk.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tally_faults::{
+    CallKind, Control, Crash, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Moment, Trigger,
+};
+use tally_sim::{Clock, CrashModel, CreateMode, Fs, FsFile, RealFs, SimFs};
+
+fn plan(faults: Vec<Fault>) -> FaultPlan {
+    FaultPlan {
+        faults,
+        ..FaultPlan::default()
+    }
+}
+
+fn at_call(index: u64, effect: Effect) -> Fault {
+    Fault {
+        at: Trigger::Call { index },
+        effect,
+    }
+}
+
+fn file_bytes(disk: &SimFs, path: &str) -> Option<Vec<u8>> {
+    disk.tree().remove(path).flatten()
+}
+
+#[tokio::test]
+async fn a_crash_after_a_call_lets_it_land_and_refuses_every_later_call() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        FaultPlan {
+            crash: Some(Crash {
+                at: Trigger::Nth {
+                    kind: CallKind::Write,
+                    path: "*.log".into(),
+                    n: 2,
+                },
+                moment: Moment::After,
+                model: CrashModel::Strict,
+            }),
+            ..FaultPlan::default()
+        },
+    )
+    .unwrap();
+    let crashed_at = Arc::new(Mutex::new(None));
+    let hook = crashed_at.clone();
+    fs.on_crash(move |call| *hook.lock().unwrap() = Some(call));
+    let f = fs
+        .create(Path::new("/a.log"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    f.append(b"one").await.unwrap();
+    let err = f.append(b"two").await.unwrap_err();
+    assert!(err.to_string().contains("simulated crash"), "{err}");
+    // The second append reached the disk before the process died.
+    assert_eq!(file_bytes(&disk, "/a.log").unwrap(), b"onetwo");
+    assert_eq!(fs.crashed_at(), Some(2));
+    assert_eq!(*crashed_at.lock().unwrap(), Some(2));
+    assert!(f.sync().await.is_err());
+    assert!(fs.exists(Path::new("/a.log")).await.is_err());
+    assert_eq!(
+        disk.op_count(),
+        3,
+        "nothing after the crash reaches the disk"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_before_a_call_keeps_it_off_the_disk() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        FaultPlan {
+            crash: Some(Crash {
+                at: Trigger::Nth {
+                    kind: CallKind::Rename,
+                    path: "*".into(),
+                    n: 1,
+                },
+                moment: Moment::Before,
+                model: CrashModel::Kill,
+            }),
+            ..FaultPlan::default()
+        },
+    )
+    .unwrap();
+    fs.create(Path::new("/x"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    assert!(fs.rename(Path::new("/x"), Path::new("/y")).await.is_err());
+    assert!(disk.tree().contains_key("/x") && !disk.tree().contains_key("/y"));
+}
+
+#[tokio::test]
+async fn a_transient_error_fails_one_call_and_a_sticky_one_every_later_call_it_applies_to() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        plan(vec![
+            at_call(
+                1,
+                Effect::Error {
+                    error: ErrorKind::Eio,
+                    sticky: false,
+                },
+            ),
+            at_call(
+                3,
+                Effect::Error {
+                    error: ErrorKind::Enospc,
+                    sticky: true,
+                },
+            ),
+        ]),
+    )
+    .unwrap();
+    let f = fs
+        .create(Path::new("/f"), CreateMode::Exclusive)
+        .await
+        .unwrap(); // call 0
+    assert!(f.append(b"a").await.is_err()); // call 1: EIO once
+    f.append(b"b").await.unwrap(); // call 2
+    let err = f.append(b"c").await.unwrap_err(); // call 3: ENOSPC, sticky
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    assert!(f.append(b"d").await.is_err(), "sticky: later writes fail");
+    assert_eq!(
+        f.read_all().await.unwrap(),
+        b"b",
+        "reads still work under ENOSPC"
+    );
+    assert!(
+        fs.unlink(Path::new("/f")).await.is_ok(),
+        "ENOSPC does not stop an unlink"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fsync_loses_the_unsynced_data_for_good() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        plan(vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Sync,
+                path: "/f".into(),
+                n: 2,
+            },
+            effect: Effect::FailSync,
+        }]),
+    )
+    .unwrap();
+    let f = fs
+        .create(Path::new("/f"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    fs.sync_dir(Path::new("/")).await.unwrap();
+    f.append(b"kept").await.unwrap();
+    f.sync().await.unwrap();
+    f.append(b"lost").await.unwrap();
+    assert!(f.sync().await.is_err());
+    // Retrying the sync succeeds, and the data is still gone: it never becomes durable.
+    f.sync().await.unwrap();
+    assert_eq!(f.read_all().await.unwrap(), b"kept");
+    let image = disk.crash(CrashModel::Strict, 0);
+    assert_eq!(file_bytes(&image, "/f").unwrap(), b"kept");
+}
+
+#[tokio::test]
+async fn a_corrupted_read_flips_one_bit_of_that_read_only() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        plan(vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Read,
+                path: "*".into(),
+                n: 1,
+            },
+            effect: Effect::CorruptRead,
+        }]),
+    )
+    .unwrap();
+    let data = vec![0u8; 64];
+    let f = fs
+        .create(Path::new("/f"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    f.append(&data).await.unwrap();
+    let corrupted = fs.read(Path::new("/f")).await.unwrap();
+    let flipped: u32 = corrupted.iter().map(|b| b.count_ones()).sum();
+    assert_eq!(flipped, 1);
+    assert_eq!(fs.read(Path::new("/f")).await.unwrap(), data);
+    assert_eq!(
+        file_bytes(&disk, "/f").unwrap(),
+        data,
+        "the disk is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_clock_jump_moves_the_fault_clock_from_its_call_on() {
+    #[derive(Clone)]
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+        }
+        async fn sleep(&self, _: Duration) {}
+    }
+    let fs = FaultFs::new(
+        SimFs::new(),
+        plan(vec![at_call(1, Effect::ClockJump { seconds: -3600 })]),
+    )
+    .unwrap();
+    let clock = fs.clock(Fixed);
+    let before = clock.now();
+    fs.exists(Path::new("/")).await.unwrap();
+    assert_eq!(clock.now(), before);
+    fs.exists(Path::new("/")).await.unwrap();
+    assert_eq!(
+        before.duration_since(clock.now()).unwrap(),
+        Duration::from_secs(3600)
+    );
+}
+
+#[tokio::test]
+async fn a_lying_directory_sync_leaves_a_new_name_undurable() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        FaultPlan {
+            controls: vec![Control::LyingSyncDir],
+            ..FaultPlan::default()
+        },
+    )
+    .unwrap();
+    let f = fs
+        .create(Path::new("/f"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    f.append(b"x").await.unwrap();
+    f.sync().await.unwrap();
+    fs.sync_dir(Path::new("/")).await.unwrap();
+    assert!(
+        fs.sync_dir(Path::new("/missing")).await.is_err(),
+        "still notices a missing directory"
+    );
+    assert!(!disk.crash(CrashModel::Strict, 0).tree().contains_key("/f"));
+}
+
+#[tokio::test]
+async fn a_lying_sync_leaves_the_data_undurable() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        FaultPlan {
+            controls: vec![Control::LyingSync],
+            ..FaultPlan::default()
+        },
+    )
+    .unwrap();
+    let f = fs
+        .create(Path::new("/f"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    f.append(b"x").await.unwrap();
+    f.sync().await.unwrap();
+    fs.sync_dir(Path::new("/")).await.unwrap();
+    assert_eq!(
+        file_bytes(&disk.crash(CrashModel::Strict, 0), "/f").unwrap(),
+        b""
+    );
+}
+
+#[tokio::test]
+async fn rename_before_data_makes_the_rename_durable_and_not_the_data() {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(
+        disk.clone(),
+        FaultPlan {
+            controls: vec![Control::RenameBeforeData],
+            ..FaultPlan::default()
+        },
+    )
+    .unwrap();
+    // A log that is synced and never renamed: its sync lands at the next call.
+    let log = fs
+        .create(Path::new("/log"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    log.append(b"log").await.unwrap();
+    log.sync().await.unwrap();
+    fs.sync_dir(Path::new("/")).await.unwrap();
+    // Publish by rename: write, sync, rename, sync_dir — the rename overtakes the data.
+    let tmp = fs
+        .create(Path::new("/new.tmp"), CreateMode::Exclusive)
+        .await
+        .unwrap();
+    tmp.append(b"data").await.unwrap();
+    tmp.sync().await.unwrap();
+    fs.rename(Path::new("/new.tmp"), Path::new("/new"))
+        .await
+        .unwrap();
+    fs.sync_dir(Path::new("/")).await.unwrap();
+    let image = disk.crash(CrashModel::Strict, 0);
+    assert_eq!(file_bytes(&image, "/log").unwrap(), b"log");
+    assert_eq!(
+        file_bytes(&image, "/new").unwrap(),
+        b"",
+        "the name is durable, the data is not"
+    );
+    assert_eq!(
+        file_bytes(&disk, "/new").unwrap(),
+        b"data",
+        "reads still see the data"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_applies_over_the_real_disk_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let fs = FaultFs::new(
+        RealFs,
+        plan(vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Sync,
+                path: "*/f".into(),
+                n: 1,
+            },
+            effect: Effect::FailSync,
+        }]),
+    )
+    .unwrap();
+    let f = fs.create(&path, CreateMode::Exclusive).await.unwrap();
+    f.append(b"x").await.unwrap();
+    let err = f.sync().await.unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    f.sync().await.unwrap();
+    assert_eq!(fs.read(&path).await.unwrap(), b"x");
+}
+
+#[test]
+fn generated_plans_follow_from_the_seed() {
+    use tally_faults::generate::{Profile, generate};
+    let profile = Profile {
+        expected_calls: 500,
+        crash: true,
+        model: None,
+        faults: true,
+        corruptible: vec!["*/log/*".into()],
+        controls: vec![],
+        latency: None,
+    };
+    assert_eq!(generate(7, &profile), generate(7, &profile));
+    let distinct: std::collections::BTreeSet<String> =
+        (0..50).map(|s| generate(s, &profile).to_string()).collect();
+    assert!(
+        distinct.len() > 45,
+        "seeds give different plans: {}",
+        distinct.len()
+    );
+    assert!((0..50).all(|s| generate(s, &profile).crash.is_some()));
+}

@@ -1,0 +1,11 @@
+//! The simulation harness: workloads, the oracle, seeded runs with a crash check after every
+//! call, sweeps, exhaustive exploration and shrinking.
+
+pub mod explore;
+pub mod oracle;
+pub mod run;
+pub mod scenario;
+pub mod shrink;
+pub mod sweep;
+pub mod trace;
+pub mod workload;

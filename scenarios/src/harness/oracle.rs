@@ -1,0 +1,397 @@
+//! The oracle: what must hold on a disk after recovery, given what was acknowledged.
+//!
+//! It runs the real recovery (`Pipeline::open`) on the disk it is given, reads every published
+//! and staged row, and checks: every acknowledged row exactly once, any other row at most once
+//! and only if its part was attempted, every value as the row's identity says, sequence
+//! numbers unique, the ledger equal to the rows on disk, the store consistent with nothing left
+//! over (`verify::check_store`: files exist, footers match the manifest, no orphans or temp
+//! files), and a second recovery that changes nothing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use tally_pipeline::{Config, Layout, Pipeline, read, verify};
+use tally_sim::{SimFs, SystemClock, World};
+
+use super::workload::{RowRead, parse_key, payload_of, rows_of, value_of};
+
+/// Where a pipeline's store lives on the simulated disk.
+pub const ROOT: &str = "/store";
+
+/// The invariants the oracle checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// Recovery failed (or refused, failing closed) on a disk that a correct pipeline and
+    /// disk can always recover.
+    RecoverySucceeds,
+    /// Every acknowledged row is present.
+    AckedRowsPresent,
+    /// No row is present twice.
+    AtMostOnce,
+    /// No row that was never ingested, and every value as ingested.
+    NothingInvented,
+    /// Sequence numbers are unique.
+    UniqueSeq,
+    /// The ledger counts exactly the rows on disk, as a prefix of each source.
+    LedgerMatches,
+    /// Manifest files exist, are complete and match their recorded counts; no orphans or
+    /// temp files remain.
+    StoreConsistent,
+    /// Recovering again changes nothing.
+    RecoveryIdempotent,
+    /// At the end of a run every row is published and every source complete.
+    RunCompletes,
+    /// The workload failed without an injected fault to explain it.
+    NoUnexplainedError,
+}
+
+impl Invariant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::RecoverySucceeds => "recovery-succeeds",
+            Invariant::AckedRowsPresent => "acked-rows-present",
+            Invariant::AtMostOnce => "at-most-once",
+            Invariant::NothingInvented => "nothing-invented",
+            Invariant::UniqueSeq => "unique-seq",
+            Invariant::LedgerMatches => "ledger-matches",
+            Invariant::StoreConsistent => "store-consistent",
+            Invariant::RecoveryIdempotent => "recovery-idempotent",
+            Invariant::RunCompletes => "run-completes",
+            Invariant::NoUnexplainedError => "no-unexplained-error",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A broken invariant: which, the rows involved (first few keys), and what was seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Breach {
+    pub invariant: Invariant,
+    pub rows: Vec<String>,
+    pub detail: String,
+}
+
+impl Breach {
+    fn new(invariant: Invariant, rows: Vec<String>, detail: impl Into<String>) -> Self {
+        Self {
+            invariant,
+            rows,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)?;
+        if !self.rows.is_empty() {
+            write!(f, " [rows {}]", self.rows.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows shown in a breach.
+const SHOWN_ROWS: usize = 5;
+
+fn first_keys<'a>(keys: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    keys.into_iter().take(SHOWN_ROWS).cloned().collect()
+}
+
+/// What a source had reached when the disk was captured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SourceProgress {
+    /// Rows `0..acked` are acknowledged.
+    pub acked: u64,
+    /// Rows `0..attempted` were handed to `ingest` (acknowledged or not).
+    pub attempted: u64,
+}
+
+/// What the oracle expects of a disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expectation {
+    pub sources: BTreeMap<String, SourceProgress>,
+    /// Payload length bound of the workload, to recompute values.
+    pub payload_bytes: u32,
+    /// The run is over: every attempted row must be acknowledged, published and its source
+    /// complete.
+    pub final_state: bool,
+}
+
+/// What a passing check saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub manifest_version: u64,
+    pub published_rows: u64,
+    pub staged_rows: u64,
+    pub max_level: u32,
+    /// Recovery's report, as text.
+    pub recovery: String,
+}
+
+async fn read_rows(
+    fs: &SimFs,
+    pipeline: &Pipeline<SimFs, SystemClock>,
+) -> Result<(Vec<RowRead>, u64), Breach> {
+    let layout = Layout::new(ROOT);
+    let manifest = pipeline.manifest().await;
+    let mut rows = Vec::new();
+    let mut staged = 0;
+    let mut bad_columns = false;
+    read::published_rows(fs, &layout, &manifest.files, 256, |_, b| {
+        match rows_of(&b) {
+            Some(r) => rows.extend(r),
+            None => bad_columns = true,
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| {
+        Breach::new(
+            Invariant::StoreConsistent,
+            vec![],
+            format!("reading published rows: {e}"),
+        )
+    })?;
+    read::staged_rows(fs, &layout, manifest.log_through, |_, b| {
+        staged += b.num_rows() as u64;
+        match rows_of(&b) {
+            Some(r) => rows.extend(r),
+            None => bad_columns = true,
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| {
+        Breach::new(
+            Invariant::StoreConsistent,
+            vec![],
+            format!("reading staged rows: {e}"),
+        )
+    })?;
+    if bad_columns {
+        return Err(Breach::new(
+            Invariant::NothingInvented,
+            vec![],
+            "a batch without the workload's columns",
+        ));
+    }
+    Ok((rows, staged))
+}
+
+/// Checks the rows read against the expectation.
+fn check_rows(rows: &[RowRead], expect: &Expectation) -> Result<(), Breach> {
+    let mut by_key: BTreeMap<&str, Vec<&RowRead>> = BTreeMap::new();
+    let mut invented = Vec::new();
+    let mut altered = Vec::new();
+    for row in rows {
+        let known = parse_key(&row.key).and_then(|(source, n)| {
+            let progress = expect.sources.get(source)?;
+            (n < progress.attempted).then_some(())
+        });
+        if known.is_none() {
+            invented.push(row.key.clone());
+        } else if row.value != value_of(&row.key)
+            || row.payload != payload_of(&row.key, expect.payload_bytes)
+        {
+            altered.push(row.key.clone());
+        }
+        by_key.entry(&row.key).or_default().push(row);
+    }
+    if !invented.is_empty() {
+        return Err(Breach::new(
+            Invariant::NothingInvented,
+            first_keys(&invented),
+            format!("{} rows that were never ingested", invented.len()),
+        ));
+    }
+    if !altered.is_empty() {
+        return Err(Breach::new(
+            Invariant::NothingInvented,
+            first_keys(&altered),
+            format!(
+                "{} rows whose values differ from those ingested",
+                altered.len()
+            ),
+        ));
+    }
+    let twice: Vec<String> = by_key
+        .iter()
+        .filter(|(_, r)| r.len() > 1)
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    if !twice.is_empty() {
+        return Err(Breach::new(
+            Invariant::AtMostOnce,
+            first_keys(&twice),
+            format!("{} rows present more than once", twice.len()),
+        ));
+    }
+    let mut lost = Vec::new();
+    let mut lost_count = 0u64;
+    for (source, progress) in &expect.sources {
+        let wanted = if expect.final_state {
+            progress.attempted
+        } else {
+            progress.acked
+        };
+        for n in 0..wanted {
+            let key = super::workload::key(source, n);
+            if !by_key.contains_key(key.as_str()) {
+                lost_count += 1;
+                if lost.len() < SHOWN_ROWS {
+                    lost.push(key);
+                }
+            }
+        }
+    }
+    if lost_count > 0 {
+        let (invariant, what) = if expect.final_state {
+            (
+                Invariant::RunCompletes,
+                "rows of the run missing at its end",
+            )
+        } else {
+            (Invariant::AckedRowsPresent, "acknowledged rows missing")
+        };
+        return Err(Breach::new(invariant, lost, format!("{lost_count} {what}")));
+    }
+    let mut seqs: BTreeMap<u64, &str> = BTreeMap::new();
+    for row in rows {
+        if let Some(other) = seqs.insert(row.seq, &row.key) {
+            return Err(Breach::new(
+                Invariant::UniqueSeq,
+                vec![other.to_owned(), row.key.clone()],
+                format!("sequence number {} given to two rows", row.seq),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the ledger: per source, the rows on disk are exactly rows `0..ledger.rows`, and the
+/// ledger holds at least the acknowledged rows.
+fn check_ledger(
+    rows: &[RowRead],
+    ledger: &BTreeMap<String, tally_pipeline::SourceState>,
+    expect: &Expectation,
+) -> Result<(), Breach> {
+    let mut on_disk: BTreeMap<&str, u64> = BTreeMap::new();
+    for row in rows {
+        if let Some((source, _)) = parse_key(&row.key) {
+            *on_disk.entry(source).or_default() += 1;
+        }
+    }
+    let names = ledger
+        .keys()
+        .map(String::as_str)
+        .chain(on_disk.keys().copied())
+        .collect::<std::collections::BTreeSet<_>>();
+    for name in names {
+        let counted = ledger.get(name).map_or(0, |s| s.rows);
+        let found = on_disk.get(name).copied().unwrap_or(0);
+        if counted != found {
+            return Err(Breach::new(
+                Invariant::LedgerMatches,
+                vec![],
+                format!("source {name}: the ledger counts {counted} rows, the disk holds {found}"),
+            ));
+        }
+        let acked = expect.sources.get(name).map_or(0, |p| p.acked);
+        if counted < acked {
+            return Err(Breach::new(
+                Invariant::LedgerMatches,
+                vec![],
+                format!(
+                    "source {name}: the ledger counts {counted} rows, {acked} were acknowledged"
+                ),
+            ));
+        }
+        if expect.final_state {
+            let attempted = expect.sources.get(name).map_or(0, |p| p.attempted);
+            let complete = ledger.get(name).is_some_and(|s| s.complete);
+            if !complete || counted != attempted {
+                return Err(Breach::new(
+                    Invariant::RunCompletes,
+                    vec![],
+                    format!(
+                        "source {name}: at the end the ledger counts {counted} of {attempted} rows, complete: {complete}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recovers `disk` with the real recovery code and checks everything against `expect`. The
+/// disk is changed (recovered): pass a copy.
+pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Result<Seen, Breach> {
+    let world = World::new(disk.clone(), SystemClock);
+    let (pipeline, report) = Pipeline::open(world.clone(), ROOT, config.clone())
+        .await
+        .map_err(|e| Breach::new(Invariant::RecoverySucceeds, vec![], e.to_string()))?;
+    let (rows, staged_rows) = read_rows(disk, &pipeline).await?;
+    check_rows(&rows, expect)?;
+    check_ledger(&rows, &pipeline.ledger().await, expect)?;
+    let manifest = pipeline.manifest().await;
+    if expect.final_state && staged_rows > 0 {
+        return Err(Breach::new(
+            Invariant::RunCompletes,
+            vec![],
+            format!("{staged_rows} rows still staged after the final flush"),
+        ));
+    }
+    drop(pipeline);
+    let store = verify::check_store(disk, &Layout::new(ROOT), false)
+        .await
+        .map_err(|e| Breach::new(Invariant::StoreConsistent, vec![], e.to_string()))?;
+    if !store.problems.is_empty() || !store.pending_repairs.is_empty() {
+        let all: Vec<String> = store
+            .problems
+            .iter()
+            .chain(&store.pending_repairs)
+            .cloned()
+            .collect();
+        return Err(Breach::new(
+            Invariant::StoreConsistent,
+            vec![],
+            all.join("; "),
+        ));
+    }
+    let before = disk.tree();
+    let (again, second) = Pipeline::open(world, ROOT, config.clone())
+        .await
+        .map_err(|e| {
+            Breach::new(
+                Invariant::RecoveryIdempotent,
+                vec![],
+                format!("second recovery failed: {e}"),
+            )
+        })?;
+    drop(again);
+    if !second.is_clean() || disk.tree() != before {
+        return Err(Breach::new(
+            Invariant::RecoveryIdempotent,
+            vec![],
+            format!(
+                "the second recovery changed the disk: {}",
+                second.to_string().trim()
+            ),
+        ));
+    }
+    Ok(Seen {
+        manifest_version: manifest.version,
+        published_rows: manifest.rows(),
+        staged_rows,
+        max_level: manifest.files.iter().map(|f| f.level).max().unwrap_or(0),
+        recovery: report.to_string(),
+    })
+}

@@ -1,0 +1,637 @@
+//! One seeded run: the workload on a simulated disk under a fault plan, a crash image checked
+//! after every mutating call, the run's own crash, recovery, and the run completed after it.
+//!
+//! A run has two lifetimes of the process. The first runs the workload through a `FaultFs`
+//! applying the plan, until it ends, fails, or the plan's crash kills it. The disk then
+//! crashes (under the run's model if the plan's crash fired; otherwise the process merely
+//! exited, and the page cache survives), and the second lifetime recovers it, checks it, and
+//! completes the workload fault-free. After every mutating call of either lifetime the
+//! harness takes that moment's crash image and, once the lifetime ends, runs the real recovery
+//! on each image and applies the oracle with what was acknowledged before that call.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tally_faults::{FaultFs, FaultPlan, plan::model_name};
+use tally_pipeline::{Config, Pipeline};
+use tally_sim::{Clock, CrashModel, Fs, OpRecord, SimFs, SystemClock, World};
+
+use super::oracle::{self, Breach, Expectation, Invariant, ROOT, SourceProgress};
+use super::trace::Trace;
+use super::workload::{Resume, Workload, batch};
+
+/// Everything that decides a run. Derived from a seed by a scenario, or read from a file
+/// (a shrunk plan) by `replay --plan`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub scenario: String,
+    /// Seeds the runtime's scheduling and the crash images' choices.
+    pub seed: u64,
+    /// The crash model of every crash image and of the plan's crash.
+    #[serde(with = "model_name")]
+    pub model: CrashModel,
+    pub workload: Workload,
+    pub plan: FaultPlan,
+}
+
+/// Where a violation was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// The crash image after a call of a lifetime.
+    CrashPoint,
+    /// The disk the run's own crash (or exit) left, as the second lifetime recovered it.
+    Restart,
+    /// The end of the run.
+    Final,
+    /// The workload itself.
+    Workload,
+}
+
+/// A broken invariant, with where it was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub phase: Phase,
+    /// Process lifetime: 1 before the run's crash, 2 after.
+    pub life: u32,
+    /// Index in that lifetime's disk op log of the call after which the crash image was
+    /// taken (crash points only).
+    pub op_index: Option<u64>,
+    /// That call, as the op log prints it.
+    pub op: Option<String>,
+    #[serde(flatten)]
+    pub breach: Breach,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.phase, &self.op) {
+            (Phase::CrashPoint, Some(op)) => write!(f, "crash after L{} {op} — ", self.life)?,
+            (Phase::Restart, _) => write!(f, "restart after L{}: ", self.life)?,
+            (Phase::Final, _) => f.write_str("end of run: ")?,
+            _ => write!(f, "L{} workload: ", self.life)?,
+        }
+        write!(f, "{}", self.breach)
+    }
+}
+
+/// What a run found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunOutcome {
+    pub scenario: String,
+    pub seed: u64,
+    pub model: String,
+    pub plan: String,
+    /// Crash images recovered and checked.
+    pub crash_points: u64,
+    /// Where the plan's crash fired, if it did.
+    pub crashed: Option<String>,
+    /// The first lifetime ended on an error (injected or not).
+    pub workload_error: Option<String>,
+    pub rows_acknowledged: u64,
+    /// Highest table level any check saw.
+    pub max_level: u32,
+    /// Violations found (at most [`KEPT_VIOLATIONS`] kept), and how many in all.
+    pub violations: Vec<Violation>,
+    pub violation_count: u64,
+    /// A digest of the whole trace and the final disk: equal digests, equal runs.
+    pub digest: String,
+    #[serde(skip)]
+    pub trace: Vec<String>,
+}
+
+impl RunOutcome {
+    pub fn passed(&self) -> bool {
+        self.violation_count == 0
+    }
+}
+
+pub const KEPT_VIOLATIONS: usize = 20;
+
+/// Per-source progress, shared by the workload's tasks and the per-call observer.
+type Progress = Arc<Mutex<BTreeMap<String, SourceProgress>>>;
+
+/// A crash image waiting to be checked.
+struct CrashPoint {
+    op: OpRecord,
+    /// Which persistence variant, when a point has several.
+    variant: Option<String>,
+    image: SimFs,
+    progress: BTreeMap<String, SourceProgress>,
+}
+
+/// The seed of the crash image after call `index` of lifetime `life`: distinct per point,
+/// fixed by the run's seed.
+fn point_seed(seed: u64, life: u32, index: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream((u64::from(life) << 48) ^ index);
+    rng.r#gen()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How crash images are taken at each crash point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Images {
+    /// One image per point: the run's model, its choices drawn from the run's seed.
+    Sampled,
+    /// Every persistence variant the model allows, bounded as [`super::explore::variants`]
+    /// says.
+    Exhaustive,
+}
+
+/// Collects crash images after every mutating call on `disk`, and traces every call.
+fn observe(
+    disk: &SimFs,
+    life: u32,
+    spec: &RunSpec,
+    images: Images,
+    progress: &Progress,
+    trace: &Trace,
+) -> Arc<Mutex<Vec<CrashPoint>>> {
+    let points = Arc::new(Mutex::new(Vec::new()));
+    let (sink, progress, trace) = (points.clone(), progress.clone(), trace.clone());
+    let (seed, model) = (spec.seed, spec.model);
+    disk.set_observer(move |disk, op| {
+        trace.line(format!("L{life} {op}"));
+        if !op.kind.is_mutating() {
+            return;
+        }
+        let progress = lock(&progress).clone();
+        let mut sink = lock(&sink);
+        match images {
+            Images::Sampled => sink.push(CrashPoint {
+                op: op.clone(),
+                variant: None,
+                image: disk.crash(model, point_seed(seed, life, op.index)),
+                progress,
+            }),
+            Images::Exhaustive => {
+                for (variant, plan) in super::explore::variants(disk, model) {
+                    let image = disk
+                        .crash_with(&plan)
+                        .expect("variants are dependency-closed plans of pending ops");
+                    sink.push(CrashPoint {
+                        op: op.clone(),
+                        variant: Some(variant),
+                        image,
+                        progress: progress.clone(),
+                    });
+                }
+            }
+        }
+    });
+    points
+}
+
+fn expectation(
+    progress: &BTreeMap<String, SourceProgress>,
+    workload: &Workload,
+    final_state: bool,
+) -> Expectation {
+    Expectation {
+        sources: progress.clone(),
+        payload_bytes: workload.payload_bytes,
+        final_state,
+    }
+}
+
+/// The state of one run as it goes.
+struct Run<'a> {
+    spec: &'a RunSpec,
+    config: Config,
+    trace: Trace,
+    progress: Progress,
+    crash_points: u64,
+    violations: Vec<Violation>,
+    violation_count: u64,
+    max_level: u32,
+}
+
+impl Run<'_> {
+    fn violation(&mut self, violation: Violation) {
+        self.trace.line(format!("VIOLATION {violation}"));
+        self.violation_count += 1;
+        if self.violations.len() < KEPT_VIOLATIONS {
+            self.violations.push(violation);
+        }
+    }
+
+    async fn check_points(&mut self, life: u32, points: Vec<CrashPoint>) {
+        for point in points {
+            self.crash_points += 1;
+            let expect = expectation(&point.progress, &self.spec.workload, false);
+            match oracle::check(&point.image, &self.config, &expect).await {
+                Ok(seen) => {
+                    self.max_level = self.max_level.max(seen.max_level);
+                    self.trace.line(format!(
+                        "point L{life}#{}{} ok: version {}, {} published, {} staged",
+                        point.op.index,
+                        point
+                            .variant
+                            .as_deref()
+                            .map(|v| format!(" [{v}]"))
+                            .unwrap_or_default(),
+                        seen.manifest_version,
+                        seen.published_rows,
+                        seen.staged_rows
+                    ));
+                }
+                Err(breach) => self.violation(Violation {
+                    phase: Phase::CrashPoint,
+                    life,
+                    op_index: Some(point.op.index),
+                    op: Some(match &point.variant {
+                        Some(v) => format!("{} [{v}]", point.op),
+                        None => point.op.to_string(),
+                    }),
+                    breach,
+                }),
+            }
+        }
+    }
+
+    /// Checks a whole disk at a restart or at the end.
+    async fn check_disk(&mut self, disk: &SimFs, life: u32, phase: Phase, final_state: bool) {
+        let expect = expectation(
+            &lock(&self.progress).clone(),
+            &self.spec.workload,
+            final_state,
+        );
+        match oracle::check(&disk.snapshot(), &self.config, &expect).await {
+            Ok(seen) => {
+                self.max_level = self.max_level.max(seen.max_level);
+                self.trace.line(format!(
+                    "{phase:?} check ok: version {}, {} published, {} staged",
+                    seen.manifest_version, seen.published_rows, seen.staged_rows
+                ));
+            }
+            Err(breach) => self.violation(Violation {
+                phase,
+                life,
+                op_index: None,
+                op: None,
+                breach,
+            }),
+        }
+    }
+}
+
+/// Runs `spec` to its end. Call it inside a runtime seeded with `spec.seed` (see
+/// [`crate::runtime::run_seeded`]).
+pub async fn run(spec: &RunSpec) -> RunOutcome {
+    run_with(spec, Images::Sampled).await
+}
+
+/// Runs `spec`, taking crash images as `images` says.
+pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
+    let trace = Trace::default();
+    trace.line(format!(
+        "seed {} scenario {} model {}",
+        spec.seed, spec.scenario, spec.model
+    ));
+    trace.line(format!(
+        "workload {}",
+        serde_json::to_string(&spec.workload).expect("a workload serializes")
+    ));
+    trace.line(format!("plan {}", spec.plan));
+    let progress: Progress = Arc::new(Mutex::new(
+        spec.workload
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), SourceProgress::default()))
+            .collect(),
+    ));
+    let mut run = Run {
+        spec,
+        config: spec.workload.config(),
+        trace: trace.clone(),
+        progress: progress.clone(),
+        crash_points: 0,
+        violations: Vec::new(),
+        violation_count: 0,
+        max_level: 0,
+    };
+
+    // First lifetime: the workload through the fault plan.
+    let disk = SimFs::new();
+    let faulty = match FaultFs::new(disk.clone(), spec.plan.clone()) {
+        Ok(f) => f,
+        Err(e) => panic!("the plan's path pattern is not a glob: {e}"),
+    };
+    {
+        let trace = trace.clone();
+        faulty.on_event(move |e| {
+            trace.line(format!(
+                "L1 fault at call {} ({} {}): {}",
+                e.call, e.kind, e.path, e.what
+            ))
+        });
+    }
+    let points = observe(&disk, 1, spec, images, &progress, &trace);
+    let world = World::new(faulty.clone(), faulty.clock(SystemClock));
+    let outcome = drive(world, &spec.workload, &progress, &trace, false).await;
+    disk.set_observer(|_, _| {});
+    let points = std::mem::take(&mut *lock(&points));
+    run.check_points(1, points).await;
+
+    let crashed = faulty.crashed_at().map(|call| format!("call {call}"));
+    let workload_error = outcome.err();
+    let image = match (&crashed, &workload_error) {
+        (Some(at), _) => {
+            trace.line(format!("L1 crash at {at}, model {}", spec.model));
+            disk.crash(spec.model, point_seed(spec.seed, 1, u64::MAX))
+        }
+        (None, Some(error)) => {
+            trace.line(format!("L1 ended on an error; the process exits: {error}"));
+            let explained = !spec.plan.faults.is_empty() || !spec.plan.controls.is_empty();
+            if !explained {
+                run.violation(Violation {
+                    phase: Phase::Workload,
+                    life: 1,
+                    op_index: None,
+                    op: None,
+                    breach: Breach {
+                        invariant: Invariant::NoUnexplainedError,
+                        rows: vec![],
+                        detail: error.clone(),
+                    },
+                });
+            }
+            disk.crash(CrashModel::Kill, 0)
+        }
+        (None, None) => {
+            trace.line("L1 ended; the process exits");
+            disk.crash(CrashModel::Kill, 0)
+        }
+    };
+
+    // Second lifetime: recover, check, complete the workload without faults.
+    let points = observe(&image, 2, spec, images, &progress, &trace);
+    let world = World::new(image.clone(), SystemClock);
+    let second = drive(world, &spec.workload, &progress, &trace, true).await;
+    image.set_observer(|_, _| {});
+    let points = std::mem::take(&mut *lock(&points));
+    run.check_points(2, points).await;
+    match second {
+        Ok(()) => run.check_disk(&image, 2, Phase::Final, true).await,
+        Err(error) => run.violation(Violation {
+            phase: Phase::Workload,
+            life: 2,
+            op_index: None,
+            op: None,
+            breach: Breach {
+                invariant: Invariant::NoUnexplainedError,
+                rows: vec![],
+                detail: format!("the fault-free second lifetime failed: {error}"),
+            },
+        }),
+    }
+
+    let rows_acknowledged = lock(&progress).values().map(|p| p.acked).sum();
+    let digest = trace.digest(&image.tree());
+    RunOutcome {
+        scenario: spec.scenario.clone(),
+        seed: spec.seed,
+        model: spec.model.to_string(),
+        plan: spec.plan.to_string(),
+        crash_points: run.crash_points,
+        crashed,
+        workload_error,
+        rows_acknowledged,
+        max_level: run.max_level,
+        violations: run.violations,
+        violation_count: run.violation_count,
+        digest,
+        trace: trace.lines(),
+    }
+}
+
+/// How long a lifetime may take (virtual time under simulation) before it is declared hung.
+const LIFETIME_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Runs the workload in one process lifetime: open (recovering), ingest every source's parts
+/// (from their own tasks when the workload is concurrent), restart cleanly if the workload
+/// says so, flush. `resuming` is the second lifetime: parts are skipped or re-run as the
+/// workload's `resume` says. Returns the first error.
+async fn drive<F: Fs, C: Clock>(
+    world: World<F, C>,
+    workload: &Workload,
+    progress: &Progress,
+    trace: &Trace,
+    resuming: bool,
+) -> Result<(), String> {
+    let life = if resuming { 2 } else { 1 };
+    let work = async {
+        let config = workload.config();
+        let split = match (resuming, workload.restart_after_parts) {
+            (false, Some(n)) => n,
+            _ => usize::MAX,
+        };
+        let mut lifetime = Lifetime::open(&world, &config, workload, trace, life).await?;
+        let ingested = lifetime
+            .ingest(workload, progress, trace, life, 0..split, resuming)
+            .await;
+        lifetime = lifetime.or_abort(ingested)?;
+        if split != usize::MAX {
+            lifetime.close().await?;
+            trace.line(format!("L{life} clean restart"));
+            lifetime = Lifetime::open(&world, &config, workload, trace, life).await?;
+            let ingested = lifetime
+                .ingest(workload, progress, trace, life, split..usize::MAX, false)
+                .await;
+            lifetime = lifetime.or_abort(ingested)?;
+        }
+        let flushed = lifetime
+            .pipeline
+            .flush()
+            .await
+            .map_err(|e| format!("flush: {e}"));
+        let report = match flushed {
+            Ok(report) => report,
+            Err(e) => return lifetime.or_abort(Err(e)).map(drop),
+        };
+        trace.line(format!(
+            "L{life} flush: {} staged, {} merges, version {}",
+            report.segments_staged, report.merges, report.manifest_version
+        ));
+        lifetime.close().await
+    };
+    match tokio::time::timeout(LIFETIME_LIMIT, work).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "lifetime {life} hung for {LIFETIME_LIMIT:?} of (virtual) time"
+        )),
+    }
+}
+
+/// An open pipeline and its maintenance task.
+struct Lifetime<F: Fs, C: Clock> {
+    pipeline: Pipeline<F, C>,
+    maintenance: Option<tokio::task::JoinHandle<tally_pipeline::Result<()>>>,
+}
+
+impl<F: Fs, C: Clock> Lifetime<F, C> {
+    async fn open(
+        world: &World<F, C>,
+        config: &Config,
+        workload: &Workload,
+        trace: &Trace,
+        life: u32,
+    ) -> Result<Self, String> {
+        let (pipeline, report) = Pipeline::open(world.clone(), ROOT, config.clone())
+            .await
+            .map_err(|e| format!("open: {e}"))?;
+        for line in report.to_string().lines() {
+            trace.line(format!("L{life} recovery: {line}"));
+        }
+        let maintenance = workload
+            .background_maintenance
+            .then(|| pipeline.spawn_maintenance());
+        Ok(Self {
+            pipeline,
+            maintenance,
+        })
+    }
+
+    /// Passes `self` on when `result` is fine; otherwise stops the maintenance task (the
+    /// process is ending) and returns the error.
+    fn or_abort(self, result: Result<(), String>) -> Result<Self, String> {
+        match result {
+            Ok(()) => Ok(self),
+            Err(e) => {
+                self.pipeline.stop_maintenance();
+                if let Some(task) = self.maintenance {
+                    task.abort();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn close(self) -> Result<(), String> {
+        self.pipeline.stop_maintenance();
+        if let Some(task) = self.maintenance {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(format!("maintenance: {e}")),
+                Err(e) => return Err(format!("maintenance task: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ingests parts `parts` of every source. When `resuming` with `Resume::FromLedger`,
+    /// parts the ledger already holds are skipped.
+    async fn ingest(
+        &mut self,
+        workload: &Workload,
+        progress: &Progress,
+        trace: &Trace,
+        life: u32,
+        parts: std::ops::Range<usize>,
+        resuming: bool,
+    ) -> Result<(), String> {
+        let skip_acked = resuming && workload.resume == Resume::FromLedger;
+        let mut tasks = Vec::new();
+        for source in &workload.sources {
+            let held = if skip_acked {
+                self.pipeline.source_state(&source.name).await.rows
+            } else {
+                0
+            };
+            let todo: Vec<(u64, u64, bool)> = source
+                .part_ranges()
+                .into_iter()
+                .enumerate()
+                .filter(|(i, (first, rows, _))| parts.contains(i) && first + rows > held)
+                .map(|(_, p)| p)
+                .collect();
+            let job = ingest_source(
+                self.pipeline.clone(),
+                source.name.clone(),
+                todo,
+                workload.payload_bytes,
+                progress.clone(),
+                trace.clone(),
+                life,
+            );
+            if workload.concurrent {
+                tasks.push(tokio::spawn(job));
+            } else {
+                job.await?;
+            }
+        }
+        let mut first_error = None;
+        for task in tasks {
+            let result = task
+                .await
+                .unwrap_or_else(|e| Err(format!("ingest task: {e}")));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn ingest_source<F: Fs, C: Clock>(
+    pipeline: Pipeline<F, C>,
+    source: String,
+    parts: Vec<(u64, u64, bool)>,
+    payload_bytes: u32,
+    progress: Progress,
+    trace: Trace,
+    life: u32,
+) -> Result<(), String> {
+    for (first, rows, last) in parts {
+        let end = first + rows;
+        {
+            let mut p = lock(&progress);
+            let entry = p.entry(source.clone()).or_default();
+            entry.attempted = entry.attempted.max(end);
+        }
+        let result = pipeline
+            .ingest_part(
+                &source,
+                first,
+                batch(&source, first, rows, payload_bytes),
+                last,
+            )
+            .await;
+        match result {
+            Ok(ack) => {
+                {
+                    let mut p = lock(&progress);
+                    let entry = p.entry(source.clone()).or_default();
+                    entry.acked = entry.acked.max(end);
+                }
+                let seq = ack
+                    .seq
+                    .map_or("-".to_owned(), |s| format!("{}..{}", s.start, s.end));
+                trace.line(format!(
+                    "L{life} ack {source} rows {first}..{end}: {} written, {} already held, seq {seq}{}",
+                    ack.rows_written,
+                    ack.rows_already_acknowledged,
+                    if ack.source_complete { ", complete" } else { "" }
+                ));
+            }
+            Err(e) => {
+                trace.line(format!(
+                    "L{life} ingest {source} rows {first}..{end} failed: {e}"
+                ));
+                return Err(format!("ingest {source} rows {first}..{end}: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
