@@ -11,12 +11,10 @@ mod delegate;
 pub mod faultfs;
 pub mod generate;
 pub mod latency;
-pub mod lying;
 pub mod plan;
 
 pub use faultfs::{Backend, FaultClock, FaultEvent, FaultFile, FaultFs};
 pub use latency::{SlowSyncFile, SlowSyncFs};
-pub use lying::{Lie, LyingFs};
 pub use plan::{
     CallKind, Control, Crash, Effect, ErrorKind, Fault, FaultPlan, Latency, Moment, Trigger,
 };

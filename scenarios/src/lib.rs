@@ -1,6 +1,6 @@
-//! Workloads that drive tally on the simulated disk, and the `tally` command line.
+//! The simulation harness (workloads, oracle, seeded runs, sweeps, exploration, shrinking), the
+//! production commands' input readers, and the runtime each seeded run gets.
 
-pub mod demo;
 pub mod harness;
 pub mod input;
 pub mod production;

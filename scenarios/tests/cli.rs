@@ -1,80 +1,173 @@
-//! The `tally` binary as a user runs it.
+//! The `tally` binary's simulation commands as a user runs them. In the normal build they
+//! refuse, naming `cargo sim`; in the simulation build they run.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-fn tally(args: &[&str]) -> std::process::Output {
+fn tally(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tally"))
         .args(args)
         .output()
         .expect("tally runs")
 }
 
-#[test]
-fn demo_passes_and_reports_crash_points() {
-    let out = tally(&["demo", "--seeds", "0..20", "--model", "subset"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.starts_with("tally demo: seeds 0..20 model subset lie none\n"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("20 seeds,") && stdout.contains("0 failing seeds"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn demo_under_a_lying_disk_fails_with_a_reproduce_command() {
-    let out = tally(&[
-        "demo", "--seeds", "5..7", "--model", "strict", "--lie", "sync-dir",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL seed 5"), "{stdout}");
-    assert!(
-        stdout.contains("reproduce: cargo sim demo --seeds 5..6 --model strict --lie sync-dir"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn demo_json_report_lists_failing_seeds() {
-    let out = tally(&[
-        "demo", "--seeds", "2", "--model", "prefix", "--lie", "sync", "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap();
-    for key in [
-        "\"seeds\": \"2..3\"",
-        "\"model\": \"prefix\"",
-        "\"lie\": \"sync\"",
-        "\"seed\": 2",
-        "\"reproduce\"",
-    ] {
-        assert!(text.contains(key), "{key} missing from {text}");
-    }
-}
-
-#[test]
-fn simulation_commands_name_the_way_to_run_them() {
-    for command in ["sweep", "replay", "explore"] {
-        let out = tally(&[command, "--seed", "1"]);
-        assert_eq!(out.status.code(), Some(2), "{command}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(&format!("tally {command}")), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        if !cfg!(madsim) {
-            assert!(stderr.contains(&format!("cargo sim {command}")), "{stderr}");
-        }
-    }
+#[cfg_attr(
+    not(madsim),
+    allow(dead_code, reason = "used by the simulation build's tests")
+)]
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn bad_arguments_are_refused_clearly() {
-    let out = tally(&["demo", "--seeds", "9..3"]);
+    let out = tally(&["sweep", "--seeds", "9..3"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty seed range"));
-    let out = tally(&["demo", "--model", "lazy"]);
+    let out = tally(&["sweep", "--model", "lazy"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown crash model"));
+    let out = tally(&["sweep", "--shard", "4/3"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("need 1 <= I <= N"));
+    let out = tally(&["replay", "--seed", "1", "--scenario", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown scenario"));
+}
+
+#[cfg(not(madsim))]
+#[test]
+fn simulation_commands_name_the_way_to_run_them() {
+    for args in [&["sweep"][..], &["replay", "--seed", "1"], &["explore"]] {
+        let out = tally(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("cargo sim {}", args[0])),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[cfg(madsim)]
+mod simulation {
+    use super::*;
+
+    #[test]
+    fn replay_prints_the_seed_first_and_twice_gives_identical_output() {
+        let a = tally(&["replay", "--seed", "3", "--trace"]);
+        let b = tally(&["replay", "--seed", "3", "--trace"]);
+        assert!(a.status.success(), "{}", stdout(&a));
+        let text = stdout(&a);
+        assert!(
+            text.starts_with("seed 3 scenario standard model "),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nworkload {") && text.contains("\nplan "),
+            "{text}"
+        );
+        assert!(
+            text.contains(" sync ") && text.contains("point L1#"),
+            "{text}"
+        );
+        assert_eq!(a.stdout, b.stdout, "two replays differ");
+    }
+
+    #[test]
+    fn a_seed_in_a_sweep_has_the_verdict_and_digest_of_its_fresh_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("sweep.json");
+        let out = tally(&[
+            "sweep",
+            "--seeds",
+            "0..8",
+            "--jobs",
+            "2",
+            "--json",
+            report.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stdout(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("8 seeds,") && text.contains("crash points checked"),
+            "{text}"
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let outcomes = report["outcomes"].as_array().unwrap();
+        assert_eq!(outcomes.len(), 8);
+        // Later seeds ran after others in the same process and on either job.
+        for seed in [0u64, 5, 7] {
+            let line = &outcomes[seed as usize];
+            let replay = tally(&["replay", "--seed", &seed.to_string(), "--json"]);
+            let replayed: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
+            assert_eq!(replayed["seed"], seed);
+            assert_eq!(replayed["digest"], line["digest"], "seed {seed}");
+            assert_eq!(replayed["violation_count"] == 0, line["passed"] == true);
+        }
+    }
+
+    #[test]
+    fn a_sharded_sweep_splits_the_range() {
+        let out = tally(&["sweep", "--seeds", "0..6", "--shard", "2/3", "--jobs", "1"]);
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("tally sweep: scenario standard seeds 0..6 shard 2/3 (2 seeds)"),
+            "{text}"
+        );
+        assert!(text.contains("2 seeds,"), "{text}");
+    }
+
+    #[test]
+    fn a_negative_control_fails_the_sweep_with_a_reproduce_line_that_reproduces() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = tally(&[
+            "sweep",
+            "--seeds",
+            "0..4",
+            "--model",
+            "strict",
+            "--control",
+            "lying-sync-dir",
+            "--shrink-dir",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        let text = stdout(&out);
+        let reproduce = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("reproduce: cargo sim "))
+            .unwrap_or_else(|| panic!("no reproduce line in {text}"));
+        assert!(
+            reproduce.contains("--control lying-sync-dir"),
+            "{reproduce}"
+        );
+        let args: Vec<&str> = reproduce.split_whitespace().collect();
+        let replay = tally(&args);
+        assert_eq!(replay.status.code(), Some(1));
+        assert!(stdout(&replay).contains("VIOLATION"), "{}", stdout(&replay));
+        // The shrunk plan replays the failure too.
+        let plan = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("replay it: cargo sim replay --plan "))
+            .unwrap_or_else(|| panic!("no shrunk plan in {text}"));
+        let replay = tally(&["replay", "--plan", plan]);
+        assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
+    }
+
+    #[test]
+    fn check_determinism_passes() {
+        let out = tally(&["replay", "--seed", "9", "--check-determinism"]);
+        assert!(out.status.success(), "{}", stdout(&out));
+        assert!(stdout(&out).contains("determinism: second run digest"));
+    }
+
+    #[test]
+    fn explore_checks_every_state_of_the_small_workload() {
+        let out = tally(&["explore", "--model", "subset"]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("subset: ") && text.contains("0 failing"),
+            "{text}"
+        );
+    }
 }

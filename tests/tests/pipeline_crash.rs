@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use tally_faults::{Lie, LyingFs};
+use tally_faults::{Control, FaultFs, FaultPlan};
 use tally_sim::{CrashModel, Fs, SimFs};
 
 use support::{key, open, rows, rows_on_disk, small_config};
@@ -117,9 +117,9 @@ async fn check(point: &CrashPoint, acked: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the workload on `disk` (through `lie`, if any), taking a crash image under `model`
+/// Runs the workload on `disk` (through a negative `control`, if any), taking a crash image under `model`
 /// after every mutating operation, and checks every image. Returns (crash points, violations).
-async fn sweep(model: CrashModel, lie: Option<Lie>) -> (usize, Vec<String>) {
+async fn sweep(model: CrashModel, control: Option<Control>) -> (usize, Vec<String>) {
     let disk = SimFs::new();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let points = Arc::new(Mutex::new(Vec::new()));
@@ -136,11 +136,16 @@ async fn sweep(model: CrashModel, lie: Option<Lie>) -> (usize, Vec<String>) {
             }
         });
     }
-    match lie {
+    match control {
         None => workload(&disk, &acked).await.unwrap(),
-        Some(lie) => workload(&LyingFs::new(disk.clone(), lie), &acked)
-            .await
-            .unwrap(),
+        Some(control) => {
+            let plan = FaultPlan {
+                controls: vec![control],
+                ..FaultPlan::default()
+            };
+            let lying = FaultFs::new(disk.clone(), plan).expect("no patterns to compile");
+            workload(&lying, &acked).await.unwrap()
+        }
     }
     disk.set_observer(|_, _| {});
     let acked = acked.lock().unwrap().clone();
@@ -172,7 +177,7 @@ async fn every_crash_point_recovers_every_acknowledged_row_exactly_once() {
 
 #[tokio::test]
 async fn a_lying_sync_is_caught() {
-    let (points, violations) = sweep(CrashModel::Strict, Some(Lie::Sync)).await;
+    let (points, violations) = sweep(CrashModel::Strict, Some(Control::LyingSync)).await;
     eprintln!(
         "lying sync: {} of {points} crash points violate; first: {:?}",
         violations.len(),
@@ -186,7 +191,7 @@ async fn a_lying_sync_is_caught() {
 
 #[tokio::test]
 async fn a_lying_directory_sync_is_caught() {
-    let (points, violations) = sweep(CrashModel::Strict, Some(Lie::SyncDir)).await;
+    let (points, violations) = sweep(CrashModel::Strict, Some(Control::LyingSyncDir)).await;
     eprintln!(
         "lying sync_dir: {} of {points} crash points violate; first: {:?}",
         violations.len(),

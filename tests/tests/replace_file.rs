@@ -1,22 +1,92 @@
 //! The durable-replace primitive, checked at every crash point under every crash model, with
 //! lying disks as negative controls: the check must catch them.
 
-use tally_faults::Lie;
-use tally_scenarios::demo::run_seed;
-use tally_sim::CrashModel;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tally_faults::{Control, FaultFs, FaultPlan};
+use tally_pipeline::commit::replace_file;
+use tally_sim::{CrashModel, Fs, SimFs};
 
 const SEEDS: u64 = 60;
+const DIR: &str = "/data";
+const NAME: &str = "current";
+
+#[derive(Default)]
+struct Progress {
+    /// Every version started; version `n` is `written[n - 1]`.
+    written: Vec<Vec<u8>>,
+    acknowledged: usize,
+    crash_points: u64,
+    /// `(acknowledged, what the image held)` of each violating crash point.
+    violations: Vec<(usize, Option<Vec<u8>>)>,
+}
+
+/// Writes 3..=8 versions of seeded sizes with `replace_file` (through a negative `control`, if
+/// any); after every mutating call, the crash image under `model` must hold the last
+/// acknowledged version or the one in flight, whole (or nothing before the first ack).
+async fn replace_versions(seed: u64, model: CrashModel, control: Option<Control>) -> Progress {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let disk = SimFs::new();
+    disk.create_dir(Path::new(DIR)).await.unwrap();
+    disk.sync_dir(Path::new("/")).await.unwrap();
+    let progress = Arc::new(Mutex::new(Progress::default()));
+    let observed = progress.clone();
+    disk.set_observer(move |disk, op| {
+        if !op.kind.is_mutating() {
+            return;
+        }
+        let mut p = observed.lock().unwrap();
+        p.crash_points += 1;
+        let image = disk.crash(model, seed ^ op.index.rotate_left(32));
+        let found = image.tree().remove(&format!("{DIR}/{NAME}")).flatten();
+        let ok = match &found {
+            None => p.acknowledged == 0,
+            Some(bytes) => p.written[p.acknowledged.saturating_sub(1)..].contains(bytes),
+        };
+        if !ok {
+            let acknowledged = p.acknowledged;
+            p.violations.push((acknowledged, found));
+        }
+    });
+    let faulty = control.map(|c| {
+        let plan = FaultPlan {
+            controls: vec![c],
+            ..FaultPlan::default()
+        };
+        FaultFs::new(disk.clone(), plan).unwrap()
+    });
+    for version in 1..=rng.gen_range(3..=8) {
+        let line = format!("seed {seed} version {version}\n");
+        let bytes = line.repeat(rng.gen_range(1..600)).into_bytes();
+        progress.lock().unwrap().written.push(bytes.clone());
+        match &faulty {
+            None => replace_file(&disk, Path::new(DIR), NAME, &bytes).await,
+            Some(fs) => replace_file(fs, Path::new(DIR), NAME, &bytes).await,
+        }
+        .unwrap();
+        progress.lock().unwrap().acknowledged = version;
+    }
+    disk.set_observer(|_, _| {});
+    Arc::try_unwrap(progress)
+        .ok()
+        .unwrap()
+        .into_inner()
+        .unwrap()
+}
 
 #[tokio::test]
 async fn replace_file_leaves_old_or_new_at_every_crash_point() {
     for model in CrashModel::ALL {
         for seed in 0..SEEDS {
-            let verdict = run_seed(seed, model, None).await;
-            assert!(verdict.crash_points > 0);
+            let p = replace_versions(seed, model, None).await;
+            assert!(p.crash_points > 0);
             assert!(
-                verdict.violations.is_empty(),
-                "{model} seed {seed}: {:?}",
-                verdict.violations
+                p.violations.is_empty(),
+                "{model} seed {seed}: {} violations",
+                p.violations.len()
             );
         }
     }
@@ -26,14 +96,14 @@ async fn replace_file_leaves_old_or_new_at_every_crash_point() {
 /// on the very first seed. `kill` keeps pending state, so no lie can hurt it.
 #[tokio::test]
 async fn lying_disks_are_caught_on_the_first_seed() {
-    for lie in Lie::ALL {
+    for control in Control::ALL {
         for model in CrashModel::ALL {
-            let verdict = run_seed(0, model, Some(lie)).await;
-            let caught = !verdict.violations.is_empty();
+            let p = replace_versions(0, model, Some(control)).await;
             assert_eq!(
-                caught,
+                !p.violations.is_empty(),
                 model != CrashModel::Kill,
-                "lie {lie} under {model}: {verdict:?}"
+                "{control} under {model}: {} violations",
+                p.violations.len()
             );
         }
     }
@@ -41,40 +111,12 @@ async fn lying_disks_are_caught_on_the_first_seed() {
 
 #[tokio::test]
 async fn a_lying_sync_dir_loses_an_acknowledged_version() {
-    let verdict = run_seed(0, CrashModel::Strict, Some(Lie::SyncDir)).await;
+    let p = replace_versions(0, CrashModel::Strict, Some(Control::LyingSyncDir)).await;
     assert!(
-        verdict
-            .violations
+        p.violations
             .iter()
-            .any(|v| v.acknowledged > 0 && v.found != format!("version {}", v.acknowledged)),
-        "{verdict:?}"
+            .any(|(acked, found)| *acked > 0 && found.as_ref() != Some(&p.written[acked - 1])),
+        "{} violations",
+        p.violations.len()
     );
-}
-
-#[tokio::test]
-async fn a_seed_reproduces_its_verdict() {
-    for (model, lie) in [
-        (CrashModel::Subset, Some(Lie::Sync)),
-        (CrashModel::Torn512, None),
-    ] {
-        for seed in [0, 17, 123_456] {
-            assert_eq!(
-                run_seed(seed, model, lie).await,
-                run_seed(seed, model, lie).await
-            );
-        }
-    }
-}
-
-/// A seed's verdict is the same whether it runs first in the process or after other seeds,
-/// each on its own seeded runtime (madsim's in the simulation build).
-#[test]
-fn a_seeds_verdict_does_not_depend_on_what_ran_before_it() {
-    use tally_scenarios::runtime::run_seeded;
-    let run = |seed| run_seeded(seed, run_seed(seed, CrashModel::Subset, Some(Lie::Sync)));
-    let first = run(42);
-    for seed in 0..20 {
-        run(seed);
-    }
-    assert_eq!(run(42), first);
 }

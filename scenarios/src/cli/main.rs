@@ -11,13 +11,9 @@ mod sim;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use tally_faults::Lie;
-use tally_scenarios::demo::{self, SeedVerdict};
 use tally_scenarios::input::Format;
 use tally_scenarios::production::{self, RunError, RunOptions};
-use tally_scenarios::runtime::{SIMULATION_BUILD, run_seeded};
-use tally_sim::CrashModel;
+use tally_scenarios::runtime::SIMULATION_BUILD;
 
 #[derive(Parser)]
 #[command(
@@ -32,9 +28,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replace a file atomically on the simulated disk, version after version, and check a
-    /// crash image after every filesystem operation.
-    Demo(DemoArgs),
     /// Run many seeds of a scenario, checking a crash image after every filesystem call;
     /// print failing seeds with the command that replays them (simulation build:
     /// `cargo sim sweep ...`).
@@ -92,22 +85,6 @@ struct InspectArgs {
     json: bool,
 }
 
-#[derive(Args)]
-struct DemoArgs {
-    /// Seeds to run, as `A..B` (B excluded) or a single seed.
-    #[arg(long, default_value = "0..500", value_parser = parse_seeds)]
-    seeds: Range<u64>,
-    /// Crash model: strict, subset, prefix, torn-512, torn-4k (or torn), kill.
-    #[arg(long, default_value = "subset")]
-    model: CrashModel,
-    /// Negative control: a disk whose `sync` or `sync-dir` lies. The demo must then fail.
-    #[arg(long)]
-    lie: Option<Lie>,
-    /// Print the report as JSON on stdout instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
 pub(crate) fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     let number = |s: &str| {
         s.trim()
@@ -127,125 +104,6 @@ pub(crate) fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
             Ok(seed..seed.checked_add(1).ok_or("seed too large")?)
         }
     }
-}
-
-#[derive(Serialize)]
-struct DemoReport<'a> {
-    seeds: String,
-    model: String,
-    lie: Option<Lie>,
-    seeds_run: u64,
-    crash_points: u64,
-    failing_seeds: Vec<FailingSeed<'a>>,
-}
-
-#[derive(Serialize)]
-struct FailingSeed<'a> {
-    #[serde(flatten)]
-    verdict: &'a SeedVerdict,
-    reproduce: String,
-}
-
-fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} seeds ({per_sec}) {msg}",
-        )
-        .expect("the template is valid"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
-
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the binary's edge reports wall-clock time"
-)]
-fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let DemoArgs {
-        seeds,
-        model,
-        lie,
-        json,
-    } = args;
-    let lie_text = lie.map_or("none".to_owned(), |l| l.to_string());
-    if !json {
-        // Seed first: the line that says what was run comes before anything else.
-        emit(&format!(
-            "tally demo: seeds {}..{} model {model} lie {lie_text}\n",
-            seeds.start, seeds.end
-        ))?;
-    }
-    let started = std::time::Instant::now();
-    let bar = progress_bar(seeds.end - seeds.start, json);
-    let mut verdicts = Vec::new();
-    let mut failures = 0u64;
-    let mut crash_points = 0u64;
-    for seed in seeds.clone() {
-        let verdict = run_seeded(seed, demo::run_seed(seed, model, lie));
-        crash_points += verdict.crash_points;
-        if !verdict.violations.is_empty() {
-            failures += 1;
-            tracing::info!(seed, violations = verdict.violations.len(), "seed failed");
-            bar.set_message(format!("{failures} failing"));
-            verdicts.push(verdict);
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let elapsed = started.elapsed();
-    let seeds_run = seeds.end - seeds.start;
-
-    if json {
-        let report = DemoReport {
-            seeds: format!("{}..{}", seeds.start, seeds.end),
-            model: model.to_string(),
-            lie,
-            seeds_run,
-            crash_points,
-            failing_seeds: verdicts
-                .iter()
-                .map(|verdict| FailingSeed {
-                    verdict,
-                    reproduce: demo::reproduce_command(verdict.seed, model, lie),
-                })
-                .collect(),
-        };
-        let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        emit(&format!("{text}\n"))?;
-    } else {
-        let mut text = format!(
-            "{seeds_run} seeds, {crash_points} crash points checked, {failures} failing seeds in {:.2} s ({:.0} crash points/s)\n",
-            elapsed.as_secs_f64(),
-            crash_points as f64 / elapsed.as_secs_f64().max(1e-9),
-        );
-        for verdict in &verdicts {
-            let first = &verdict.violations[0];
-            let acknowledged = match first.acknowledged {
-                0 => "nothing was acknowledged yet".to_owned(),
-                n => format!("version {n} was acknowledged"),
-            };
-            text += &format!(
-                "FAIL seed {}: a crash after op {} ({}) left {} where {acknowledged} ({} violations in this seed)\n  reproduce: {}\n",
-                verdict.seed,
-                first.op_index,
-                first.op,
-                first.found,
-                verdict.violations.len(),
-                demo::reproduce_command(verdict.seed, model, lie),
-            );
-        }
-        emit(&text)?;
-    }
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// Writes to stdout. A reader that went away (`tally ... | head`) is not an error of ours.
@@ -439,13 +297,20 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Under simulation the pipeline's error logs are the faults the harness
+                // injects; the harness reports what matters. `RUST_LOG` brings them back.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(if SIMULATION_BUILD {
+                        "warn,tally_pipeline=off"
+                    } else {
+                        "warn"
+                    })
+                }),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo(args) => run_demo(args),
         Command::Sweep(args) => simulation_only("sweep").and_then(|()| sim::sweep(args)),
         Command::Replay(args) => simulation_only("replay").and_then(|()| sim::replay(args)),
         Command::Explore(args) => simulation_only("explore").and_then(|()| sim::explore(args)),

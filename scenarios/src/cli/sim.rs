@@ -24,7 +24,7 @@ pub struct SweepArgs {
     #[arg(long, default_value = "standard")]
     scenario: Scenario,
     /// Seeds to run, as `A..B` (B excluded) or a single seed.
-    #[arg(long, default_value = "0..100", value_parser = parse_seeds)]
+    #[arg(long, default_value = "0..300", value_parser = parse_seeds)]
     seeds: Range<u64>,
     /// Seeds run at once, each on a runtime of its own (default: one per core).
     #[arg(long)]

@@ -395,3 +395,139 @@ pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Resul
         recovery: report.to_string(),
     })
 }
+
+/// Each check can fail: the oracle is fed rows that break exactly one invariant.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::harness::workload::key;
+
+    fn row(source: &str, n: u64, seq: u64) -> RowRead {
+        let key = key(source, n);
+        RowRead {
+            value: value_of(&key),
+            payload: payload_of(&key, 8),
+            key,
+            seq,
+        }
+    }
+
+    fn expect(acked: u64, attempted: u64) -> Expectation {
+        Expectation {
+            sources: BTreeMap::from([("s".to_owned(), SourceProgress { acked, attempted })]),
+            payload_bytes: 8,
+            final_state: false,
+        }
+    }
+
+    fn good() -> Vec<RowRead> {
+        (0..4).map(|n| row("s", n, 10 + n)).collect()
+    }
+
+    fn invariant(result: Result<(), Breach>) -> Invariant {
+        result.expect_err("the check must fail").invariant
+    }
+
+    #[test]
+    fn intact_rows_pass() {
+        check_rows(&good(), &expect(4, 4)).unwrap();
+        check_rows(&good()[..3], &expect(3, 4)).unwrap();
+    }
+
+    #[test]
+    fn a_lost_acknowledged_row_is_caught() {
+        let mut rows = good();
+        rows.remove(1);
+        let breach = check_rows(&rows, &expect(4, 4)).unwrap_err();
+        assert_eq!(breach.invariant, Invariant::AckedRowsPresent);
+        assert_eq!(breach.rows, vec!["s#1"]);
+    }
+
+    #[test]
+    fn a_duplicate_row_is_caught() {
+        let mut rows = good();
+        rows.push(row("s", 2, 99));
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::AtMostOnce
+        );
+    }
+
+    #[test]
+    fn an_invented_row_is_caught() {
+        let mut rows = good();
+        rows.push(row("s", 7, 99));
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::NothingInvented
+        );
+        let mut rows = good();
+        rows.push(row("other", 0, 99));
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::NothingInvented
+        );
+    }
+
+    #[test]
+    fn an_altered_value_is_caught() {
+        let mut rows = good();
+        rows[2].value ^= 1;
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::NothingInvented
+        );
+        let mut rows = good();
+        rows[0].payload.push('x');
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::NothingInvented
+        );
+    }
+
+    #[test]
+    fn a_reused_sequence_number_is_caught() {
+        let mut rows = good();
+        rows[3].seq = rows[0].seq;
+        assert_eq!(
+            invariant(check_rows(&rows, &expect(4, 4))),
+            Invariant::UniqueSeq
+        );
+    }
+
+    #[test]
+    fn an_unfinished_run_is_caught_at_its_end() {
+        let mut e = expect(3, 4);
+        e.final_state = true;
+        assert_eq!(
+            invariant(check_rows(&good()[..3], &e)),
+            Invariant::RunCompletes
+        );
+    }
+
+    #[test]
+    fn a_ledger_that_disagrees_with_the_disk_is_caught() {
+        use tally_pipeline::SourceState;
+        let ledger =
+            |rows, complete| BTreeMap::from([("s".to_owned(), SourceState { rows, complete })]);
+        check_ledger(&good(), &ledger(4, false), &expect(4, 4)).unwrap();
+        for wrong in [3, 5] {
+            assert_eq!(
+                invariant(check_ledger(&good(), &ledger(wrong, false), &expect(3, 4))),
+                Invariant::LedgerMatches
+            );
+        }
+        assert_eq!(
+            invariant(check_ledger(&good()[..2], &ledger(2, false), &expect(3, 4))),
+            Invariant::LedgerMatches,
+            "a ledger below what was acknowledged"
+        );
+        let mut e = expect(4, 4);
+        e.final_state = true;
+        assert_eq!(
+            invariant(check_ledger(&good(), &ledger(4, false), &e)),
+            Invariant::RunCompletes,
+            "a source not complete at the end"
+        );
+    }
+}

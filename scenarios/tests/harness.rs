@@ -1,0 +1,218 @@
+//! Claims about the harness: seeded runs pass on a correct pipeline and check many crash
+//! points; a seed reproduces its run exactly; every negative control is caught, and the
+//! violation replays; exploration passes every state; shrinking keeps a failure failing; the
+//! oracle refuses a damaged disk.
+
+use std::path::Path;
+
+use tally_faults::Control;
+use tally_pipeline::Pipeline;
+use tally_scenarios::harness::oracle::{self, Expectation, Invariant, ROOT, SourceProgress};
+use tally_scenarios::harness::run::{Images, RunSpec, run, run_with};
+use tally_scenarios::harness::scenario::Scenario;
+use tally_scenarios::harness::shrink::shrink;
+use tally_scenarios::harness::sweep::Sweep;
+use tally_scenarios::harness::workload::{Workload, batch};
+use tally_scenarios::runtime::run_seeded;
+use tally_sim::{CrashModel, Fs, SimFs, SystemClock, World};
+
+fn replay(spec: &RunSpec) -> tally_scenarios::harness::run::RunOutcome {
+    run_seeded(spec.seed, run(spec))
+}
+
+#[test]
+fn standard_seeds_pass_with_a_crash_check_after_every_call() {
+    let mut deepest = 0;
+    for seed in 0..6 {
+        let outcome = replay(&Scenario::Standard.spec(seed, None, &[]));
+        assert!(
+            outcome.passed(),
+            "seed {seed}: {:#?}",
+            &outcome.violations[..outcome.violations.len().min(3)]
+        );
+        assert!(
+            outcome.crash_points > 100,
+            "seed {seed}: only {} crash points",
+            outcome.crash_points
+        );
+        deepest = deepest.max(outcome.max_level);
+    }
+    assert!(
+        deepest >= 2,
+        "no seed merged up to level 2 (highest {deepest})"
+    );
+}
+
+#[test]
+fn a_seed_reproduces_its_run_exactly() {
+    let spec = Scenario::Standard.spec(11, None, &[]);
+    let (a, b) = (replay(&spec), replay(&spec));
+    assert_eq!(a.trace, b.trace);
+    assert_eq!(a.digest, b.digest);
+    assert!(
+        a.trace[0].starts_with("seed 11 "),
+        "seed first: {}",
+        a.trace[0]
+    );
+    let other = replay(&Scenario::Standard.spec(12, None, &[]));
+    assert_ne!(a.digest, other.digest);
+}
+
+#[test]
+fn every_negative_control_is_caught_within_eight_seeds_and_replays() {
+    for control in Control::ALL {
+        let sweep = Sweep {
+            scenario: Scenario::Standard,
+            seeds: (0..8).collect(),
+            jobs: 1,
+            model: None,
+            controls: vec![control],
+        };
+        let outcomes = sweep.run(|_| {});
+        let failing = outcomes
+            .iter()
+            .find(|o| !o.passed())
+            .unwrap_or_else(|| panic!("{control}: no violation in 8 seeds"));
+        let command = sweep.reproduce(failing.seed);
+        eprintln!(
+            "{control}: seed {} fails ({} violations), first: {}\n  reproduce: {command}",
+            failing.seed, failing.violation_count, failing.violations[0]
+        );
+        assert!(
+            command.contains(&format!("--control {control}")),
+            "{command}"
+        );
+        let again = replay(&sweep.spec(failing.seed));
+        assert_eq!(again.violations, failing.violations);
+        assert_eq!(again.digest, failing.digest);
+    }
+}
+
+#[test]
+fn exploring_the_small_workload_passes_every_state() {
+    for model in CrashModel::ALL {
+        let spec = Scenario::Standard.small(model);
+        let outcome = run_seeded(spec.seed, run_with(&spec, Images::Exhaustive));
+        assert!(
+            outcome.passed(),
+            "{model}: {:#?}",
+            &outcome.violations[..outcome.violations.len().min(3)]
+        );
+        eprintln!("{model}: {} states", outcome.crash_points);
+        assert!(
+            outcome.crash_points > 40,
+            "{model}: {} states",
+            outcome.crash_points
+        );
+    }
+}
+
+#[test]
+fn shrinking_keeps_the_failure_and_makes_the_run_smaller() {
+    let spec = (0..8)
+        .map(|seed| Scenario::Standard.spec(seed, Some(CrashModel::Strict), &[Control::LyingSync]))
+        .find(|spec| !replay(spec).passed())
+        .expect("a lying sync fails some seed");
+    let shrunk = shrink(&spec, 25, |candidate| !replay(candidate).passed());
+    assert!(
+        !replay(&shrunk.spec).passed(),
+        "the shrunk plan still fails"
+    );
+    assert!(!shrunk.steps.is_empty(), "something was removed");
+    let size = |s: &RunSpec| (s.workload.total_rows(), s.plan.faults.len());
+    assert!(size(&shrunk.spec) <= size(&spec));
+    assert!(shrunk.spec.workload != spec.workload || shrunk.spec.plan != spec.plan);
+    // The shrunk run is data: it survives a round trip through JSON.
+    let json = serde_json::to_string(&shrunk.spec).unwrap();
+    assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), shrunk.spec);
+}
+
+/// A store with every row of the small workload published, and the expectation it meets.
+async fn published_store() -> (SimFs, Workload, Expectation) {
+    let workload = Workload::small();
+    let disk = SimFs::new();
+    let (p, _) = Pipeline::open(
+        World::new(disk.clone(), SystemClock),
+        ROOT,
+        workload.config(),
+    )
+    .await
+    .unwrap();
+    let mut expect = Expectation {
+        payload_bytes: workload.payload_bytes,
+        ..Expectation::default()
+    };
+    for source in &workload.sources {
+        for (first, rows, last) in source.part_ranges() {
+            p.ingest_part(
+                &source.name,
+                first,
+                batch(&source.name, first, rows, workload.payload_bytes),
+                last,
+            )
+            .await
+            .unwrap();
+        }
+        expect.sources.insert(
+            source.name.clone(),
+            SourceProgress {
+                acked: source.rows(),
+                attempted: source.rows(),
+            },
+        );
+    }
+    p.flush().await.unwrap();
+    (disk, workload, expect)
+}
+
+#[test]
+fn the_oracle_refuses_a_disk_damaged_after_the_fact() {
+    run_seeded(0, async {
+        let (disk, workload, expect) = published_store().await;
+        let config = workload.config();
+        oracle::check(&disk.snapshot(), &config, &expect)
+            .await
+            .unwrap();
+
+        // A published file deleted: recovery fails closed, and the oracle says so.
+        let damaged = disk.snapshot();
+        let manifest_files: Vec<String> = damaged
+            .tree()
+            .keys()
+            .filter(|p| p.ends_with(".parquet"))
+            .cloned()
+            .collect();
+        damaged.unlink(Path::new(&manifest_files[0])).await.unwrap();
+        let breach = oracle::check(&damaged, &config, &expect).await.unwrap_err();
+        assert_eq!(breach.invariant, Invariant::RecoverySucceeds, "{breach}");
+        assert!(breach.detail.contains("acknowledges"), "{breach}");
+
+        // Rows the oracle was told were acknowledged but were never ingested.
+        let mut more = expect.clone();
+        more.sources.get_mut("a").unwrap().acked += 1;
+        let breach = oracle::check(&disk.snapshot(), &config, &more)
+            .await
+            .unwrap_err();
+        assert_eq!(breach.invariant, Invariant::AckedRowsPresent, "{breach}");
+    });
+}
+
+/// What `replay --check-determinism` does, on twenty seeds: each run twice in this process,
+/// the first of them the very first run of the process.
+#[cfg(madsim)]
+#[test]
+fn twenty_seeds_each_run_twice_give_identical_traces_and_disks() {
+    for seed in 0..20 {
+        let spec = Scenario::Standard.spec(seed, None, &[]);
+        let (a, b) = (replay(&spec), replay(&spec));
+        if let Some(i) = a.trace.iter().zip(&b.trace).position(|(x, y)| x != y) {
+            panic!(
+                "seed {seed}: traces differ at line {}:\n{}\n{}",
+                i + 1,
+                a.trace[i],
+                b.trace[i]
+            );
+        }
+        assert_eq!(a.digest, b.digest, "seed {seed}");
+    }
+}
