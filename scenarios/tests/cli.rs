@@ -72,6 +72,10 @@ mod simulation {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "reads the report the binary was asked to write"
+    )]
     fn a_seed_in_a_sweep_has_the_verdict_and_digest_of_its_fresh_replay() {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("sweep.json");
@@ -170,4 +174,36 @@ mod simulation {
             "{text}"
         );
     }
+}
+
+/// Real-disk crash runs: children abort themselves mid-run, and recovery in a fresh process
+/// passes the oracle.
+#[cfg(not(madsim))]
+#[test]
+fn crashtest_aborts_children_mid_run_and_recovers_every_acknowledged_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tally(&[
+        "crashtest",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--runs",
+        "12",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 12);
+    assert!(report["aborted"].as_u64().unwrap() >= 3, "{text}");
+    assert!(
+        runs.iter()
+            .all(|r| r["violations"].as_array().unwrap().is_empty())
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r["child"].as_str().unwrap().starts_with("aborted")
+                && r["rows_acknowledged"].as_u64().unwrap() > 0),
+        "{text}"
+    );
 }

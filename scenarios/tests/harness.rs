@@ -170,7 +170,7 @@ fn the_oracle_refuses_a_disk_damaged_after_the_fact() {
     run_seeded(0, async {
         let (disk, workload, expect) = published_store().await;
         let config = workload.config();
-        oracle::check(&disk.snapshot(), &config, &expect)
+        oracle::check(&disk.snapshot(), Path::new(ROOT), &config, &expect)
             .await
             .unwrap();
 
@@ -183,14 +183,16 @@ fn the_oracle_refuses_a_disk_damaged_after_the_fact() {
             .cloned()
             .collect();
         damaged.unlink(Path::new(&manifest_files[0])).await.unwrap();
-        let breach = oracle::check(&damaged, &config, &expect).await.unwrap_err();
+        let breach = oracle::check(&damaged, Path::new(ROOT), &config, &expect)
+            .await
+            .unwrap_err();
         assert_eq!(breach.invariant, Invariant::RecoverySucceeds, "{breach}");
         assert!(breach.detail.contains("acknowledges"), "{breach}");
 
         // Rows the oracle was told were acknowledged but were never ingested.
         let mut more = expect.clone();
         more.sources.get_mut("a").unwrap().acked += 1;
-        let breach = oracle::check(&disk.snapshot(), &config, &more)
+        let breach = oracle::check(&disk.snapshot(), Path::new(ROOT), &config, &more)
             .await
             .unwrap_err();
         assert_eq!(breach.invariant, Invariant::AckedRowsPresent, "{breach}");

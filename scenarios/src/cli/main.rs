@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod crashtest;
 mod sim;
 
 use anyhow::{Context, bail};
@@ -38,6 +39,9 @@ enum Command {
     /// Check every persistence variant of every crash point of a scenario's small workload
     /// (simulation build: `cargo sim explore ...`).
     Explore(sim::ExploreArgs),
+    /// Crash runs on the real disk: each run's first lifetime in a child process that aborts
+    /// itself at a seeded call, then recovery and the oracle in a fresh process (normal build).
+    Crashtest(crashtest::CrashtestArgs),
     /// Ingest CSV, JSON Lines and Parquet files into a store on the real disk and publish them.
     Run(RunArgs),
     /// Check a store: manifest, files, footers and ledger agree (without reading data pages,
@@ -314,6 +318,9 @@ fn main() -> ExitCode {
         Command::Sweep(args) => simulation_only("sweep").and_then(|()| sim::sweep(args)),
         Command::Replay(args) => simulation_only("replay").and_then(|()| sim::replay(args)),
         Command::Explore(args) => simulation_only("explore").and_then(|()| sim::explore(args)),
+        Command::Crashtest(args) => {
+            production_only("crashtest").and_then(|()| crashtest::crashtest(args))
+        }
         Command::Run(args) => production_only("run").and_then(|()| run_inputs(args)),
         Command::Verify(args) => production_only("verify").and_then(|()| verify(args)),
         Command::Inspect(args) => production_only("inspect").and_then(|()| inspect(args)),

@@ -1,6 +1,7 @@
 //! The simulation harness: workloads, the oracle, seeded runs with a crash check after every
 //! call, sweeps, exhaustive exploration and shrinking.
 
+pub mod crashtest;
 pub mod explore;
 pub mod oracle;
 pub mod run;

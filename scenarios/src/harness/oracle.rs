@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+use std::path::{Path, PathBuf};
 use tally_pipeline::{Config, Layout, Pipeline, read, verify};
-use tally_sim::{SimFs, SystemClock, World};
+
+use tally_sim::{Fs, SystemClock, World};
 
 use super::workload::{RowRead, parse_key, payload_of, rows_of, value_of};
 
@@ -136,11 +138,12 @@ pub struct Seen {
     pub recovery: String,
 }
 
-async fn read_rows(
-    fs: &SimFs,
-    pipeline: &Pipeline<SimFs, SystemClock>,
+async fn read_rows<F: Fs>(
+    fs: &F,
+    root: &Path,
+    pipeline: &Pipeline<F, SystemClock>,
 ) -> Result<(Vec<RowRead>, u64), Breach> {
-    let layout = Layout::new(ROOT);
+    let layout = Layout::new(root);
     let manifest = pipeline.manifest().await;
     let mut rows = Vec::new();
     let mut staged = 0;
@@ -331,14 +334,45 @@ fn check_ledger(
     Ok(())
 }
 
-/// Recovers `disk` with the real recovery code and checks everything against `expect`. The
-/// disk is changed (recovered): pass a copy.
-pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Result<Seen, Breach> {
-    let world = World::new(disk.clone(), SystemClock);
-    let (pipeline, report) = Pipeline::open(world.clone(), ROOT, config.clone())
+/// Every file under `dir` (path and bytes) and every directory (`None`), sorted.
+async fn tree<F: Fs>(fs: &F, dir: &Path) -> Result<BTreeMap<PathBuf, Option<Vec<u8>>>, Breach> {
+    let failed = |e: std::io::Error| {
+        Breach::new(
+            Invariant::RecoveryIdempotent,
+            vec![],
+            format!("listing the store: {e}"),
+        )
+    };
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs.list_dir(&dir).await.map_err(failed)? {
+            let path = dir.join(&entry.name);
+            if entry.is_dir {
+                out.insert(path.clone(), None);
+                stack.push(path);
+            } else {
+                let bytes = fs.read(&path).await.map_err(failed)?;
+                out.insert(path, Some(bytes));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Recovers the store at `root` with the real recovery code and checks everything against
+/// `expect`. The store is changed (recovered): on a simulated disk, pass a copy.
+pub async fn check<F: Fs>(
+    fs: &F,
+    root: &Path,
+    config: &Config,
+    expect: &Expectation,
+) -> Result<Seen, Breach> {
+    let world = World::new(fs.clone(), SystemClock);
+    let (pipeline, report) = Pipeline::open(world.clone(), root, config.clone())
         .await
         .map_err(|e| Breach::new(Invariant::RecoverySucceeds, vec![], e.to_string()))?;
-    let (rows, staged_rows) = read_rows(disk, &pipeline).await?;
+    let (rows, staged_rows) = read_rows(fs, root, &pipeline).await?;
     check_rows(&rows, expect)?;
     check_ledger(&rows, &pipeline.ledger().await, expect)?;
     let manifest = pipeline.manifest().await;
@@ -350,7 +384,7 @@ pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Resul
         ));
     }
     drop(pipeline);
-    let store = verify::check_store(disk, &Layout::new(ROOT), false)
+    let store = verify::check_store(fs, &Layout::new(root), false)
         .await
         .map_err(|e| Breach::new(Invariant::StoreConsistent, vec![], e.to_string()))?;
     if !store.problems.is_empty() || !store.pending_repairs.is_empty() {
@@ -366,8 +400,8 @@ pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Resul
             all.join("; "),
         ));
     }
-    let before = disk.tree();
-    let (again, second) = Pipeline::open(world, ROOT, config.clone())
+    let before = tree(fs, root).await?;
+    let (again, second) = Pipeline::open(world, root, config.clone())
         .await
         .map_err(|e| {
             Breach::new(
@@ -377,7 +411,7 @@ pub async fn check(disk: &SimFs, config: &Config, expect: &Expectation) -> Resul
             )
         })?;
     drop(again);
-    if !second.is_clean() || disk.tree() != before {
+    if !second.is_clean() || tree(fs, root).await? != before {
         return Err(Breach::new(
             Invariant::RecoveryIdempotent,
             vec![],

@@ -10,6 +10,7 @@
 //! on each image and applies the oracle with what was acknowledged before that call.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -227,7 +228,7 @@ impl Run<'_> {
         for point in points {
             self.crash_points += 1;
             let expect = expectation(&point.progress, &self.spec.workload, false);
-            match oracle::check(&point.image, &self.config, &expect).await {
+            match oracle::check(&point.image, Path::new(ROOT), &self.config, &expect).await {
                 Ok(seen) => {
                     self.max_level = self.max_level.max(seen.max_level);
                     self.trace.line(format!(
@@ -264,7 +265,7 @@ impl Run<'_> {
             &self.spec.workload,
             final_state,
         );
-        match oracle::check(&disk.snapshot(), &self.config, &expect).await {
+        match oracle::check(&disk.snapshot(), Path::new(ROOT), &self.config, &expect).await {
             Ok(seen) => {
                 self.max_level = self.max_level.max(seen.max_level);
                 self.trace.line(format!(
@@ -336,7 +337,15 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
     }
     let points = observe(&disk, 1, spec, images, &progress, &trace);
     let world = World::new(faulty.clone(), faulty.clock(SystemClock));
-    let outcome = drive(world, &spec.workload, &progress, &trace, false).await;
+    let outcome = drive(
+        world,
+        Path::new(ROOT),
+        &spec.workload,
+        &progress,
+        &trace,
+        false,
+    )
+    .await;
     disk.set_observer(|_, _| {});
     let points = std::mem::take(&mut *lock(&points));
     run.check_points(1, points).await;
@@ -375,7 +384,15 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
     // Second lifetime: recover, check, complete the workload without faults.
     let points = observe(&image, 2, spec, images, &progress, &trace);
     let world = World::new(image.clone(), SystemClock);
-    let second = drive(world, &spec.workload, &progress, &trace, true).await;
+    let second = drive(
+        world,
+        Path::new(ROOT),
+        &spec.workload,
+        &progress,
+        &trace,
+        true,
+    )
+    .await;
     image.set_observer(|_, _| {});
     let points = std::mem::take(&mut *lock(&points));
     run.check_points(2, points).await;
@@ -420,8 +437,9 @@ const LIFETIME_LIMIT: Duration = Duration::from_secs(3600);
 /// (from their own tasks when the workload is concurrent), restart cleanly if the workload
 /// says so, flush. `resuming` is the second lifetime: parts are skipped or re-run as the
 /// workload's `resume` says. Returns the first error.
-async fn drive<F: Fs, C: Clock>(
+pub(crate) async fn drive<F: Fs, C: Clock>(
     world: World<F, C>,
+    root: &Path,
     workload: &Workload,
     progress: &Progress,
     trace: &Trace,
@@ -434,7 +452,7 @@ async fn drive<F: Fs, C: Clock>(
             (false, Some(n)) => n,
             _ => usize::MAX,
         };
-        let mut lifetime = Lifetime::open(&world, &config, workload, trace, life).await?;
+        let mut lifetime = Lifetime::open(&world, root, &config, workload, trace, life).await?;
         let ingested = lifetime
             .ingest(workload, progress, trace, life, 0..split, resuming)
             .await;
@@ -442,7 +460,7 @@ async fn drive<F: Fs, C: Clock>(
         if split != usize::MAX {
             lifetime.close().await?;
             trace.line(format!("L{life} clean restart"));
-            lifetime = Lifetime::open(&world, &config, workload, trace, life).await?;
+            lifetime = Lifetime::open(&world, root, &config, workload, trace, life).await?;
             let ingested = lifetime
                 .ingest(workload, progress, trace, life, split..usize::MAX, false)
                 .await;
@@ -480,12 +498,13 @@ struct Lifetime<F: Fs, C: Clock> {
 impl<F: Fs, C: Clock> Lifetime<F, C> {
     async fn open(
         world: &World<F, C>,
+        root: &Path,
         config: &Config,
         workload: &Workload,
         trace: &Trace,
         life: u32,
     ) -> Result<Self, String> {
-        let (pipeline, report) = Pipeline::open(world.clone(), ROOT, config.clone())
+        let (pipeline, report) = Pipeline::open(world.clone(), root, config.clone())
             .await
             .map_err(|e| format!("open: {e}"))?;
         for line in report.to_string().lines() {
@@ -600,6 +619,7 @@ async fn ingest_source<F: Fs, C: Clock>(
             let entry = p.entry(source.clone()).or_default();
             entry.attempted = entry.attempted.max(end);
         }
+        trace.line(format!("L{life} try {source} rows {first}..{end}"));
         let result = pipeline
             .ingest_part(
                 &source,

@@ -4,18 +4,33 @@ use std::collections::BTreeMap;
 use std::hash::Hasher;
 use std::sync::{Arc, Mutex};
 
+type Sink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Lines of a run's trace. Clones append to the same trace.
 #[derive(Clone, Default)]
 pub struct Trace {
     lines: Arc<Mutex<Vec<String>>>,
+    sink: Option<Sink>,
 }
 
 impl Trace {
+    /// A trace that also hands every line to `sink` as it is added.
+    pub fn with_sink(sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            lines: Arc::default(),
+            sink: Some(Arc::new(sink)),
+        }
+    }
+
     pub fn line(&self, line: impl Into<String>) {
+        let line = line.into();
+        if let Some(sink) = &self.sink {
+            sink(&line);
+        }
         self.lines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(line.into());
+            .push(line);
     }
 
     pub fn lines(&self) -> Vec<String> {

@@ -1,0 +1,202 @@
+//! `tally crashtest`: crash runs on the real disk, each in a child process that aborts itself.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tally_scenarios::harness::crashtest::{self, CHILD_ERROR_EXIT, CrashRun};
+
+use crate::emit;
+
+#[derive(Args)]
+pub struct CrashtestArgs {
+    /// A directory for the runs' stores (created if missing); each run uses `run-<seed>` in it.
+    #[arg(long)]
+    root: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    runs: u64,
+    /// Seed of the first run; run i uses seed + i.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Keep the stores of passing runs (failing runs' stores are always kept).
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: bool,
+    /// Run as the child of run `--seed` in directory `--root` (used by crashtest itself).
+    #[arg(long, hide = true)]
+    child: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    root: String,
+    first_seed: u64,
+    runs: Vec<CrashRun>,
+    aborted: u64,
+    failing: u64,
+    seconds: f64,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+fn describe(status: std::process::ExitStatus) -> (String, bool) {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(6)) => ("aborted at its planned crash".into(), true),
+        (Some(0), _) => ("finished (its crash never came)".into(), true),
+        (Some(CHILD_ERROR_EXIT), _) => ("stopped on an injected error".into(), true),
+        (code, signal) => (
+            format!("ended unexpectedly (exit code {code:?}, signal {signal:?})"),
+            false,
+        ),
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge: wall-clock time, the run directories, child processes"
+)]
+pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
+    if args.child {
+        return Ok(
+            match runtime()?.block_on(crashtest::child(&args.root, args.seed)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(CHILD_ERROR_EXIT as u8)
+                }
+            },
+        );
+    }
+    std::fs::create_dir_all(&args.root)
+        .with_context(|| format!("creating {}", args.root.display()))?;
+    let root = std::fs::canonicalize(&args.root)?;
+    let exe = std::env::current_exe().context("finding the tally binary")?;
+    if !args.json {
+        emit(&format!(
+            "tally crashtest: {} runs from seed {} in {} (real disk; each run's first lifetime in a child process that aborts itself)\n",
+            args.runs,
+            args.seed,
+            root.display()
+        ))?;
+    }
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.runs)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs ({per_sec}) {msg}",
+        )
+        .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let mut runs = Vec::new();
+    let (mut aborted, mut failing) = (0, 0);
+    for seed in args.seed..args.seed + args.runs {
+        let dir = root.join(format!("run-{seed}"));
+        if dir.exists() {
+            bail!("{} exists: use an empty --root", dir.display());
+        }
+        let child = Command::new(&exe)
+            .args([
+                "crashtest",
+                "--child",
+                "--seed",
+                &seed.to_string(),
+                "--root",
+            ])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .context("starting the child")?;
+        let (progress, _done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
+        let (how, expected) = describe(child.status);
+        if child.status.signal_is_abort() {
+            aborted += 1;
+        }
+        let mut violations = Vec::new();
+        if !expected {
+            violations.push(format!("the child {how}"));
+        }
+        let rows_acknowledged = progress.values().map(|p| p.acked).sum();
+        if dir.exists() {
+            let breaches = runtime()?.block_on(crashtest::after_child(&dir, seed, progress));
+            violations.extend(breaches.iter().map(ToString::to_string));
+        }
+        if violations.is_empty() {
+            if !args.keep {
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        } else {
+            failing += 1;
+            bar.println(format!("FAIL seed {seed}: {}", violations[0]));
+        }
+        runs.push(CrashRun {
+            seed,
+            child: how,
+            rows_acknowledged,
+            violations,
+        });
+        bar.set_message(format!("{aborted} aborted, {failing} failing"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        let report = Report {
+            root: root.display().to_string(),
+            first_seed: args.seed,
+            runs,
+            aborted,
+            failing,
+            seconds,
+        };
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        let mut text = format!(
+            "{} runs ({aborted} aborted mid-run), {failing} failing, in {seconds:.1} s ({:.1} crash-restart cycles/s)\n",
+            args.runs,
+            args.runs as f64 / seconds.max(1e-9)
+        );
+        for run in runs.iter().filter(|r| !r.violations.is_empty()) {
+            text += &format!(
+                "FAIL seed {}: the child {}; {}\n  store kept in {}\n",
+                run.seed,
+                run.child,
+                run.violations.join("; "),
+                root.join(format!("run-{}", run.seed)).display()
+            );
+        }
+        emit(&text)?;
+    }
+    Ok(if failing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+trait AbortSignal {
+    fn signal_is_abort(&self) -> bool;
+}
+
+impl AbortSignal for std::process::ExitStatus {
+    fn signal_is_abort(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.signal() == Some(6)
+    }
+}
