@@ -326,9 +326,14 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
         Ok(f) => f,
         Err(e) => panic!("the plan's path pattern is not a glob: {e}"),
     };
+    let injected = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
-        let trace = trace.clone();
+        let (trace, injected) = (trace.clone(), injected.clone());
         faulty.on_event(move |e| {
+            // A clock jump is no reason for an error.
+            if !e.what.contains("clock jump") {
+                injected.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             trace.line(format!(
                 "L1 fault at call {} ({} {}): {}",
                 e.call, e.kind, e.path, e.what
@@ -359,7 +364,9 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
         }
         (None, Some(error)) => {
             trace.line(format!("L1 ended on an error; the process exits: {error}"));
-            let explained = !spec.plan.faults.is_empty() || !spec.plan.controls.is_empty();
+            // Only a fault or control that actually acted explains an error.
+            let explained = injected.load(std::sync::atomic::Ordering::Relaxed)
+                || !spec.plan.controls.is_empty();
             if !explained {
                 run.violation(Violation {
                     phase: Phase::Workload,
