@@ -47,14 +47,11 @@ fn trigger(rng: &mut ChaCha8Rng, expected_calls: u64, kinds: &[CallKind]) -> Tri
 pub fn generate(seed: u64, profile: &Profile) -> FaultPlan {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let calls = profile.expected_calls;
-    let crash_kinds = [
-        CallKind::Sync,
-        CallKind::SyncDir,
-        CallKind::Rename,
-        CallKind::Unlink,
-        CallKind::Write,
-        CallKind::Create,
-    ];
+    // Crashes and errors strike calls that change the disk.
+    let crash_kinds: Vec<CallKind> = CallKind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, CallKind::Read | CallKind::Any))
+        .collect();
     let model = profile
         .model
         .unwrap_or_else(|| CrashModel::ALL[rng.gen_range(0..CrashModel::ALL.len())]);

@@ -24,29 +24,39 @@ fn at_call(index: u64, effect: Effect) -> Fault {
     }
 }
 
+/// A fresh simulated disk and a `FaultFs` applying `plan` over it.
+fn on_sim_disk(plan: FaultPlan) -> (SimFs, FaultFs<SimFs>) {
+    let disk = SimFs::new();
+    let fs = FaultFs::new(disk.clone(), plan).unwrap();
+    (disk, fs)
+}
+
+/// A plan with only negative `controls`.
+fn controls(controls: Vec<Control>) -> FaultPlan {
+    FaultPlan {
+        controls,
+        ..FaultPlan::default()
+    }
+}
+
 fn file_bytes(disk: &SimFs, path: &str) -> Option<Vec<u8>> {
     disk.tree().remove(path).flatten()
 }
 
 #[tokio::test]
 async fn a_crash_after_a_call_lets_it_land_and_refuses_every_later_call() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        FaultPlan {
-            crash: Some(Crash {
-                at: Trigger::Nth {
-                    kind: CallKind::Write,
-                    path: "*.log".into(),
-                    n: 2,
-                },
-                moment: Moment::After,
-                model: CrashModel::Strict,
-            }),
-            ..FaultPlan::default()
-        },
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(FaultPlan {
+        crash: Some(Crash {
+            at: Trigger::Nth {
+                kind: CallKind::Write,
+                path: "*.log".into(),
+                n: 2,
+            },
+            moment: Moment::After,
+            model: CrashModel::Strict,
+        }),
+        ..FaultPlan::default()
+    });
     let crashed_at = Arc::new(Mutex::new(None));
     let hook = crashed_at.clone();
     fs.on_crash(move |call| *hook.lock().unwrap() = Some(call));
@@ -72,23 +82,18 @@ async fn a_crash_after_a_call_lets_it_land_and_refuses_every_later_call() {
 
 #[tokio::test]
 async fn a_crash_before_a_call_keeps_it_off_the_disk() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        FaultPlan {
-            crash: Some(Crash {
-                at: Trigger::Nth {
-                    kind: CallKind::Rename,
-                    path: "*".into(),
-                    n: 1,
-                },
-                moment: Moment::Before,
-                model: CrashModel::Kill,
-            }),
-            ..FaultPlan::default()
-        },
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(FaultPlan {
+        crash: Some(Crash {
+            at: Trigger::Nth {
+                kind: CallKind::Rename,
+                path: "*".into(),
+                n: 1,
+            },
+            moment: Moment::Before,
+            model: CrashModel::Kill,
+        }),
+        ..FaultPlan::default()
+    });
     fs.create(Path::new("/x"), CreateMode::Exclusive)
         .await
         .unwrap();
@@ -98,27 +103,22 @@ async fn a_crash_before_a_call_keeps_it_off_the_disk() {
 
 #[tokio::test]
 async fn a_transient_error_fails_one_call_and_a_sticky_one_every_later_call_it_applies_to() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        plan(vec![
-            at_call(
-                1,
-                Effect::Error {
-                    error: ErrorKind::Eio,
-                    sticky: false,
-                },
-            ),
-            at_call(
-                3,
-                Effect::Error {
-                    error: ErrorKind::Enospc,
-                    sticky: true,
-                },
-            ),
-        ]),
-    )
-    .unwrap();
+    let (_, fs) = on_sim_disk(plan(vec![
+        at_call(
+            1,
+            Effect::Error {
+                error: ErrorKind::Eio,
+                sticky: false,
+            },
+        ),
+        at_call(
+            3,
+            Effect::Error {
+                error: ErrorKind::Enospc,
+                sticky: true,
+            },
+        ),
+    ]));
     let f = fs
         .create(Path::new("/f"), CreateMode::Exclusive)
         .await
@@ -141,19 +141,14 @@ async fn a_transient_error_fails_one_call_and_a_sticky_one_every_later_call_it_a
 
 #[tokio::test]
 async fn a_failed_fsync_loses_the_unsynced_data_for_good() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        plan(vec![Fault {
-            at: Trigger::Nth {
-                kind: CallKind::Sync,
-                path: "/f".into(),
-                n: 2,
-            },
-            effect: Effect::FailSync,
-        }]),
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(plan(vec![Fault {
+        at: Trigger::Nth {
+            kind: CallKind::Sync,
+            path: "/f".into(),
+            n: 2,
+        },
+        effect: Effect::FailSync,
+    }]));
     let f = fs
         .create(Path::new("/f"), CreateMode::Exclusive)
         .await
@@ -172,19 +167,14 @@ async fn a_failed_fsync_loses_the_unsynced_data_for_good() {
 
 #[tokio::test]
 async fn a_corrupted_read_flips_one_bit_of_that_read_only() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        plan(vec![Fault {
-            at: Trigger::Nth {
-                kind: CallKind::Read,
-                path: "*".into(),
-                n: 1,
-            },
-            effect: Effect::CorruptRead,
-        }]),
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(plan(vec![Fault {
+        at: Trigger::Nth {
+            kind: CallKind::Read,
+            path: "*".into(),
+            n: 1,
+        },
+        effect: Effect::CorruptRead,
+    }]));
     let data = vec![0u8; 64];
     let f = fs
         .create(Path::new("/f"), CreateMode::Exclusive)
@@ -230,15 +220,7 @@ async fn a_clock_jump_moves_the_fault_clock_from_its_call_on() {
 
 #[tokio::test]
 async fn a_lying_directory_sync_leaves_a_new_name_undurable() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        FaultPlan {
-            controls: vec![Control::LyingSyncDir],
-            ..FaultPlan::default()
-        },
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(controls(vec![Control::LyingSyncDir]));
     let f = fs
         .create(Path::new("/f"), CreateMode::Exclusive)
         .await
@@ -255,15 +237,7 @@ async fn a_lying_directory_sync_leaves_a_new_name_undurable() {
 
 #[tokio::test]
 async fn a_lying_sync_leaves_the_data_undurable() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        FaultPlan {
-            controls: vec![Control::LyingSync],
-            ..FaultPlan::default()
-        },
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(controls(vec![Control::LyingSync]));
     let f = fs
         .create(Path::new("/f"), CreateMode::Exclusive)
         .await
@@ -279,15 +253,7 @@ async fn a_lying_sync_leaves_the_data_undurable() {
 
 #[tokio::test]
 async fn rename_before_data_makes_the_rename_durable_and_not_the_data() {
-    let disk = SimFs::new();
-    let fs = FaultFs::new(
-        disk.clone(),
-        FaultPlan {
-            controls: vec![Control::RenameBeforeData],
-            ..FaultPlan::default()
-        },
-    )
-    .unwrap();
+    let (disk, fs) = on_sim_disk(controls(vec![Control::RenameBeforeData]));
     // A log that is synced and never renamed: its sync lands at the next call.
     let log = fs
         .create(Path::new("/log"), CreateMode::Exclusive)

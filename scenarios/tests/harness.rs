@@ -100,6 +100,10 @@ fn exploring_the_small_workload_passes_every_state() {
         );
         eprintln!("{model}: {} states", outcome.crash_points);
         assert!(
+            outcome.max_level >= 1,
+            "{model}: the small workload never merged"
+        );
+        assert!(
             outcome.crash_points > 40,
             "{model}: {} states",
             outcome.crash_points
@@ -199,8 +203,9 @@ fn the_oracle_refuses_a_disk_damaged_after_the_fact() {
     });
 }
 
-/// What `replay --check-determinism` does, on twenty seeds: each run twice in this process,
-/// the first of them the very first run of the process.
+/// What `replay --check-determinism` does, on twenty seeds: each run twice in this process, on
+/// fresh runtimes. (A seed's first run in a fresh process is compared with a sweep's by
+/// `tests/cli.rs`.)
 #[cfg(madsim)]
 #[test]
 fn twenty_seeds_each_run_twice_give_identical_traces_and_disks() {

@@ -19,7 +19,7 @@ pub use fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode};
 pub use realfs::RealFs;
 pub use simfs::{
     CrashModel, CrashPlan, MAX_FILE_SIZE, OpKind, OpOutcome, OpRecord, PendingOp, PendingTarget,
-    PlanError, SectorFate, SimFile, SimFs, SimFsOptions, Tear,
+    PlanError, SectorFate, SimFile, SimFs, SimFsOptions, Tear, sectors_spanned,
 };
 
 /// The world a pipeline is given: a filesystem and a clock.

@@ -49,14 +49,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-fn describe(status: std::process::ExitStatus) -> (String, bool) {
+/// How a child ended, whether that is one of the expected endings, and whether it aborted.
+fn describe(status: std::process::ExitStatus) -> (String, bool, bool) {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
-        (_, Some(6)) => ("aborted at its planned crash".into(), true),
-        (Some(0), _) => ("finished (its crash never came)".into(), true),
-        (Some(CHILD_ERROR_EXIT), _) => ("stopped on an injected error".into(), true),
+        (_, Some(6)) => ("aborted at its planned crash".into(), true, true),
+        (Some(0), _) => ("finished (its crash never came)".into(), true, false),
+        (Some(CHILD_ERROR_EXIT), _) => ("stopped on an injected error".into(), true, false),
         (code, signal) => (
             format!("ended unexpectedly (exit code {code:?}, signal {signal:?})"),
+            false,
             false,
         ),
     }
@@ -123,14 +125,14 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
             .stderr(Stdio::null())
             .output()
             .context("starting the child")?;
-        let (progress, _done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
-        let (how, expected) = describe(child.status);
-        if child.status.signal_is_abort() {
-            aborted += 1;
-        }
+        let (progress, done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
+        let (how, expected, was_aborted) = describe(child.status);
+        aborted += u64::from(was_aborted);
         let mut violations = Vec::new();
         if !expected {
             violations.push(format!("the child {how}"));
+        } else if child.status.success() && !done {
+            violations.push("the child exited 0 without finishing its lifetime".to_owned());
         }
         let rows_acknowledged = progress.values().map(|p| p.acked).sum();
         if dir.exists() {
@@ -188,15 +190,4 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-trait AbortSignal {
-    fn signal_is_abort(&self) -> bool;
-}
-
-impl AbortSignal for std::process::ExitStatus {
-    fn signal_is_abort(&self) -> bool {
-        use std::os::unix::process::ExitStatusExt;
-        self.signal() == Some(6)
-    }
 }

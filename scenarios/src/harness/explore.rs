@@ -5,18 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tally_sim::{CrashModel, CrashPlan, PendingOp, PendingTarget, SectorFate, SimFs, Tear};
+use tally_sim::{
+    CrashModel, CrashPlan, PendingOp, PendingTarget, SectorFate, SimFs, Tear, sectors_spanned,
+};
 
 /// Sector patterns tried per torn write, at most.
 const MAX_TEARS_PER_WRITE: usize = 6;
-
-fn sectors(offset: u64, len: u64, sector: u64) -> usize {
-    if len == 0 {
-        0
-    } else {
-        ((offset + len - 1) / sector - offset / sector + 1) as usize
-    }
-}
 
 /// Every pending op except `omitted` and the ops that depend on it, directly or not.
 fn without(pending: &[PendingOp], omitted: u64) -> BTreeSet<u64> {
@@ -118,7 +112,7 @@ pub fn variants(disk: &SimFs, model: CrashModel) -> Vec<(String, CrashPlan)> {
                     .filter(|o| o.target == op.target && o.seq <= op.seq)
                     .map(|o| o.seq)
                     .collect();
-                let n = sectors(offset, len, sector);
+                let n = sectors_spanned(offset, len, sector);
                 let mut patterns: Vec<(String, Vec<SectorFate>)> = Vec::new();
                 // The first k sectors new, the rest old: the usual order a write lands in.
                 let step = n.div_ceil(MAX_TEARS_PER_WRITE - 2).max(1);
@@ -136,7 +130,7 @@ pub fn variants(disk: &SimFs, model: CrashModel) -> Vec<(String, CrashPlan)> {
                         survivors.clone(),
                         Some(Tear {
                             seq: op.seq,
-                            sector_size: sector as u32,
+                            sector_size: sector,
                             fates,
                             garbage_seed: op.seq,
                         }),

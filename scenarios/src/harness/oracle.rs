@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use arrow::array::RecordBatch;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tally_pipeline::{Config, Layout, Pipeline, read, verify};
@@ -146,39 +147,31 @@ async fn read_rows<F: Fs>(
     let layout = Layout::new(root);
     let manifest = pipeline.manifest().await;
     let mut rows = Vec::new();
-    let mut staged = 0;
     let mut bad_columns = false;
-    read::published_rows(fs, &layout, &manifest.files, 256, |_, b| {
-        match rows_of(&b) {
-            Some(r) => rows.extend(r),
+    let mut take = |rows: &mut Vec<RowRead>, batch: RecordBatch| {
+        match rows_of(&batch) {
+            Some(read) => rows.extend(read),
             None => bad_columns = true,
         }
         Ok(())
-    })
-    .await
-    .map_err(|e| {
-        Breach::new(
-            Invariant::StoreConsistent,
-            vec![],
-            format!("reading published rows: {e}"),
-        )
-    })?;
-    read::staged_rows(fs, &layout, manifest.log_through, |_, b| {
-        staged += b.num_rows() as u64;
-        match rows_of(&b) {
-            Some(r) => rows.extend(r),
-            None => bad_columns = true,
+    };
+    let unreadable = |what: &'static str| {
+        move |e: tally_pipeline::Error| {
+            Breach::new(
+                Invariant::StoreConsistent,
+                vec![],
+                format!("reading {what} rows: {e}"),
+            )
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| {
-        Breach::new(
-            Invariant::StoreConsistent,
-            vec![],
-            format!("reading staged rows: {e}"),
-        )
-    })?;
+    };
+    read::published_rows(fs, &layout, &manifest.files, 256, |_, b| take(&mut rows, b))
+        .await
+        .map_err(unreadable("published"))?;
+    let published = rows.len();
+    read::staged_rows(fs, &layout, manifest.log_through, |_, b| take(&mut rows, b))
+        .await
+        .map_err(unreadable("staged"))?;
+    let staged = (rows.len() - published) as u64;
     if bad_columns {
         return Err(Breach::new(
             Invariant::NothingInvented,

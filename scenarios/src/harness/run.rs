@@ -224,6 +224,45 @@ impl Run<'_> {
         }
     }
 
+    fn unexplained(&mut self, life: u32, detail: String) {
+        self.violation(Violation {
+            phase: Phase::Workload,
+            life,
+            op_index: None,
+            op: None,
+            breach: Breach {
+                invariant: Invariant::NoUnexplainedError,
+                rows: vec![],
+                detail,
+            },
+        });
+    }
+
+    /// Runs process lifetime `life` of the workload on `world` (whose filesystem writes to
+    /// `disk`), then checks the crash image of every mutating call it made.
+    async fn lifetime<F: Fs, C: Clock>(
+        &mut self,
+        disk: &SimFs,
+        life: u32,
+        images: Images,
+        world: World<F, C>,
+    ) -> Result<(), String> {
+        let points = observe(disk, life, self.spec, images, &self.progress, &self.trace);
+        let result = drive(
+            world,
+            Path::new(ROOT),
+            &self.spec.workload,
+            &self.progress,
+            &self.trace,
+            life == 2,
+        )
+        .await;
+        disk.set_observer(|_, _| {});
+        let points = std::mem::take(&mut *lock(&points));
+        self.check_points(life, points).await;
+        result
+    }
+
     async fn check_points(&mut self, life: u32, points: Vec<CrashPoint>) {
         for point in points {
             self.crash_points += 1;
@@ -340,20 +379,8 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
             ))
         });
     }
-    let points = observe(&disk, 1, spec, images, &progress, &trace);
     let world = World::new(faulty.clone(), faulty.clock(SystemClock));
-    let outcome = drive(
-        world,
-        Path::new(ROOT),
-        &spec.workload,
-        &progress,
-        &trace,
-        false,
-    )
-    .await;
-    disk.set_observer(|_, _| {});
-    let points = std::mem::take(&mut *lock(&points));
-    run.check_points(1, points).await;
+    let outcome = run.lifetime(&disk, 1, images, world).await;
 
     let crashed = faulty.crashed_at().map(|call| format!("call {call}"));
     let workload_error = outcome.err();
@@ -368,17 +395,7 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
             let explained = injected.load(std::sync::atomic::Ordering::Relaxed)
                 || !spec.plan.controls.is_empty();
             if !explained {
-                run.violation(Violation {
-                    phase: Phase::Workload,
-                    life: 1,
-                    op_index: None,
-                    op: None,
-                    breach: Breach {
-                        invariant: Invariant::NoUnexplainedError,
-                        rows: vec![],
-                        detail: error.clone(),
-                    },
-                });
+                run.unexplained(1, error.clone());
             }
             disk.crash(CrashModel::Kill, 0)
         }
@@ -388,34 +405,14 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
         }
     };
 
-    // Second lifetime: recover, check, complete the workload without faults.
-    let points = observe(&image, 2, spec, images, &progress, &trace);
+    // What the second lifetime will find, recovered on a copy and checked before it goes on.
+    run.check_disk(&image, 1, Phase::Restart, false).await;
+
+    // Second lifetime: recover, complete the workload without faults.
     let world = World::new(image.clone(), SystemClock);
-    let second = drive(
-        world,
-        Path::new(ROOT),
-        &spec.workload,
-        &progress,
-        &trace,
-        true,
-    )
-    .await;
-    image.set_observer(|_, _| {});
-    let points = std::mem::take(&mut *lock(&points));
-    run.check_points(2, points).await;
-    match second {
+    match run.lifetime(&image, 2, images, world).await {
         Ok(()) => run.check_disk(&image, 2, Phase::Final, true).await,
-        Err(error) => run.violation(Violation {
-            phase: Phase::Workload,
-            life: 2,
-            op_index: None,
-            op: None,
-            breach: Breach {
-                invariant: Invariant::NoUnexplainedError,
-                rows: vec![],
-                detail: format!("the fault-free second lifetime failed: {error}"),
-            },
-        }),
+        Err(error) => run.unexplained(2, format!("the fault-free second lifetime failed: {error}")),
     }
 
     let rows_acknowledged = lock(&progress).values().map(|p| p.acked).sum();

@@ -155,8 +155,9 @@ pub enum PlanError {
     FateCount { expected: usize, got: usize },
 }
 
-/// Sectors of `sector` bytes that the range `[offset, offset + len)` touches.
-pub(crate) fn sectors_spanned(offset: u64, len: u64, sector: u32) -> usize {
+/// Sectors of `sector` bytes that the range `[offset, offset + len)` touches: the number of
+/// fates a [`Tear`] of a write of that range needs.
+pub fn sectors_spanned(offset: u64, len: u64, sector: u32) -> usize {
     if len == 0 {
         return 0;
     }

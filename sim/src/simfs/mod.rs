@@ -11,7 +11,9 @@ use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use crash::{CrashModel, CrashPlan, PendingOp, PendingTarget, PlanError, SectorFate, Tear};
+pub use crash::{
+    CrashModel, CrashPlan, PendingOp, PendingTarget, PlanError, SectorFate, Tear, sectors_spanned,
+};
 pub use disk::SimFsOptions;
 
 pub use oplog::{OpKind, OpOutcome, OpRecord};
