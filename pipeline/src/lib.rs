@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod error;
+pub mod export;
 pub mod frame;
 pub mod layout;
 pub mod log;
@@ -13,6 +14,7 @@ pub mod read;
 pub mod recover;
 pub mod seqalloc;
 pub mod table;
+pub mod twins;
 pub mod verify;
 
 pub use error::{Error, Result};
@@ -21,3 +23,4 @@ pub use manifest::{FileEntry, Manifest, SourceState};
 pub use pipeline::{Ack, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
 pub use recover::{RecoveryOptions, RecoveryReport};
 pub use table::{SEQ_COLUMN, TableOptions};
+pub use twins::Twins;

@@ -44,6 +44,19 @@ pub struct Config {
     /// Rows per batch when reading table files.
     pub read_batch_rows: usize,
     pub recovery: RecoveryOptions,
+    /// Guards turned off, for the harness's buggy twins (test builds only).
+    #[cfg(feature = "twins")]
+    pub twins: crate::twins::Twins,
+}
+
+impl Config {
+    /// The guards turned off: none, unless a test build set some.
+    pub fn twins(&self) -> crate::twins::Twins {
+        #[cfg(feature = "twins")]
+        return self.twins;
+        #[cfg(not(feature = "twins"))]
+        crate::twins::Twins::NONE
+    }
 }
 
 impl Default for Config {
@@ -56,6 +69,8 @@ impl Default for Config {
             table: TableOptions::default(),
             read_batch_rows: 64 * 1024,
             recovery: RecoveryOptions::default(),
+            #[cfg(feature = "twins")]
+            twins: crate::twins::Twins::NONE,
         }
     }
 }
@@ -155,6 +170,10 @@ struct Inner<F: Fs, C: Clock> {
     log: tokio::sync::Mutex<LogState<F>>,
     published: tokio::sync::Mutex<Manifest>,
     maintenance: tokio::sync::Mutex<()>,
+    /// The first file id this process writes: files below it predate the open.
+    first_file_id: u64,
+    /// Under the `drain_on_ingest_only` twin, the manifest whose leftovers are still on disk.
+    undrained: tokio::sync::Mutex<Option<Manifest>>,
     next_file_id: AtomicU64,
     poison: Mutex<Option<String>>,
     wake: Notify,
@@ -230,7 +249,18 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         assert!(config.merge_fan_in >= 2, "merge_fan_in must be at least 2");
         assert!(config.seq_block >= 1, "seq_block must be at least 1");
         let layout = Layout::new(root);
-        let recovered = recover::recover(&world.fs, &world.clock, &layout, config.recovery).await?;
+        let recovered = recover::recover_with(
+            &world.fs,
+            &world.clock,
+            &layout,
+            config.recovery,
+            config.twins(),
+        )
+        .await?;
+        let undrained = config
+            .twins()
+            .drain_on_ingest_only
+            .then(|| recovered.manifest.clone());
         let report = recovered.report.clone();
         let sealed = recovered
             .live_segments
@@ -254,6 +284,8 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             }),
             published: tokio::sync::Mutex::new(recovered.manifest),
             maintenance: tokio::sync::Mutex::new(()),
+            first_file_id: recovered.next_file_id,
+            undrained: tokio::sync::Mutex::new(undrained),
             next_file_id: AtomicU64::new(recovered.next_file_id),
             poison: Mutex::new(None),
             wake: Notify::new(),
@@ -275,6 +307,24 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    pub(crate) fn world(&self) -> &World<F, C> {
+        &self.inner.world
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// Holds off stage and merge steps (and other holders) while the guard lives.
+    pub(crate) async fn hold_steps(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.maintenance.lock().await
+    }
+
+    /// Fails if the pipeline stopped (a failed write or sync left its state unknown).
+    pub(crate) fn check_running(&self) -> Result<()> {
+        self.check_poison()
     }
 
     pub fn stats(&self) -> Stats {
@@ -322,6 +372,24 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         }
     }
 
+    /// Under the `drain_on_ingest_only` twin, removes the leftovers recovery left in place.
+    async fn drain_if_deferred(&self) -> Result<()> {
+        let mut undrained = self.inner.undrained.lock().await;
+        if let Some(manifest) = undrained.as_ref() {
+            let w = &self.inner.world;
+            recover::drain(
+                &w.fs,
+                &w.clock,
+                &self.inner.layout,
+                self.inner.config.recovery,
+                manifest,
+            )
+            .await?;
+            *undrained = None;
+        }
+        Ok(())
+    }
+
     /// Ingests a whole source in one batch: once acknowledged, re-ingesting it is a no-op.
     pub async fn ingest(&self, source: &str, batch: RecordBatch) -> Result<Ack> {
         self.ingest_part(source, 0, batch, true).await
@@ -339,6 +407,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         last: bool,
     ) -> Result<Ack> {
         self.check_poison()?;
+        self.drain_if_deferred().await?;
         let refuse = |reason: String| Error::InvalidBatch {
             source_id: source.to_string(),
             reason,
@@ -855,11 +924,13 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// The oldest `merge_fan_in` files of the lowest level that has that many, below the top.
     fn merge_plan(&self, manifest: &Manifest) -> Option<(u32, Vec<FileEntry>)> {
         let config = &self.inner.config;
+        let forget = config.twins().forget_immature_after_restart;
         (0..config.max_level).find_map(|level| {
             let mut at_level: Vec<FileEntry> = manifest
                 .files
                 .iter()
                 .filter(|f| f.level == level)
+                .filter(|f| !forget || f.id >= self.inner.first_file_id)
                 .cloned()
                 .collect();
             at_level.sort_by_key(|f| f.seq_min);

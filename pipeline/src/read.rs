@@ -6,7 +6,7 @@ use tally_sim::Fs;
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
-use crate::manifest::FileEntry;
+use crate::manifest::{FileEntry, Manifest};
 use crate::pipeline::with_seq;
 use crate::table::{self, TableReader};
 
@@ -55,4 +55,75 @@ pub async fn staged_rows<F: Fs>(
         }
     }
     Ok(())
+}
+
+/// The newest manifest whose checksum and body are valid, read without changing anything.
+pub async fn newest_manifest<F: Fs>(fs: &F, layout: &Layout) -> Result<Manifest> {
+    let mut versions: Vec<u64> = fs
+        .list_dir(&layout.root)
+        .await?
+        .iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| layout::parse_manifest_name(&e.name))
+        .collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    for version in versions {
+        match crate::recover::read_if_exists(fs, &layout.manifest(version)).await? {
+            Some(bytes) => {
+                if let Ok(m) = Manifest::decode_version(&bytes, version) {
+                    return Ok(m);
+                }
+            }
+            // Unlinked since the listing: an older version a writer superseded.
+            None => continue,
+        }
+    }
+    Ok(Manifest::empty())
+}
+
+/// What a second, read-only handle sees of a store another handle (or process) is writing:
+/// the newest valid manifest, once every file it lists was found whole (footer agreeing with
+/// the manifest). A writer deletes a file only after publishing a manifest that no longer
+/// lists it, so a file missing from the version read means the store moved on: the handle
+/// reads again, up to `attempts` times. A file missing while the version stays put is lost
+/// rows, and an error.
+pub async fn consistent_snapshot<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    attempts: u32,
+) -> Result<Manifest> {
+    let mut attempt = 0;
+    loop {
+        let manifest = newest_manifest(fs, layout).await?;
+        let mut missing = None;
+        for file in &manifest.files {
+            let path = layout.table_file(file.level, file.id);
+            let why = match table::read_footer(fs, &path).await {
+                Ok(footer) => footer.disagreement(file),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = why {
+                missing = Some(format!(
+                    "{}: {why}",
+                    layout::table_file_name(file.level, file.id)
+                ));
+                break;
+            }
+        }
+        let Some(missing) = missing else {
+            return Ok(manifest);
+        };
+        let now = newest_manifest(fs, layout).await?;
+        attempt += 1;
+        if now.version == manifest.version || attempt >= attempts {
+            return Err(Error::MissingRows {
+                acknowledged: manifest.rows(),
+                found: 0,
+                detail: format!(
+                    "a reader of manifest version {} (newest now {}) found {missing}",
+                    manifest.version, now.version
+                ),
+            });
+        }
+    }
 }

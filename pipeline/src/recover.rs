@@ -20,6 +20,7 @@ use crate::log::{self, PartMeta};
 use crate::manifest::{Leftover, Manifest, SourceState, StoreDir};
 use crate::seqalloc;
 use crate::table;
+use crate::twins::Twins;
 
 /// A torn or damaged tail cut off a log or ack file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -188,6 +189,7 @@ struct Recovery<'a, F: Fs, C: Clock> {
     clock: &'a C,
     layout: &'a Layout,
     options: RecoveryOptions,
+    twins: Twins,
     report: RecoveryReport,
 }
 
@@ -202,14 +204,47 @@ pub async fn recover<F: Fs, C: Clock>(
     layout: &Layout,
     options: RecoveryOptions,
 ) -> Result<Recovered> {
+    recover_with(fs, clock, layout, options, Twins::NONE).await
+}
+
+/// Recovery with some guards turned off (`twins`); the pipeline passes its config's.
+pub(crate) async fn recover_with<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+    twins: Twins,
+) -> Result<Recovered> {
     let mut r = Recovery {
         fs,
         clock,
         layout,
         options,
+        twins,
         report: RecoveryReport::default(),
     };
     r.run().await
+}
+
+/// Step 4 of recovery alone: removes the leftovers of half-done steps under `manifest`. Only
+/// the `drain_on_ingest_only` twin needs it on its own (real recovery runs it on open).
+pub(crate) async fn drain<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+    manifest: &Manifest,
+) -> Result<RecoveryReport> {
+    let mut r = Recovery {
+        fs,
+        clock,
+        layout,
+        options,
+        twins: Twins::NONE,
+        report: RecoveryReport::default(),
+    };
+    r.remove_garbage(manifest).await?;
+    Ok(r.report)
 }
 
 impl<F: Fs, C: Clock> Recovery<'_, F, C> {
@@ -310,7 +345,11 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.check_published(&manifest).await?;
 
         // 4. Garbage.
-        let max_orphan_id = self.remove_garbage(&manifest).await?;
+        let max_orphan_id = if self.twins.drain_on_ingest_only {
+            0
+        } else {
+            self.remove_garbage(&manifest).await?
+        };
 
         // 5. Live segments.
         let live_segments = self.recover_segments(&manifest).await?;
@@ -320,9 +359,11 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let mut max_seq = manifest.files.iter().map(|f| f.seq_max).max();
         let mut schema = manifest.schema.clone();
         for segment in &live_segments {
+            // The twin counts a segment the manifest already covers as new rows.
+            let replayed = segment.number <= manifest.log_through;
             for part in &segment.parts {
                 let state = ledger.entry(part.source.clone()).or_default();
-                if part.first_row != state.rows || state.complete {
+                if !replayed && (part.first_row != state.rows || state.complete) {
                     return Err(Error::corrupt(
                         self.layout.segment_log(segment.number),
                         format!(
@@ -411,6 +452,9 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     }
 
     async fn check_published(&self, manifest: &Manifest) -> Result<()> {
+        if self.twins.no_restart_check {
+            return Ok(());
+        }
         let source_rows = manifest.source_rows();
         if manifest.rows() != source_rows {
             return Err(Error::MissingRows {
@@ -477,6 +521,9 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                     _ => continue,
                 };
                 let path = dir.join(&entry.name);
+                if leftover == Leftover::Staged && self.twins.replay_consumed_segments {
+                    continue;
+                }
                 if let Leftover::Unreferenced { id } = leftover {
                     max_orphan_id = max_orphan_id.max(id);
                     if manifest_quarantined {
@@ -515,7 +562,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                 Some(SegmentFile::Log(n) | SegmentFile::Ack(n)) => Some(n),
                 None => None,
             })
-            .filter(|&n| n > manifest.log_through)
+            .filter(|&n| n > manifest.log_through || self.twins.replay_consumed_segments)
             .collect();
         numbers.dedup();
         let mut live = Vec::new();
@@ -564,7 +611,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let scan = log_bytes.as_deref().map(|b| log::scan_log(b, number));
         let header_ok = scan.as_ref().is_some_and(|s| s.header_ok);
         if !header_ok {
-            if !records.is_empty() {
+            if !records.is_empty() && !self.twins.no_restart_check {
                 return Err(Error::MissingRows {
                     acknowledged: acked_rows,
                     found: 0,
@@ -600,7 +647,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
 
         // Every acknowledged part must be a whole frame of the valid prefix.
         let unmatched: Vec<&log::AckRecord> = records.iter().filter(|r| !scan.holds(r)).collect();
-        if !unmatched.is_empty() {
+        if !unmatched.is_empty() && !self.twins.no_restart_check {
             let lost: u64 = unmatched.iter().map(|r| r.meta.rows).sum();
             let first = unmatched[0];
             return Err(Error::MissingRows {

@@ -149,19 +149,27 @@ impl<F: Fs> TableWriter<F> {
     }
 
     /// Writes the footer (with the file's id, level and sequence range) and syncs the file.
-    pub async fn finish(mut self, file_id: u64, level: u32) -> Result<Written> {
+    pub async fn finish(self, file_id: u64, level: u32) -> Result<Written> {
+        self.finish_with(&[
+            (KEY_FILE_ID, file_id.to_string()),
+            (KEY_LEVEL, level.to_string()),
+        ])
+        .await
+    }
+
+    /// Writes the footer with `metadata` and the sequence range, and syncs the file.
+    pub async fn finish_with(mut self, metadata: &[(&str, String)]) -> Result<Written> {
         let (seq_min, seq_max) = self.seq_range.ok_or_else(|| Error::Conservation {
             detail: format!(
                 "{}: a table file needs at least one row",
                 self.path.display()
             ),
         })?;
-        for (key, value) in [
-            (KEY_FILE_ID, file_id.to_string()),
-            (KEY_LEVEL, level.to_string()),
+        let seq = [
             (KEY_SEQ_MIN, seq_min.to_string()),
             (KEY_SEQ_MAX, seq_max.to_string()),
-        ] {
+        ];
+        for (key, value) in metadata.iter().cloned().chain(seq) {
             self.writer
                 .append_key_value_metadata(KeyValue::new(key.to_string(), value));
         }

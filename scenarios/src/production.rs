@@ -298,3 +298,14 @@ async fn ingest_all<F: Fs>(
 pub async fn check(root: &Path, deep: bool) -> Result<StoreReport, tally_pipeline::Error> {
     check_store(&RealFs, &Layout::new(root), deep).await
 }
+
+/// `tally export`: opens the store at `root` (recovering it, as every open does) and exports
+/// the rows published since the watermark of `to` into one new batch there.
+pub async fn export(
+    root: &Path,
+    to: &Path,
+) -> Result<tally_pipeline::export::ExportReport, tally_pipeline::Error> {
+    let world = World::new(RealFs, SystemClock);
+    let (pipeline, _) = Pipeline::open(world, root, Config::default()).await?;
+    tally_pipeline::export::export(&pipeline, to).await
+}

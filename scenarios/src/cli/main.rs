@@ -39,6 +39,11 @@ enum Command {
     /// Check every persistence variant of every crash point of a scenario's small workload
     /// (simulation build: `cargo sim explore ...`).
     Explore(sim::ExploreArgs),
+    /// List the scenarios, the incidents they come from and their buggy twins.
+    Scenarios(ScenariosArgs),
+    /// Export the published rows added since the export directory's watermark into one new
+    /// Parquet batch there, then advance the watermark (real disk, normal build).
+    Export(ExportArgs),
     /// Crash runs on the real disk: each run's first lifetime in a child process that aborts
     /// itself at a seeded call, then recovery and the oracle in a fresh process (normal build).
     Crashtest(crashtest::CrashtestArgs),
@@ -77,6 +82,25 @@ struct VerifyArgs {
     /// Also read every row and check sequence numbers are unique and within their files.
     #[arg(long)]
     deep: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ScenariosArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The store to export from (recovered first, like every open).
+    #[arg(long, default_value = "./tally-data")]
+    root: PathBuf,
+    /// The export directory (created if missing): `batch-<first seq>.parquet` files and the
+    /// `WATERMARK`.
+    #[arg(long)]
+    to: PathBuf,
     #[arg(long)]
     json: bool,
 }
@@ -297,6 +321,59 @@ fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn scenarios(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
+    use tally_scenarios::harness::scenario::Scenario;
+    if args.json {
+        let list: Vec<_> = Scenario::ALL
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name(),
+                    "incident": s.incident(),
+                    "description": s.describe(),
+                    "twins": s.twins().iter().map(|t| serde_json::json!({
+                        "name": t.name(),
+                        "description": t.describe(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        emit(&format!("{}\n", serde_json::to_string_pretty(&list)?))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    for s in Scenario::ALL {
+        let incident = s
+            .incident()
+            .map_or(String::new(), |i| format!(" (incident {i})"));
+        text += &format!("{}{incident}\n    {}\n", s.name(), s.describe());
+        for t in s.twins() {
+            text += &format!("    twin {}: {}\n", t.name(), t.describe());
+        }
+    }
+    text += "run one: cargo sim sweep --scenario NAME [--twin TWIN]; cargo sim explore --scenario NAME\n";
+    emit(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let report = real_runtime()?
+        .block_on(production::export(&args.root, &args.to))
+        .with_context(|| {
+            format!(
+                "exporting {} into {}",
+                args.root.display(),
+                args.to.display()
+            )
+        })?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        emit(&format!("{report}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -324,6 +401,8 @@ fn main() -> ExitCode {
         Command::Run(args) => production_only("run").and_then(|()| run_inputs(args)),
         Command::Verify(args) => production_only("verify").and_then(|()| verify(args)),
         Command::Inspect(args) => production_only("inspect").and_then(|()| inspect(args)),
+        Command::Scenarios(args) => scenarios(args),
+        Command::Export(args) => production_only("export").and_then(|()| export(args)),
     };
     match result {
         Ok(code) => code,

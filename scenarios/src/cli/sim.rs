@@ -14,6 +14,7 @@ use tally_scenarios::harness::run::{Images, RunOutcome, RunSpec, Violation, run,
 use tally_scenarios::harness::scenario::Scenario;
 use tally_scenarios::harness::shrink::{Shrunk, shrink};
 use tally_scenarios::harness::sweep::{Sweep, reproduce_command, shard_seeds};
+use tally_scenarios::harness::twin::Twin;
 use tally_scenarios::runtime::run_seeded;
 use tally_sim::CrashModel;
 
@@ -40,6 +41,10 @@ pub struct SweepArgs {
     /// rename-before-data. A sweep under a control must fail.
     #[arg(long)]
     control: Vec<Control>,
+    /// Run every seed as this buggy twin of the scenario (`tally scenarios` lists them). A
+    /// sweep of a twin must fail.
+    #[arg(long)]
+    twin: Option<Twin>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -64,8 +69,11 @@ pub struct ReplayArgs {
     /// Negative controls the sweep applied.
     #[arg(long)]
     control: Vec<Control>,
+    /// The buggy twin the sweep ran.
+    #[arg(long)]
+    twin: Option<Twin>,
     /// Replay a run written as JSON (a shrunk plan) instead of deriving it from a seed.
-    #[arg(long, conflicts_with_all = ["seed", "model", "control"])]
+    #[arg(long, conflicts_with_all = ["seed", "model", "control", "twin"])]
     plan: Option<PathBuf>,
     /// Print every fs call, fault, acknowledgement, crash point, recovery action and
     /// violation.
@@ -145,6 +153,7 @@ struct SweepReport {
     jobs: usize,
     model: Option<String>,
     controls: Vec<Control>,
+    twin: Option<String>,
     seeds_run: u64,
     crash_points: u64,
     failing_seeds: u64,
@@ -185,6 +194,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         jobs,
         model: args.model,
         controls: args.control.clone(),
+        twin: args.twin,
     };
     let controls = if sweep.controls.is_empty() {
         "none".to_owned()
@@ -198,7 +208,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     };
     let shard = args.shard.map(|(i, n)| format!("{i}/{n}"));
     emit(&format!(
-        "tally sweep: scenario {} seeds {}..{}{} ({} seeds) jobs {jobs} model {} controls {controls}\n",
+        "tally sweep: scenario {} seeds {}..{}{} ({} seeds) jobs {jobs} model {} controls {controls}{}\n",
         sweep.scenario,
         args.seeds.start,
         args.seeds.end,
@@ -208,6 +218,10 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         sweep.seeds.len(),
         args.model.map_or("per seed".to_owned(), |m| m.to_string()),
+        sweep
+            .twin
+            .map(|t| format!(" twin {t} ({})", t.describe()))
+            .unwrap_or_default(),
     ))?;
     let bar = ProgressBar::new(sweep.seeds.len() as u64);
     bar.set_style(
@@ -285,6 +299,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             jobs,
             model: args.model.map(|m| m.to_string()),
             controls: sweep.controls.clone(),
+            twin: sweep.twin.map(|t| t.to_string()),
             seeds_run,
             crash_points: points,
             failing_seeds: failing,
@@ -329,8 +344,9 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => {
             let seed = args.seed.context("--seed or --plan is required")?;
             (
-                args.scenario.spec(seed, args.model, &args.control),
-                reproduce_command(args.scenario, seed, args.model, &args.control),
+                args.scenario
+                    .spec_with(seed, args.model, &args.control, args.twin),
+                reproduce_command(args.scenario, seed, args.model, &args.control, args.twin),
             )
         }
     };

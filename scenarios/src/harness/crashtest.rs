@@ -17,7 +17,7 @@ use tally_faults::FaultFs;
 use tally_sim::{CrashModel, RealFs, SystemClock, World};
 
 use super::oracle::{self, Breach, Expectation, SourceProgress};
-use super::run::{RunSpec, drive};
+use super::run::{Ctx, RunSpec, drive};
 use super::scenario::Scenario;
 use super::trace::Trace;
 
@@ -59,7 +59,9 @@ pub async fn child(dir: &Path, seed: u64) -> Result<(), String> {
     });
     let progress = Arc::new(Mutex::new(BTreeMap::new()));
     let world = World::new(fs.clone(), fs.clock(SystemClock));
-    let result = drive(world, dir, &spec.workload, &progress, &trace, false).await;
+    let ctx = Ctx::new(progress, trace, 1);
+    let config = spec.workload.config();
+    let result = drive(world, dir, &spec.workload, &config, &ctx, false).await;
     println!("done");
     result
 }
@@ -113,15 +115,23 @@ pub async fn after_child(
         sources: progress.clone(),
         payload_bytes: spec.workload.payload_bytes,
         final_state: false,
+        ..Expectation::default()
     };
     if let Err(b) = oracle::check(&RealFs, dir, &config, &expect).await {
         breaches.push(b);
         return breaches;
     }
     let progress = Arc::new(Mutex::new(progress));
-    let trace = Trace::default();
+    let ctx = Ctx::new(progress.clone(), Trace::default(), 2);
     let world = World::new(RealFs, SystemClock);
-    if let Err(e) = drive(world, dir, &spec.workload, &progress, &trace, true).await {
+    let result = drive(world, dir, &spec.workload, &config, &ctx, true).await;
+    breaches.extend(
+        ctx.findings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..),
+    );
+    if let Err(e) = result {
         breaches.push(Breach {
             invariant: oracle::Invariant::NoUnexplainedError,
             rows: vec![],

@@ -4,9 +4,11 @@
 pub mod crashtest;
 pub mod explore;
 pub mod oracle;
+pub mod probe;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
 pub mod trace;
+pub mod twin;
 pub mod workload;

@@ -17,10 +17,12 @@ use tally_pipeline::{Config, Layout, Pipeline, read, verify};
 
 use tally_sim::{Fs, SystemClock, World};
 
-use super::workload::{RowRead, parse_key, payload_of, rows_of, value_of};
+use super::workload::{RowRead, extra_of, parse_key, payload_of, rows_of, value_of};
 
 /// Where a pipeline's store lives on the simulated disk.
 pub const ROOT: &str = "/store";
+/// Where the exporter of a run writes.
+pub const EXPORT_DIR: &str = "/export";
 
 /// The invariants the oracle checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -48,6 +50,33 @@ pub enum Invariant {
     RunCompletes,
     /// The workload failed without an injected fault to explain it.
     NoUnexplainedError,
+    /// In sequence order, table levels never increase and files never overlap: only files of
+    /// one level were ever merged together.
+    LevelsHomogeneous,
+    /// At the end of a run no merge is due: every level below the top holds fewer files than
+    /// the fan-in (files from before a restart were considered again).
+    MergesSettled,
+    /// Rows written to table files in one process lifetime stay within `max_level + 1` times
+    /// the table's rows.
+    WriteAmplification,
+    /// Opening the store removed whatever a half-done step left, before any entry point
+    /// (ingest, flush, export) did anything.
+    DrainedOnOpen,
+    /// A second, read-only handle always sees one whole version, never an older one.
+    ReaderConsistent,
+    /// Every published row below the export watermark is in exactly one committed batch, as
+    /// published; nothing at or above it; everything by the end.
+    ExportExactlyOnce,
+    /// On a damaged disk (a published file deleted, an acknowledged log truncated) recovery
+    /// refuses, counting the acknowledged and the found rows.
+    FailsClosed,
+    /// A malformed frame after the acknowledged ones is cut and reported, the rows before it
+    /// kept.
+    DamageReported,
+    /// An unreadable newest manifest does not stop later opens.
+    SurvivesBadManifest,
+    /// A repair that keeps failing is retried a bounded number of times, then reported.
+    BoundedRetries,
 }
 
 impl Invariant {
@@ -63,6 +92,16 @@ impl Invariant {
             Invariant::RecoveryIdempotent => "recovery-idempotent",
             Invariant::RunCompletes => "run-completes",
             Invariant::NoUnexplainedError => "no-unexplained-error",
+            Invariant::LevelsHomogeneous => "levels-homogeneous",
+            Invariant::MergesSettled => "merges-settled",
+            Invariant::WriteAmplification => "write-amplification",
+            Invariant::DrainedOnOpen => "drained-on-open",
+            Invariant::ReaderConsistent => "reader-consistent",
+            Invariant::ExportExactlyOnce => "export-exactly-once",
+            Invariant::FailsClosed => "fails-closed",
+            Invariant::DamageReported => "damage-reported",
+            Invariant::SurvivesBadManifest => "survives-bad-manifest",
+            Invariant::BoundedRetries => "bounded-retries",
         }
     }
 }
@@ -82,7 +121,7 @@ pub struct Breach {
 }
 
 impl Breach {
-    fn new(invariant: Invariant, rows: Vec<String>, detail: impl Into<String>) -> Self {
+    pub fn new(invariant: Invariant, rows: Vec<String>, detail: impl Into<String>) -> Self {
         Self {
             invariant,
             rows,
@@ -126,6 +165,10 @@ pub struct Expectation {
     /// The run is over: every attempted row must be acknowledged, published and its source
     /// complete.
     pub final_state: bool,
+    /// Extra integer columns of the workload, to recompute values.
+    pub extra_columns: u32,
+    /// The run's export directory, when it exports.
+    pub export_dir: Option<PathBuf>,
 }
 
 /// What a passing check saw.
@@ -139,6 +182,7 @@ pub struct Seen {
     pub recovery: String,
 }
 
+/// Every row on disk, published rows first, and how many are staged.
 async fn read_rows<F: Fs>(
     fs: &F,
     root: &Path,
@@ -196,6 +240,8 @@ fn check_rows(rows: &[RowRead], expect: &Expectation) -> Result<(), Breach> {
             invented.push(row.key.clone());
         } else if row.value != value_of(&row.key)
             || row.payload != payload_of(&row.key, expect.payload_bytes)
+            || row.extra.len() != expect.extra_columns as usize
+            || (0..expect.extra_columns).any(|i| row.extra[i as usize] != extra_of(&row.key, i))
         {
             altered.push(row.key.clone());
         }
@@ -327,6 +373,150 @@ fn check_ledger(
     Ok(())
 }
 
+/// In sequence order, levels never increase and ranges never overlap.
+pub fn check_levels(files: &[tally_pipeline::FileEntry]) -> Result<(), Breach> {
+    let mut sorted: Vec<_> = files.iter().collect();
+    sorted.sort_by_key(|f| f.seq_min);
+    for w in sorted.windows(2) {
+        if w[0].level < w[1].level || w[0].seq_max >= w[1].seq_min {
+            return Err(Breach::new(
+                Invariant::LevelsHomogeneous,
+                vec![],
+                format!(
+                    "file {} (level {}, seq {}..={}) precedes file {} (level {}, seq {}..={})",
+                    w[0].id,
+                    w[0].level,
+                    w[0].seq_min,
+                    w[0].seq_max,
+                    w[1].id,
+                    w[1].level,
+                    w[1].seq_min,
+                    w[1].seq_max
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// No level below the top holds enough files for a merge.
+fn check_settled(files: &[tally_pipeline::FileEntry], config: &Config) -> Result<(), Breach> {
+    for level in 0..config.max_level {
+        let n = files.iter().filter(|f| f.level == level).count();
+        if n >= config.merge_fan_in {
+            return Err(Breach::new(
+                Invariant::MergesSettled,
+                vec![],
+                format!(
+                    "after the final flush level {level} still holds {n} files (fan-in {})",
+                    config.merge_fan_in
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The export directory against the published rows: every published row below the watermark
+/// in exactly one committed batch, with its published values and sequence number; no
+/// committed row at or above the watermark; at the end, everything exported.
+async fn check_export<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    published: &[RowRead],
+    expect: &Expectation,
+) -> Result<(), Breach> {
+    let breach =
+        |rows: Vec<String>, detail: String| Breach::new(Invariant::ExportExactlyOnce, rows, detail);
+    let mut exported: Vec<RowRead> = Vec::new();
+    let mut bad_columns = false;
+    let watermark = if fs.exists(dir).await.unwrap_or(false) {
+        tally_pipeline::export::read_committed(fs, dir, 256, |_, batch| {
+            match rows_of(&batch) {
+                Some(rows) => exported.extend(rows),
+                None => bad_columns = true,
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| breach(vec![], format!("reading the export: {e}")))?
+    } else {
+        0
+    };
+    if bad_columns {
+        return Err(breach(
+            vec![],
+            "an export batch without the workload's columns".into(),
+        ));
+    }
+    let by_seq: BTreeMap<u64, &RowRead> = published.iter().map(|r| (r.seq, r)).collect();
+    let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+    for row in &exported {
+        *seen.entry(&row.key).or_default() += 1;
+    }
+    let twice: Vec<String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| (*k).to_owned())
+        .collect();
+    if !twice.is_empty() {
+        return Err(breach(
+            first_keys(&twice),
+            format!("{} rows exported more than once", twice.len()),
+        ));
+    }
+    let foreign: Vec<String> = exported
+        .iter()
+        .filter(|r| by_seq.get(&r.seq).is_none_or(|p| **p != **r))
+        .map(|r| r.key.clone())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(breach(
+            first_keys(&foreign),
+            format!(
+                "{} exported rows are not published as exported (value or sequence number differ)",
+                foreign.len()
+            ),
+        ));
+    }
+    let above: Vec<String> = exported
+        .iter()
+        .filter(|r| r.seq >= watermark)
+        .map(|r| r.key.clone())
+        .collect();
+    if !above.is_empty() {
+        return Err(breach(
+            first_keys(&above),
+            format!(
+                "{} committed export rows are at or above the watermark {watermark}",
+                above.len()
+            ),
+        ));
+    }
+    let bound = if expect.final_state {
+        u64::MAX
+    } else {
+        watermark
+    };
+    let missing: Vec<String> = published
+        .iter()
+        .filter(|r| r.seq < bound && !seen.contains_key(r.key.as_str()))
+        .map(|r| r.key.clone())
+        .collect();
+    if !missing.is_empty() {
+        let what = if expect.final_state {
+            "published rows never exported by the end of the run".to_owned()
+        } else {
+            format!("published rows below the watermark {watermark} are in no committed batch")
+        };
+        return Err(breach(
+            first_keys(&missing),
+            format!("{} {what}", missing.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Every file under `dir` (path and bytes) and every directory (`None`), sorted.
 async fn tree<F: Fs>(fs: &F, dir: &Path) -> Result<BTreeMap<PathBuf, Option<Vec<u8>>>, Breach> {
     let failed = |e: std::io::Error| {
@@ -369,6 +559,14 @@ pub async fn check<F: Fs>(
     check_rows(&rows, expect)?;
     check_ledger(&rows, &pipeline.ledger().await, expect)?;
     let manifest = pipeline.manifest().await;
+    check_levels(&manifest.files)?;
+    if expect.final_state {
+        check_settled(&manifest.files, config)?;
+    }
+    if let Some(dir) = &expect.export_dir {
+        let published = &rows[..rows.len() - staged_rows as usize];
+        check_export(fs, dir, published, expect).await?;
+    }
     if expect.final_state && staged_rows > 0 {
         return Err(Breach::new(
             Invariant::RunCompletes,
@@ -436,6 +634,7 @@ mod tests {
             payload: payload_of(&key, 8),
             key,
             seq,
+            extra: vec![],
         }
     }
 
@@ -444,6 +643,7 @@ mod tests {
             sources: BTreeMap::from([("s".to_owned(), SourceProgress { acked, attempted })]),
             payload_bytes: 8,
             final_state: false,
+            ..Expectation::default()
         }
     }
 

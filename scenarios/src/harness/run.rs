@@ -10,7 +10,8 @@
 //! on each image and applies the oracle with what was acknowledged before that call.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,12 +19,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tally_faults::{FaultFs, FaultPlan, plan::model_name};
-use tally_pipeline::{Config, Pipeline};
+use tally_pipeline::{Config, Layout, Pipeline, export, read, verify};
 use tally_sim::{Clock, CrashModel, Fs, OpRecord, SimFs, SystemClock, World};
 
-use super::oracle::{self, Breach, Expectation, Invariant, ROOT, SourceProgress};
+use super::oracle::{self, Breach, EXPORT_DIR, Expectation, Invariant, ROOT, SourceProgress};
 use super::trace::Trace;
-use super::workload::{Resume, Workload, batch};
+use super::twin::Twin;
+use super::workload::{Entry, Resume, Workload};
 
 /// Everything that decides a run. Derived from a seed by a scenario, or read from a file
 /// (a shrunk plan) by `replay --plan`.
@@ -37,6 +39,20 @@ pub struct RunSpec {
     pub model: CrashModel,
     pub workload: Workload,
     pub plan: FaultPlan,
+    /// A buggy twin: the run is expected to fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin: Option<Twin>,
+}
+
+impl RunSpec {
+    /// The pipeline configuration of the run: the workload's, with the twin's guard off.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut config = self.workload.config();
+        if let Some(twin) = self.twin {
+            twin.apply(&mut config)?;
+        }
+        Ok(config)
+    }
 }
 
 /// Where a violation was found.
@@ -114,7 +130,41 @@ impl RunOutcome {
 pub const KEPT_VIOLATIONS: usize = 20;
 
 /// Per-source progress, shared by the workload's tasks and the per-call observer.
-type Progress = Arc<Mutex<BTreeMap<String, SourceProgress>>>;
+pub(crate) type Progress = Arc<Mutex<BTreeMap<String, SourceProgress>>>;
+
+/// What the tasks of one process lifetime share with the run.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub progress: Progress,
+    pub trace: Trace,
+    /// Invariants broken while the lifetime ran (not at crash points).
+    pub findings: Arc<Mutex<Vec<Breach>>>,
+    /// Rows written to table files in this lifetime, by every pipeline it opened.
+    pub written: Arc<AtomicU64>,
+    pub life: u32,
+    /// The simulated disk under the lifetime's fault layer: what the harness's own reads (the
+    /// drain check, the second handle) go through, so that they neither meet nor shift the
+    /// plan's faults. `None` on the real disk.
+    pub disk: Option<SimFs>,
+}
+
+impl Ctx {
+    pub fn new(progress: Progress, trace: Trace, life: u32) -> Self {
+        Self {
+            progress,
+            trace,
+            findings: Arc::default(),
+            written: Arc::default(),
+            life,
+            disk: None,
+        }
+    }
+
+    fn find(&self, breach: Breach) {
+        self.trace.line(format!("L{} found {breach}", self.life));
+        lock(&self.findings).push(breach);
+    }
+}
 
 /// A crash image waiting to be checked.
 struct CrashPoint {
@@ -200,6 +250,8 @@ fn expectation(
         sources: progress.clone(),
         payload_bytes: workload.payload_bytes,
         final_state,
+        extra_columns: workload.extra_columns,
+        export_dir: workload.export.map(|_| PathBuf::from(EXPORT_DIR)),
     }
 }
 
@@ -213,6 +265,8 @@ struct Run<'a> {
     violations: Vec<Violation>,
     violation_count: u64,
     max_level: u32,
+    /// Rows written to table files by each lifetime.
+    written: [u64; 2],
 }
 
 impl Run<'_> {
@@ -248,16 +302,28 @@ impl Run<'_> {
         world: World<F, C>,
     ) -> Result<(), String> {
         let points = observe(disk, life, self.spec, images, &self.progress, &self.trace);
+        let mut ctx = Ctx::new(self.progress.clone(), self.trace.clone(), life);
+        ctx.disk = Some(disk.clone());
         let result = drive(
             world,
             Path::new(ROOT),
             &self.spec.workload,
-            &self.progress,
-            &self.trace,
+            &self.config,
+            &ctx,
             life == 2,
         )
         .await;
         disk.set_observer(|_, _| {});
+        for breach in std::mem::take(&mut *lock(&ctx.findings)) {
+            self.violation(Violation {
+                phase: Phase::Workload,
+                life,
+                op_index: None,
+                op: None,
+                breach,
+            });
+        }
+        self.written[life as usize - 1] = ctx.written.load(Ordering::Relaxed);
         let points = std::mem::take(&mut *lock(&points));
         self.check_points(life, points).await;
         result
@@ -297,8 +363,14 @@ impl Run<'_> {
         }
     }
 
-    /// Checks a whole disk at a restart or at the end.
-    async fn check_disk(&mut self, disk: &SimFs, life: u32, phase: Phase, final_state: bool) {
+    /// Checks a whole disk at a restart or at the end; returns the rows published there.
+    async fn check_disk(
+        &mut self,
+        disk: &SimFs,
+        life: u32,
+        phase: Phase,
+        final_state: bool,
+    ) -> Option<u64> {
         let expect = expectation(
             &lock(&self.progress).clone(),
             &self.spec.workload,
@@ -311,14 +383,61 @@ impl Run<'_> {
                     "{phase:?} check ok: version {}, {} published, {} staged",
                     seen.manifest_version, seen.published_rows, seen.staged_rows
                 ));
+                Some(seen.published_rows)
             }
-            Err(breach) => self.violation(Violation {
-                phase,
-                life,
-                op_index: None,
-                op: None,
-                breach,
-            }),
+            Err(breach) => {
+                self.violation(Violation {
+                    phase,
+                    life,
+                    op_index: None,
+                    op: None,
+                    breach,
+                });
+                None
+            }
+        }
+    }
+
+    /// The end-of-run checks that are not about one disk: write amplification per lifetime,
+    /// then the workload's probes on copies of the final disk.
+    async fn check_end(&mut self, disk: &SimFs, table_rows: u64) {
+        let bound = u64::from(self.config.max_level + 1) * table_rows;
+        for (i, written) in self.written.into_iter().enumerate() {
+            self.trace.line(format!(
+                "L{} wrote {written} table rows (bound {bound})",
+                i + 1
+            ));
+            if written > bound {
+                self.violation(Violation {
+                    phase: Phase::Final,
+                    life: i as u32 + 1,
+                    op_index: None,
+                    op: None,
+                    breach: Breach::new(
+                        Invariant::WriteAmplification,
+                        vec![],
+                        format!(
+                            "lifetime {} wrote {written} rows into table files; the bound is {} levels × {table_rows} rows = {bound}",
+                            i + 1,
+                            self.config.max_level + 1
+                        ),
+                    ),
+                });
+            }
+        }
+        for probe in self.spec.workload.probes.clone() {
+            let found =
+                super::probe::run(probe, disk, &self.config, &self.spec.workload, &self.trace)
+                    .await;
+            for breach in found {
+                self.violation(Violation {
+                    phase: Phase::Final,
+                    life: 2,
+                    op_index: None,
+                    op: None,
+                    breach,
+                });
+            }
         }
     }
 }
@@ -348,15 +467,23 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
             .map(|s| (s.name.clone(), SourceProgress::default()))
             .collect(),
     ));
+    let config = match spec.config() {
+        Ok(config) => config,
+        Err(e) => panic!("{e}"),
+    };
+    if let Some(twin) = spec.twin {
+        trace.line(format!("twin {twin}: {}", twin.describe()));
+    }
     let mut run = Run {
         spec,
-        config: spec.workload.config(),
+        config,
         trace: trace.clone(),
         progress: progress.clone(),
         crash_points: 0,
         violations: Vec::new(),
         violation_count: 0,
         max_level: 0,
+        written: [0; 2],
     };
 
     // First lifetime: the workload through the fault plan.
@@ -411,7 +538,11 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
     // Second lifetime: recover, complete the workload without faults.
     let world = World::new(image.clone(), SystemClock);
     match run.lifetime(&image, 2, images, world).await {
-        Ok(()) => run.check_disk(&image, 2, Phase::Final, true).await,
+        Ok(()) => {
+            if let Some(rows) = run.check_disk(&image, 2, Phase::Final, true).await {
+                run.check_end(&image, rows).await;
+            }
+        }
         Err(error) => run.unexplained(2, format!("the fault-free second lifetime failed: {error}")),
     }
 
@@ -437,38 +568,41 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
 /// How long a lifetime may take (virtual time under simulation) before it is declared hung.
 const LIFETIME_LIMIT: Duration = Duration::from_secs(3600);
 
-/// Runs the workload in one process lifetime: open (recovering), ingest every source's parts
-/// (from their own tasks when the workload is concurrent), restart cleanly if the workload
-/// says so, flush. `resuming` is the second lifetime: parts are skipped or re-run as the
-/// workload's `resume` says. Returns the first error.
+/// Runs the workload in one process lifetime: open (recovering), in the second lifetime do
+/// the workload's entry action first, ingest every source's parts (from their own tasks when
+/// the workload is concurrent, exporting as the workload says), restart cleanly if the
+/// workload says so, flush, export a last time. `resuming` is the second lifetime: parts are
+/// skipped or re-run as the workload's `resume` says. Returns the first error; invariants
+/// broken along the way go to `ctx.findings`.
 pub(crate) async fn drive<F: Fs, C: Clock>(
     world: World<F, C>,
     root: &Path,
     workload: &Workload,
-    progress: &Progress,
-    trace: &Trace,
+    config: &Config,
+    ctx: &Ctx,
     resuming: bool,
 ) -> Result<(), String> {
-    let life = if resuming { 2 } else { 1 };
+    let life = ctx.life;
     let work = async {
-        let config = workload.config();
         let split = match (resuming, workload.restart_after_parts) {
             (false, Some(n)) => n,
             _ => usize::MAX,
         };
-        let mut lifetime = Lifetime::open(&world, root, &config, workload, trace, life).await?;
-        let ingested = lifetime
-            .ingest(workload, progress, trace, life, 0..split, resuming)
-            .await;
-        lifetime = lifetime.or_abort(ingested)?;
+        let mut lifetime = Lifetime::open(&world, root, config, workload, ctx).await?;
+        if resuming {
+            let entered = lifetime.enter(workload, ctx).await;
+            lifetime = lifetime.or_abort(entered, ctx)?;
+        }
+        let ingested = lifetime.ingest(workload, ctx, 0..split, resuming).await;
+        lifetime = lifetime.or_abort(ingested, ctx)?;
         if split != usize::MAX {
-            lifetime.close().await?;
-            trace.line(format!("L{life} clean restart"));
-            lifetime = Lifetime::open(&world, root, &config, workload, trace, life).await?;
+            lifetime.close(ctx).await?;
+            ctx.trace.line(format!("L{life} clean restart"));
+            lifetime = Lifetime::open(&world, root, config, workload, ctx).await?;
             let ingested = lifetime
-                .ingest(workload, progress, trace, life, split..usize::MAX, false)
+                .ingest(workload, ctx, split..usize::MAX, false)
                 .await;
-            lifetime = lifetime.or_abort(ingested)?;
+            lifetime = lifetime.or_abort(ingested, ctx)?;
         }
         let flushed = lifetime
             .pipeline
@@ -477,13 +611,17 @@ pub(crate) async fn drive<F: Fs, C: Clock>(
             .map_err(|e| format!("flush: {e}"));
         let report = match flushed {
             Ok(report) => report,
-            Err(e) => return lifetime.or_abort(Err(e)).map(drop),
+            Err(e) => return lifetime.or_abort(Err(e), ctx).map(drop),
         };
-        trace.line(format!(
+        ctx.trace.line(format!(
             "L{life} flush: {} staged, {} merges, version {}",
             report.segments_staged, report.merges, report.manifest_version
         ));
-        lifetime.close().await
+        if workload.export.is_some() {
+            let exported = export_now(&lifetime.pipeline, ctx).await;
+            lifetime = lifetime.or_abort(exported, ctx)?;
+        }
+        lifetime.close(ctx).await
     };
     match tokio::time::timeout(LIFETIME_LIMIT, work).await {
         Ok(result) => result,
@@ -493,10 +631,25 @@ pub(crate) async fn drive<F: Fs, C: Clock>(
     }
 }
 
-/// An open pipeline and its maintenance task.
+/// One export into the run's export directory, traced.
+async fn export_now<F: Fs, C: Clock>(pipeline: &Pipeline<F, C>, ctx: &Ctx) -> Result<(), String> {
+    match export::export(pipeline, Path::new(EXPORT_DIR)).await {
+        Ok(report) => {
+            ctx.trace.line(format!("L{} export: {report}", ctx.life));
+            Ok(())
+        }
+        Err(e) => {
+            ctx.trace.line(format!("L{} export failed: {e}", ctx.life));
+            Err(format!("export: {e}"))
+        }
+    }
+}
+
+/// An open pipeline, its maintenance task and its second read-only handle.
 struct Lifetime<F: Fs, C: Clock> {
     pipeline: Pipeline<F, C>,
     maintenance: Option<tokio::task::JoinHandle<tally_pipeline::Result<()>>>,
+    reader: Option<(Arc<AtomicBool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl<F: Fs, C: Clock> Lifetime<F, C> {
@@ -505,49 +658,100 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
         root: &Path,
         config: &Config,
         workload: &Workload,
-        trace: &Trace,
-        life: u32,
+        ctx: &Ctx,
     ) -> Result<Self, String> {
+        let life = ctx.life;
         let (pipeline, report) = Pipeline::open(world.clone(), root, config.clone())
             .await
             .map_err(|e| format!("open: {e}"))?;
         for line in report.to_string().lines() {
-            trace.line(format!("L{life} recovery: {line}"));
+            ctx.trace.line(format!("L{life} recovery: {line}"));
+        }
+        // Whatever a crash left half done is gone before any entry point acts.
+        match &ctx.disk {
+            Some(disk) => drain_check(disk, root, ctx).await,
+            None => drain_check(&world.fs, root, ctx).await,
         }
         let maintenance = workload
             .background_maintenance
             .then(|| pipeline.spawn_maintenance());
+        let reader = workload.reader.then(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (root, ctx2) = (root.to_path_buf(), ctx.clone());
+            let task = match &ctx.disk {
+                Some(disk) => tokio::spawn(read_along(disk.clone(), root, stop.clone(), ctx2)),
+                None => tokio::spawn(read_along(world.fs.clone(), root, stop.clone(), ctx2)),
+            };
+            (stop, task)
+        });
         Ok(Self {
             pipeline,
             maintenance,
+            reader,
         })
+    }
+
+    /// The second lifetime's first action after open, as the workload says.
+    async fn enter(&mut self, workload: &Workload, ctx: &Ctx) -> Result<(), String> {
+        ctx.trace
+            .line(format!("L{} enters through {:?}", ctx.life, workload.entry));
+        match workload.entry {
+            Entry::Ingest => Ok(()),
+            Entry::Flush => self
+                .pipeline
+                .flush()
+                .await
+                .map(drop)
+                .map_err(|e| format!("flush on entry: {e}")),
+            Entry::Export => export_now(&self.pipeline, ctx).await,
+        }
+    }
+
+    async fn stop_reader(&mut self) {
+        if let Some((stop, task)) = self.reader.take() {
+            stop.store(true, Ordering::Release);
+            let _ = task.await;
+        }
     }
 
     /// Passes `self` on when `result` is fine; otherwise stops the maintenance task (the
     /// process is ending) and returns the error.
-    fn or_abort(self, result: Result<(), String>) -> Result<Self, String> {
+    fn or_abort(mut self, result: Result<(), String>, ctx: &Ctx) -> Result<Self, String> {
         match result {
             Ok(()) => Ok(self),
             Err(e) => {
                 self.pipeline.stop_maintenance();
-                if let Some(task) = self.maintenance {
+                if let Some(task) = self.maintenance.take() {
                     task.abort();
                 }
+                if let Some((stop, task)) = self.reader.take() {
+                    stop.store(true, Ordering::Release);
+                    task.abort();
+                }
+                self.count_written(ctx);
                 Err(e)
             }
         }
     }
 
-    async fn close(self) -> Result<(), String> {
+    fn count_written(&self, ctx: &Ctx) {
+        ctx.written
+            .fetch_add(self.pipeline.stats().table_rows_written, Ordering::Relaxed);
+    }
+
+    async fn close(mut self, ctx: &Ctx) -> Result<(), String> {
         self.pipeline.stop_maintenance();
-        if let Some(task) = self.maintenance {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("maintenance: {e}")),
-                Err(e) => return Err(format!("maintenance task: {e}")),
-            }
-        }
-        Ok(())
+        self.stop_reader().await;
+        let result = match self.maintenance.take() {
+            Some(task) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("maintenance: {e}")),
+                Err(e) => Err(format!("maintenance task: {e}")),
+            },
+            None => Ok(()),
+        };
+        self.count_written(ctx);
+        result
     }
 
     /// Ingests parts `parts` of every source. When `resuming` with `Resume::FromLedger`,
@@ -555,9 +759,7 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
     async fn ingest(
         &mut self,
         workload: &Workload,
-        progress: &Progress,
-        trace: &Trace,
-        life: u32,
+        ctx: &Ctx,
         parts: std::ops::Range<usize>,
         resuming: bool,
     ) -> Result<(), String> {
@@ -580,10 +782,8 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
                 self.pipeline.clone(),
                 source.name.clone(),
                 todo,
-                workload.payload_bytes,
-                progress.clone(),
-                trace.clone(),
-                life,
+                workload.clone(),
+                ctx.clone(),
             );
             if workload.concurrent {
                 tasks.push(tokio::spawn(job));
@@ -607,42 +807,119 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
     }
 }
 
+/// Checks that nothing of a half-done step is left on disk.
+async fn drain_check<G: Fs>(fs: &G, root: &Path, ctx: &Ctx) {
+    match verify::check_store(fs, &Layout::new(root), false).await {
+        Ok(store) if store.problems.is_empty() && store.pending_repairs.is_empty() => {}
+        Ok(store) => ctx.find(Breach::new(
+            Invariant::DrainedOnOpen,
+            vec![],
+            format!(
+                "right after open: {}",
+                store
+                    .problems
+                    .iter()
+                    .chain(&store.pending_repairs)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        )),
+        Err(e) => ctx.find(Breach::new(
+            Invariant::DrainedOnOpen,
+            vec![],
+            format!("right after open, the store cannot be checked: {e}"),
+        )),
+    }
+}
+
+/// The second handle: reads the store over and over while the lifetime runs, as another
+/// process would, and checks that each read is one whole version, never older than the last.
+async fn read_along<F: Fs>(fs: F, root: PathBuf, stop: Arc<AtomicBool>, ctx: Ctx) {
+    let layout = Layout::new(root);
+    let (mut newest, mut reads) = (0u64, 0u64);
+    while !stop.load(Ordering::Acquire) {
+        match read::consistent_snapshot(&fs, &layout, 8).await {
+            Ok(manifest) => {
+                reads += 1;
+                let mut wrong = Vec::new();
+                if manifest.version < newest {
+                    wrong.push(format!(
+                        "read version {} after version {newest}",
+                        manifest.version
+                    ));
+                }
+                if manifest.rows() != manifest.source_rows() {
+                    wrong.push(format!(
+                        "version {} lists {} rows in files but its ledger {}",
+                        manifest.version,
+                        manifest.rows(),
+                        manifest.source_rows()
+                    ));
+                }
+                if let Err(b) = oracle::check_levels(&manifest.files) {
+                    wrong.push(b.detail);
+                }
+                if !wrong.is_empty() {
+                    ctx.find(Breach::new(
+                        Invariant::ReaderConsistent,
+                        vec![],
+                        wrong.join("; "),
+                    ));
+                    return;
+                }
+                newest = manifest.version;
+            }
+            Err(e @ tally_pipeline::Error::MissingRows { .. }) => {
+                ctx.find(Breach::new(
+                    Invariant::ReaderConsistent,
+                    vec![],
+                    e.to_string(),
+                ));
+                return;
+            }
+            // An I/O error (the writer crashed, or an injected fault): read again.
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_micros(700)).await;
+    }
+    ctx.trace.line(format!(
+        "L{} reader: {reads} consistent reads, newest version {newest}",
+        ctx.life
+    ));
+}
+
 async fn ingest_source<F: Fs, C: Clock>(
     pipeline: Pipeline<F, C>,
     source: String,
     parts: Vec<(u64, u64, bool)>,
-    payload_bytes: u32,
-    progress: Progress,
-    trace: Trace,
-    life: u32,
+    workload: Workload,
+    ctx: Ctx,
 ) -> Result<(), String> {
-    for (first, rows, last) in parts {
+    let life = ctx.life;
+    for (done, (first, rows, last)) in parts.into_iter().enumerate() {
         let end = first + rows;
         {
-            let mut p = lock(&progress);
+            let mut p = lock(&ctx.progress);
             let entry = p.entry(source.clone()).or_default();
             entry.attempted = entry.attempted.max(end);
         }
-        trace.line(format!("L{life} try {source} rows {first}..{end}"));
+        ctx.trace
+            .line(format!("L{life} try {source} rows {first}..{end}"));
         let result = pipeline
-            .ingest_part(
-                &source,
-                first,
-                batch(&source, first, rows, payload_bytes),
-                last,
-            )
+            .ingest_part(&source, first, workload.batch(&source, first, rows), last)
             .await;
         match result {
             Ok(ack) => {
                 {
-                    let mut p = lock(&progress);
+                    let mut p = lock(&ctx.progress);
                     let entry = p.entry(source.clone()).or_default();
                     entry.acked = entry.acked.max(end);
                 }
                 let seq = ack
                     .seq
                     .map_or("-".to_owned(), |s| format!("{}..{}", s.start, s.end));
-                trace.line(format!(
+                ctx.trace.line(format!(
                     "L{life} ack {source} rows {first}..{end}: {} written, {} already held, seq {seq}{}",
                     ack.rows_written,
                     ack.rows_already_acknowledged,
@@ -650,11 +927,22 @@ async fn ingest_source<F: Fs, C: Clock>(
                 ));
             }
             Err(e) => {
-                trace.line(format!(
+                ctx.trace.line(format!(
                     "L{life} ingest {source} rows {first}..{end} failed: {e}"
                 ));
                 return Err(format!("ingest {source} rows {first}..{end}: {e}"));
             }
+        }
+        if let Some(plan) = workload.export
+            && (done as u32 + 1) % plan.every_parts.max(1) == 0
+        {
+            if plan.flush_first {
+                pipeline
+                    .flush()
+                    .await
+                    .map_err(|e| format!("flush before export: {e}"))?;
+            }
+            export_now(&pipeline, &ctx).await?;
         }
     }
     Ok(())

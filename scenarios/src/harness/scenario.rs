@@ -1,4 +1,6 @@
-//! Named scenarios: a workload and a fault profile, both derived from a seed.
+//! Named scenarios: a workload and a fault plan, both derived from a seed. Besides `standard`,
+//! each scenario drives the pipeline into the situation of one real incident (`docs/scenarios.md`)
+//! and comes with the buggy twins that show the harness catches that incident's bug class.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,11 +8,12 @@ use std::str::FromStr;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tally_faults::generate::{Profile, generate};
-use tally_faults::{Control, Latency};
+use tally_faults::{CallKind, Control, Crash, Latency, Moment, Trigger};
 use tally_sim::CrashModel;
 
 use super::run::RunSpec;
-use super::workload::Workload;
+use super::twin::Twin;
+use super::workload::{Entry, ExportPlan, Probe, Resume, SourcePlan, Workload};
 
 /// A named scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -19,14 +22,53 @@ pub enum Scenario {
     /// levels, a clean restart half the time, one crash, and injected errors, failing fsyncs,
     /// corrupted log reads and clock jumps.
     Standard,
+    /// Incident 000: a crash between an output's rename and the removal of its staging input,
+    /// a restart with nothing new to ingest, and the disk damaged after the fact.
+    LedgerVsOutput,
+    /// Incident 001: a multi-file step crashed midway, met by whichever entry point comes
+    /// first; an unreadable manifest; a repair that keeps failing.
+    JournalDrain,
+    /// Incident 002: a flush publishing many manifest versions in a row, crashed between them
+    /// and during recovery, read all along by a second handle.
+    MultiStepPublish,
+    /// Incident 003: an exporter shipping rows past a durable watermark while merges rewrite
+    /// the files it reads, crashed anywhere in its steps.
+    IncrementalExport,
+    /// Incident 004: many small sources cascading through several merge levels, crashed
+    /// between writing a merge output and publishing it.
+    MergeCascade,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 1] = [Scenario::Standard];
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Standard,
+        Scenario::LedgerVsOutput,
+        Scenario::JournalDrain,
+        Scenario::MultiStepPublish,
+        Scenario::IncrementalExport,
+        Scenario::MergeCascade,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Standard => "standard",
+            Scenario::LedgerVsOutput => "ledger-vs-output",
+            Scenario::JournalDrain => "journal-drain",
+            Scenario::MultiStepPublish => "multi-step-publish",
+            Scenario::IncrementalExport => "incremental-export",
+            Scenario::MergeCascade => "merge-cascade",
+        }
+    }
+
+    /// The incident the scenario comes from (`seeds/NNN`), if any.
+    pub fn incident(self) -> Option<&'static str> {
+        match self {
+            Scenario::Standard => None,
+            Scenario::LedgerVsOutput => Some("000"),
+            Scenario::JournalDrain => Some("001"),
+            Scenario::MultiStepPublish => Some("002"),
+            Scenario::IncrementalExport => Some("003"),
+            Scenario::MergeCascade => Some("004"),
         }
     }
 
@@ -35,49 +77,262 @@ impl Scenario {
             Scenario::Standard => {
                 "concurrent ingest, background staging and merges (two or more levels), restarts, one crash and injected I/O faults"
             }
+            Scenario::LedgerVsOutput => {
+                "crash between a table file's rename and its staging segment's removal, restart with nothing new; a damaged disk must be refused with counts"
+            }
+            Scenario::JournalDrain => {
+                "a multi-file step crashed midway must be finished or rolled back before any entry point (ingest, flush, export) acts; bad manifests and failing repairs"
+            }
+            Scenario::MultiStepPublish => {
+                "a flush publishing several manifest versions crashed between them and during recovery, read throughout by a second handle"
+            }
+            Scenario::IncrementalExport => {
+                "an exporter shipping rows past a durable watermark while merges run: every published row exported exactly once"
+            }
+            Scenario::MergeCascade => {
+                "many small sources cascading through merge levels, crashed between a merge output and its publish: orphans collected, immature files merged after restart"
+            }
+        }
+    }
+
+    /// The buggy twins of the scenario: each must be caught.
+    pub fn twins(self) -> &'static [Twin] {
+        match self {
+            Scenario::Standard => &[],
+            Scenario::LedgerVsOutput => &[Twin::LyingSync, Twin::NoRestartCheck],
+            Scenario::JournalDrain => &[Twin::DrainOnIngestOnly],
+            Scenario::MultiStepPublish => &[Twin::ReplayConsumedSegments],
+            Scenario::IncrementalExport => &[Twin::WatermarkBeforeData, Twin::OrdinalBatchIds],
+            Scenario::MergeCascade => &[Twin::ForgetImmature],
         }
     }
 
     /// The run of `seed`: workload, crash model and fault plan, all drawn from the seed.
     /// `model` and `controls` override what the seed would choose.
     pub fn spec(self, seed: u64, model: Option<CrashModel>, controls: &[Control]) -> RunSpec {
+        self.spec_with(seed, model, controls, None)
+    }
+
+    /// The run of `seed`, as a buggy twin when `twin` is given.
+    pub fn spec_with(
+        self,
+        seed: u64,
+        model: Option<CrashModel>,
+        controls: &[Control],
+        twin: Option<Twin>,
+    ) -> RunSpec {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let model =
             model.unwrap_or_else(|| CrashModel::ALL[rng.gen_range(0..CrashModel::ALL.len())]);
-        let workload = Workload::standard(rng.r#gen());
+        let mut workload = Workload::standard(rng.r#gen());
+        // Drawn in this order so that `standard` runs stay what they always were.
+        let plan_seed = rng.r#gen();
+        let mut shape = ChaCha8Rng::seed_from_u64(rng.r#gen());
+        // Where the scenario aims its crash (`None`: anywhere, as `standard` does), and
+        // whether it injects errors as well.
+        let (aim, faults): (&[Aim], bool) = match self {
+            Scenario::Standard => (&[], true),
+            Scenario::LedgerVsOutput => {
+                workload.background_maintenance = false;
+                workload.restart_after_parts = None;
+                workload.resume = Resume::RerunAll;
+                workload.concurrent = shape.gen_bool(0.5);
+                workload.probes = vec![Probe::Damage];
+                (LEDGER_VS_OUTPUT, false)
+            }
+            Scenario::JournalDrain => {
+                workload.export = Some(ExportPlan {
+                    every_parts: shape.gen_range(2..=4),
+                    flush_first: false,
+                });
+                workload.entry = Entry::ALL[shape.gen_range(0..Entry::ALL.len())];
+                workload.probes = vec![Probe::MalformedManifest];
+                (JOURNAL_DRAIN, true)
+            }
+            Scenario::MultiStepPublish => {
+                workload.background_maintenance = false;
+                workload.restart_after_parts = None;
+                workload.reader = true;
+                workload.segment_bytes = shape.gen_range(700..=1400);
+                (MULTI_STEP_PUBLISH, false)
+            }
+            Scenario::IncrementalExport => {
+                workload.export = Some(ExportPlan {
+                    every_parts: shape.gen_range(1..=3),
+                    flush_first: false,
+                });
+                workload.background_maintenance = true;
+                (INCREMENTAL_EXPORT, true)
+            }
+            Scenario::MergeCascade => {
+                workload.sources = (0..shape.gen_range(6..=12))
+                    .map(|i| SourcePlan {
+                        name: format!("s{i}"),
+                        parts: (0..shape.gen_range(2..=4))
+                            .map(|_| shape.gen_range(1..=4))
+                            .collect(),
+                    })
+                    .collect();
+                workload.segment_bytes = shape.gen_range(450..=900);
+                workload.merge_fan_in = shape.gen_range(2..=3);
+                workload.max_level = shape.gen_range(3..=4);
+                workload.background_maintenance = true;
+                workload.restart_after_parts = shape.gen_bool(0.5).then_some(1);
+                (MERGE_CASCADE, false)
+            }
+        };
         let parts: u64 = workload.sources.iter().map(|s| s.parts.len() as u64).sum();
+        let mut controls = controls.to_vec();
+        if let Some(twin) = twin {
+            controls.extend(twin.controls());
+        }
         let profile = Profile {
             expected_calls: parts * 30,
-            crash: true,
+            crash: aim.is_empty(),
             model: Some(model),
-            faults: true,
+            faults,
             corruptible: vec!["*/log/*.log".into()],
-            controls: controls.to_vec(),
+            controls,
             latency: Some(Latency {
                 percent: 25,
                 max_micros: 300,
             }),
         };
+        let mut plan = generate(plan_seed, &profile);
+        if !aim.is_empty() {
+            let aim = &aim[shape.gen_range(0..aim.len())];
+            plan.crash = Some(Crash {
+                at: Trigger::Nth {
+                    kind: aim.kind,
+                    path: aim.path.to_owned(),
+                    n: shape.gen_range(1..=aim.max_n),
+                },
+                moment: aim.moment,
+                model,
+            });
+        }
         RunSpec {
             scenario: self.name().to_owned(),
             seed,
             model,
             workload,
-            plan: generate(rng.r#gen(), &profile),
+            plan,
+            twin,
         }
     }
 
     /// The small form of the scenario, for exhaustive exploration: no faults, no concurrency.
     pub fn small(self, model: CrashModel) -> RunSpec {
+        let mut workload = Workload::small();
+        match self {
+            Scenario::Standard => {}
+            Scenario::LedgerVsOutput => {
+                workload.resume = Resume::RerunAll;
+                workload.probes = vec![Probe::Damage];
+            }
+            Scenario::JournalDrain => {
+                workload.export = Some(ExportPlan {
+                    every_parts: 2,
+                    flush_first: true,
+                });
+                workload.entry = Entry::Flush;
+                workload.probes = vec![Probe::MalformedManifest];
+            }
+            Scenario::MultiStepPublish => {
+                workload.segment_bytes = 700;
+            }
+            Scenario::IncrementalExport => {
+                workload.export = Some(ExportPlan {
+                    every_parts: 1,
+                    flush_first: true,
+                });
+            }
+            Scenario::MergeCascade => {
+                // Eight level-0 files cascade 8 → 4 → 2 → 1.
+                workload.sources = (0..8)
+                    .map(|i| SourcePlan {
+                        name: format!("m{i}"),
+                        parts: vec![1],
+                    })
+                    .collect();
+                workload.segment_bytes = 300;
+                workload.max_level = 3;
+            }
+        }
         RunSpec {
             scenario: self.name().to_owned(),
             seed: 0,
             model,
-            workload: Workload::small(),
+            workload,
             plan: Default::default(),
+            twin: None,
         }
     }
 }
+
+/// A call a scenario aims its crash at: the `n`-th (`1..=max_n`) call of `kind` on `path`.
+struct Aim {
+    kind: CallKind,
+    path: &'static str,
+    moment: Moment,
+    max_n: u64,
+}
+
+const fn aim(kind: CallKind, path: &'static str, moment: Moment, max_n: u64) -> Aim {
+    Aim {
+        kind,
+        path,
+        moment,
+        max_n,
+    }
+}
+
+/// Around a staging output's rename and its segment's removal.
+const LEDGER_VS_OUTPUT: &[Aim] = &[
+    aim(CallKind::Rename, "*/data/L0-*", Moment::After, 3),
+    aim(CallKind::SyncDir, "*/data", Moment::Before, 3),
+    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 3),
+    aim(CallKind::Unlink, "*/log/*", Moment::Before, 4),
+    aim(CallKind::Unlink, "*/log/*", Moment::After, 4),
+    aim(CallKind::SyncDir, "*/log", Moment::Before, 4),
+];
+
+/// Inside multi-file steps: between an output's rename, the manifest and the removals.
+const JOURNAL_DRAIN: &[Aim] = &[
+    aim(CallKind::Rename, "*/data/*", Moment::After, 4),
+    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 4),
+    aim(CallKind::Unlink, "*/data/*", Moment::Before, 4),
+    aim(CallKind::Unlink, "*/data/*", Moment::After, 4),
+    aim(CallKind::Unlink, "*/log/*", Moment::After, 4),
+    aim(CallKind::Rename, "*/export/*", Moment::After, 3),
+];
+
+/// Between the manifest versions of one flush.
+const MULTI_STEP_PUBLISH: &[Aim] = &[
+    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 8),
+    aim(CallKind::Rename, "*/MANIFEST-*", Moment::Before, 8),
+    aim(CallKind::SyncDir, "/store", Moment::After, 10),
+    aim(CallKind::Unlink, "*/log/*", Moment::Before, 6),
+    aim(CallKind::Unlink, "*/data/*", Moment::Before, 6),
+];
+
+/// Inside the exporter's steps.
+const INCREMENTAL_EXPORT: &[Aim] = &[
+    aim(CallKind::Rename, "*/export/batch-*", Moment::After, 4),
+    aim(CallKind::Rename, "*/export/batch-*", Moment::Before, 4),
+    aim(CallKind::SyncDir, "*/export", Moment::After, 6),
+    aim(CallKind::Rename, "*/export/WATERMARK*", Moment::After, 4),
+    aim(CallKind::Unlink, "*/export/*", Moment::After, 2),
+    aim(CallKind::Create, "*/export/*", Moment::After, 6),
+];
+
+/// Between a merge output and its publish.
+const MERGE_CASCADE: &[Aim] = &[
+    aim(CallKind::Rename, "*/data/L[1-9]-*", Moment::After, 6),
+    aim(CallKind::SyncDir, "*/data", Moment::After, 10),
+    aim(CallKind::Create, "*/MANIFEST-*", Moment::Before, 10),
+    aim(CallKind::Unlink, "*/data/L*", Moment::Before, 6),
+];
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,6 +9,7 @@ use tally_sim::CrashModel;
 
 use super::run::{RunOutcome, RunSpec, run};
 use super::scenario::Scenario;
+use super::twin::Twin;
 use crate::runtime::run_seeded;
 
 /// What a sweep runs.
@@ -21,6 +22,8 @@ pub struct Sweep {
     pub model: Option<CrashModel>,
     /// Negative controls applied to every seed.
     pub controls: Vec<Control>,
+    /// The buggy twin every seed runs as, if any.
+    pub twin: Option<Twin>,
 }
 
 /// The seeds of `range` in shard `index` of `count` (1-based): every `count`-th seed, so
@@ -34,12 +37,13 @@ pub fn shard_seeds(range: Range<u64>, shard: Option<(u64, u64)>) -> Vec<u64> {
 
 impl Sweep {
     pub fn spec(&self, seed: u64) -> RunSpec {
-        self.scenario.spec(seed, self.model, &self.controls)
+        self.scenario
+            .spec_with(seed, self.model, &self.controls, self.twin)
     }
 
     /// The command that replays `seed` of this sweep.
     pub fn reproduce(&self, seed: u64) -> String {
-        reproduce_command(self.scenario, seed, self.model, &self.controls)
+        reproduce_command(self.scenario, seed, self.model, &self.controls, self.twin)
     }
 
     /// Runs every seed, `jobs` at a time; `each` sees every outcome as it arrives (in
@@ -88,6 +92,7 @@ pub fn reproduce_command(
     seed: u64,
     model: Option<CrashModel>,
     controls: &[Control],
+    twin: Option<Twin>,
 ) -> String {
     let mut command = format!("cargo sim replay --seed {seed} --scenario {scenario}");
     if let Some(model) = model {
@@ -95,6 +100,9 @@ pub fn reproduce_command(
     }
     for control in controls {
         command.push_str(&format!(" --control {control}"));
+    }
+    if let Some(twin) = twin {
+        command.push_str(&format!(" --twin {twin}"));
     }
     command
 }

@@ -48,6 +48,50 @@ pub enum Resume {
     RerunAll,
 }
 
+/// The first thing the second process lifetime does after opening the store: which entry
+/// point meets whatever the crash left half done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Entry {
+    /// Ingest (the workload resumes).
+    #[default]
+    Ingest,
+    /// Stage and merge (`flush`) before ingesting anything.
+    Flush,
+    /// Export before ingesting anything.
+    Export,
+}
+
+impl Entry {
+    pub const ALL: [Entry; 3] = [Entry::Ingest, Entry::Flush, Entry::Export];
+}
+
+/// An exporter running alongside ingest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportPlan {
+    /// Each source's task exports after every this many acknowledged parts; the run exports
+    /// once more after its final flush.
+    pub every_parts: u32,
+    /// Flush before each of those exports, so that there is something new to export even
+    /// without background maintenance.
+    #[serde(default)]
+    pub flush_first: bool,
+}
+
+/// Checks made on copies of the final disk after the run, each damaging it in a way recovery
+/// must notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Probe {
+    /// Delete a published file, truncate an acknowledged log segment: recovery must refuse,
+    /// with counts. Append a malformed frame after acknowledged ones: recovery must keep the
+    /// acknowledged rows and report the frame.
+    Damage,
+    /// An unreadable newest manifest must not brick later opens; recovery setting it aside
+    /// under a persistent ENOSPC retries a bounded number of times, then reports the error.
+    MalformedManifest,
+}
+
 /// Everything a run does, apart from its faults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workload {
@@ -68,6 +112,19 @@ pub struct Workload {
     /// source.
     pub restart_after_parts: Option<usize>,
     pub resume: Resume,
+    /// Integer columns beyond `key`, `value` and `payload`, each a function of the key.
+    #[serde(default)]
+    pub extra_columns: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportPlan>,
+    /// A second, read-only handle reads the store while it is written, and must always see
+    /// one consistent version, never an older one than before.
+    #[serde(default)]
+    pub reader: bool,
+    #[serde(default)]
+    pub entry: Entry,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<Probe>,
 }
 
 impl Workload {
@@ -120,6 +177,11 @@ impl Workload {
             } else {
                 Resume::RerunAll
             },
+            extra_columns: 0,
+            export: None,
+            reader: false,
+            entry: Entry::Ingest,
+            probes: Vec::new(),
         }
     }
 
@@ -147,7 +209,17 @@ impl Workload {
             background_maintenance: false,
             restart_after_parts: None,
             resume: Resume::FromLedger,
+            extra_columns: 0,
+            export: None,
+            reader: false,
+            entry: Entry::Ingest,
+            probes: Vec::new(),
         }
+    }
+
+    /// The batch of rows `first..first + n` of `source` with this workload's columns.
+    pub fn batch(&self, source: &str, first: u64, n: u64) -> RecordBatch {
+        batch(source, first, n, self.payload_bytes, self.extra_columns)
     }
 }
 
@@ -186,17 +258,32 @@ pub fn payload_of(key: &str, max_bytes: u32) -> String {
         .collect()
 }
 
-/// Rows `first..first + n` of `source`: columns `key`, `value`, `payload`.
-pub fn batch(source: &str, first: u64, n: u64, payload_bytes: u32) -> RecordBatch {
+/// Extra column `i` of the row with `key`.
+pub fn extra_of(key: &str, i: u32) -> i64 {
+    (mix(key).rotate_left(i + 1) ^ u64::from(i)) as i64
+}
+
+/// The name of extra column `i`.
+pub fn extra_name(i: u32) -> String {
+    format!("x{i}")
+}
+
+/// Rows `first..first + n` of `source`: columns `key`, `value`, `payload`, then `extra`
+/// integer columns `x0`, `x1`, ...
+pub fn batch(source: &str, first: u64, n: u64, payload_bytes: u32, extra: u32) -> RecordBatch {
     let keys: Vec<String> = (first..first + n).map(|r| key(source, r)).collect();
     let values: Vec<i64> = keys.iter().map(|k| value_of(k)).collect();
     let payloads: Vec<String> = keys.iter().map(|k| payload_of(k, payload_bytes)).collect();
-    let columns: [(&str, ArrayRef); 3] = [
-        ("key", Arc::new(StringArray::from(keys))),
-        ("value", Arc::new(Int64Array::from(values))),
-        ("payload", Arc::new(StringArray::from(payloads))),
+    let mut columns: Vec<(String, ArrayRef)> = vec![
+        ("value".into(), Arc::new(Int64Array::from(values))),
+        ("payload".into(), Arc::new(StringArray::from(payloads))),
     ];
-    RecordBatch::try_from_iter(columns).expect("three columns of equal length")
+    for i in 0..extra {
+        let xs: Vec<i64> = keys.iter().map(|k| extra_of(k, i)).collect();
+        columns.push((extra_name(i), Arc::new(Int64Array::from(xs))));
+    }
+    columns.insert(0, ("key".into(), Arc::new(StringArray::from(keys))));
+    RecordBatch::try_from_iter(columns).expect("columns of equal length")
 }
 
 /// One row as read back.
@@ -206,6 +293,8 @@ pub struct RowRead {
     pub value: i64,
     pub payload: String,
     pub seq: u64,
+    /// The extra columns, in order.
+    pub extra: Vec<i64>,
 }
 
 /// The rows of a batch read back from the store; `None` if its columns are not the workload's.
@@ -226,6 +315,13 @@ pub fn rows_of(batch: &RecordBatch) -> Option<Vec<RowRead>> {
         .column_by_name(tally_pipeline::SEQ_COLUMN)?
         .as_any()
         .downcast_ref::<arrow::array::UInt64Array>()?;
+    let mut extras = Vec::new();
+    for i in 0.. {
+        match batch.column_by_name(&extra_name(i)) {
+            Some(c) => extras.push(c.as_any().downcast_ref::<Int64Array>()?),
+            None => break,
+        }
+    }
     Some(
         (0..batch.num_rows())
             .map(|i| RowRead {
@@ -233,6 +329,7 @@ pub fn rows_of(batch: &RecordBatch) -> Option<Vec<RowRead>> {
                 value: values.value(i),
                 payload: payloads.value(i).to_owned(),
                 seq: seqs.value(i),
+                extra: extras.iter().map(|x| x.value(i)).collect(),
             })
             .collect(),
     )
@@ -244,7 +341,7 @@ mod tests {
 
     #[test]
     fn row_content_follows_from_the_key() {
-        let b = batch("s1", 5, 3, 20);
+        let b = batch("s1", 5, 3, 20, 2);
         let rows = rows_of(
             &tally_pipeline::pipeline::with_seq(
                 &b,
@@ -259,6 +356,11 @@ mod tests {
         assert_eq!(rows[1].value, value_of("s1#6"));
         assert_eq!(rows[1].payload, payload_of("s1#6", 20));
         assert_eq!(rows[2].seq, 102);
+        assert_eq!(
+            rows[1].extra,
+            vec![extra_of("s1#6", 0), extra_of("s1#6", 1)]
+        );
+        assert_ne!(extra_of("s1#6", 0), extra_of("s1#6", 1));
         assert_eq!(parse_key("s1#6"), Some(("s1", 6)));
         assert_eq!(parse_key("nonsense"), None);
     }

@@ -1,0 +1,273 @@
+//! Incremental export (protocol "Export"): ships the published rows added since a durable
+//! watermark into an export directory, one Parquet batch per export.
+//!
+//! Published rows form a prefix of the sequence order (segments are staged in order and their
+//! numbers increase in log order), so one number says what was shipped: the watermark `W`,
+//! every published row below it is in a committed batch. A batch is named by the first sequence
+//! number it may hold (`batch-<W>.parquet`), so a retried export writes the same name again and
+//! a crash before the watermark moves leaves nothing a reader counts. The watermark moves only
+//! after the batch and its name are durable.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tally_sim::{Clock, Fs};
+
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::pipeline::Pipeline;
+use crate::seqalloc;
+use crate::table::{self, SEQ_COLUMN, TableReader, TableWriter};
+
+/// The watermark file of an export directory.
+pub const WATERMARK: &str = "WATERMARK";
+/// Footer keys of a batch: the sequence range it covers, `[start, end)`.
+pub const KEY_EXPORT_START: &str = "tally.export.start";
+pub const KEY_EXPORT_END: &str = "tally.export.end";
+
+/// The file name of the batch whose rows start at sequence number `start`.
+pub fn batch_name(start: u64) -> String {
+    format!("batch-{start:020}.parquet")
+}
+
+/// The start of a batch file's name, if it is one.
+pub fn parse_batch_name(name: &str) -> Option<u64> {
+    name.strip_prefix("batch-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// What one export did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ExportReport {
+    /// The manifest version exported from.
+    pub manifest_version: u64,
+    pub watermark_before: u64,
+    pub watermark_after: u64,
+    pub rows: u64,
+    /// The batch written, if there were new rows.
+    pub batch: Option<String>,
+    /// Leftovers of an interrupted export removed first (batches at or above the watermark,
+    /// temp files).
+    pub leftovers_removed: Vec<String>,
+}
+
+impl std::fmt::Display for ExportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.batch {
+            Some(batch) => write!(
+                f,
+                "exported {} rows (sequence {}..{}) from manifest version {} into {batch}",
+                self.rows, self.watermark_before, self.watermark_after, self.manifest_version
+            )?,
+            None => write!(
+                f,
+                "nothing new to export (watermark {}, manifest version {})",
+                self.watermark_before, self.manifest_version
+            )?,
+        }
+        if !self.leftovers_removed.is_empty() {
+            write!(
+                f,
+                "; removed {} leftovers of an interrupted export: {}",
+                self.leftovers_removed.len(),
+                self.leftovers_removed.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the watermark of export directory `dir`: 0 when there is none yet. A damaged
+/// watermark is an error: guessing would ship rows twice or not at all.
+pub async fn read_watermark<F: Fs>(fs: &F, dir: &Path) -> Result<u64> {
+    let path = dir.join(WATERMARK);
+    match crate::recover::read_if_exists(fs, &path).await? {
+        None => Ok(0),
+        Some(bytes) => seqalloc::decode(&bytes).map_err(|why| {
+            Error::corrupt(
+                &path,
+                format!(
+                    "the export watermark is unreadable ({why}); move the export directory aside and export again from the start"
+                ),
+            )
+        }),
+    }
+}
+
+/// The committed batches of export directory `dir`, by start: those below the watermark.
+/// What a consumer of the export reads.
+pub async fn committed_batches<F: Fs>(fs: &F, dir: &Path) -> Result<(u64, Vec<PathBuf>)> {
+    let watermark = read_watermark(fs, dir).await?;
+    let mut starts: Vec<u64> = fs
+        .list_dir(dir)
+        .await?
+        .iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| parse_batch_name(&e.name))
+        .filter(|&start| start < watermark)
+        .collect();
+    starts.sort_unstable();
+    Ok((
+        watermark,
+        starts
+            .into_iter()
+            .map(|s| dir.join(batch_name(s)))
+            .collect(),
+    ))
+}
+
+/// Exports every published row at or above the watermark of `dir` (created if missing) into
+/// one new batch, then advances the watermark. Stage and merge steps wait while it reads, so
+/// the files of the snapshot it exports stay on disk.
+pub async fn export<F: Fs, C: Clock>(
+    pipeline: &Pipeline<F, C>,
+    dir: &Path,
+) -> Result<ExportReport> {
+    pipeline.check_running()?;
+    let _steps = pipeline.hold_steps().await;
+    let fs = &pipeline.world().fs;
+    let twins = pipeline.config().twins();
+    if !fs.exists(dir).await? {
+        fs.create_dir_all(dir).await?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).await?;
+        }
+    }
+    let watermark = read_watermark(fs, dir).await?;
+    let mut report = ExportReport {
+        watermark_before: watermark,
+        watermark_after: watermark,
+        ..ExportReport::default()
+    };
+
+    // An interrupted export left a batch at or above the watermark (uncommitted) or a temp
+    // file: remove them, durably, before writing anything.
+    let entries = fs.list_dir(dir).await?;
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        let uncommitted = parse_batch_name(&entry.name)
+            .is_some_and(|start| start >= watermark && !twins.export_ordinal_batch_ids);
+        if uncommitted || layout::is_temp(&entry.name) {
+            fs.unlink(&dir.join(&entry.name)).await?;
+            report.leftovers_removed.push(entry.name.clone());
+        }
+    }
+    if !report.leftovers_removed.is_empty() {
+        fs.sync_dir(dir).await?;
+    }
+
+    let manifest = pipeline.manifest().await;
+    report.manifest_version = manifest.version;
+    let Some(high) = manifest.files.iter().map(|f| f.seq_max + 1).max() else {
+        return Ok(report);
+    };
+    if high <= watermark {
+        return Ok(report);
+    }
+    let name = if twins.export_ordinal_batch_ids {
+        let ordinal = entries
+            .iter()
+            .filter(|e| parse_batch_name(&e.name).is_some())
+            .count();
+        batch_name(ordinal as u64)
+    } else {
+        batch_name(watermark)
+    };
+    let final_path = dir.join(&name);
+    let temp = layout::temp_path(&final_path);
+    if twins.export_watermark_before_data {
+        crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
+    }
+
+    let layout = pipeline.layout();
+    let mut writer: Option<TableWriter<F>> = None;
+    let mut expected = 0u64;
+    for file in manifest.files.iter().filter(|f| f.seq_max >= watermark) {
+        // Rows of a file wholly above the watermark all go out; a file straddling it (a merge
+        // joined shipped and new rows) contributes its rows from the watermark on.
+        let path = layout.table_file(file.level, file.id);
+        let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows).await?;
+        let mut rows_this = 0u64;
+        while let Some(batch) = reader.next().await? {
+            let seqs = batch
+                .column_by_name(SEQ_COLUMN)
+                .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+                .ok_or_else(|| Error::corrupt(&path, format!("no {SEQ_COLUMN} column")))?;
+            let from = seqs.values().partition_point(|&s| s < watermark);
+            let batch = batch.slice(from, batch.num_rows() - from);
+            rows_this += batch.num_rows() as u64;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if writer.is_none() {
+                writer = Some(
+                    TableWriter::create(fs, &temp, batch.schema(), &pipeline.config().table)
+                        .await?,
+                );
+            }
+            writer
+                .as_mut()
+                .expect("created above")
+                .write(&batch)
+                .await?;
+        }
+        if file.seq_min >= watermark && rows_this != file.rows {
+            let _ = fs.unlink(&temp).await;
+            return Err(Error::Conservation {
+                detail: format!(
+                    "export: {} holds {rows_this} rows, the manifest says {}",
+                    layout::table_file_name(file.level, file.id),
+                    file.rows
+                ),
+            });
+        }
+        expected += rows_this;
+    }
+    let writer = writer.ok_or_else(|| Error::Conservation {
+        detail: format!("export: no published rows at or above {watermark} below {high}"),
+    })?;
+    let written = writer
+        .finish_with(&[
+            (KEY_EXPORT_START, watermark.to_string()),
+            (KEY_EXPORT_END, high.to_string()),
+        ])
+        .await?;
+    if written.rows != expected || written.seq_min < watermark || written.seq_max >= high {
+        let _ = fs.unlink(&temp).await;
+        return Err(Error::Conservation {
+            detail: format!(
+                "export: {expected} rows read, {} written, sequence {}..={} outside {watermark}..{high}",
+                written.rows, written.seq_min, written.seq_max
+            ),
+        });
+    }
+    fs.rename(&temp, &final_path).await?;
+    fs.sync_dir(dir).await?;
+    if !twins.export_watermark_before_data {
+        // The batch and its name are durable: only now may the watermark pass its rows.
+        crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
+    }
+    report.watermark_after = high;
+    report.rows = written.rows;
+    report.batch = Some(name);
+    Ok(report)
+}
+
+/// Streams the rows of every committed batch of `dir` to `each`, in sequence order.
+pub async fn read_committed<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    batch_rows: usize,
+    mut each: impl FnMut(&Path, arrow::array::RecordBatch) -> Result<()>,
+) -> Result<u64> {
+    let (watermark, batches) = committed_batches(fs, dir).await?;
+    for path in &batches {
+        let mut reader = TableReader::open(fs, path, batch_rows).await?;
+        while let Some(batch) = reader.next().await? {
+            table::seq_bounds(&batch)?;
+            each(path, batch)?;
+        }
+    }
+    Ok(watermark)
+}

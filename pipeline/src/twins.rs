@@ -1,0 +1,41 @@
+//! Buggy twins: switches that each turn off one guard of the pipeline, so that the harness can
+//! show it catches the class of bug the guard prevents. Setting them needs the `twins` cargo
+//! feature, which only the simulation build of the harness enables; a production build has no
+//! way to turn a guard off (`Config` has no `twins` field there, and every guard reads
+//! [`Twins::NONE`]).
+
+/// Which guards are off. All `false` is the real pipeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Twins {
+    /// Recovery skips its fail-closed checks (published files present and agreeing with the
+    /// manifest, the manifest's row counts, acknowledged frames present in the log), so a
+    /// restart over lost rows reports success — the "nothing pending, complete" bug.
+    pub no_restart_check: bool,
+    /// Opening the store leaves a half-done step's leftovers in place; only the ingest entry
+    /// point removes them, before its first commit. Every other entry point goes on over them.
+    pub drain_on_ingest_only: bool,
+    /// Recovery does not recognize log segments its manifest already covers (`log_through`,
+    /// the step's pin): a segment whose removal a crash interrupted is rolled forward again,
+    /// its rows counted a second time.
+    pub replay_consumed_segments: bool,
+    /// After a restart, merges consider only files written by this process: files that were
+    /// immature when the previous process stopped are never merged.
+    pub forget_immature_after_restart: bool,
+    /// The exporter advances its watermark before the exported batch is durable.
+    pub export_watermark_before_data: bool,
+    /// The exporter names batches by their ordinal instead of their first sequence number, so
+    /// a retried export cannot recognize the batch it already wrote.
+    pub export_ordinal_batch_ids: bool,
+}
+
+impl Twins {
+    /// Every guard on.
+    pub const NONE: Twins = Twins {
+        no_restart_check: false,
+        drain_on_ingest_only: false,
+        replay_consumed_segments: false,
+        forget_immature_after_restart: false,
+        export_watermark_before_data: false,
+        export_ordinal_batch_ids: false,
+    };
+}

@@ -1,0 +1,139 @@
+//! Buggy twins: a scenario run with one guard of the pipeline turned off, or with the disk
+//! lying, to show that the harness catches the class of bug the incident behind the scenario
+//! had. Fault-layer twins work in every build; pipeline-switch twins need the simulation build,
+//! the only one compiled with the pipeline's `twins` feature.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tally_faults::Control;
+use tally_pipeline::Config;
+
+/// A buggy twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Twin {
+    /// The disk acknowledges fsync without making data durable: the staging output can be
+    /// renamed into place, the segment unlinked, and a crash leave the output empty.
+    LyingSync,
+    /// Recovery without its fail-closed checks.
+    NoRestartCheck,
+    /// Only the ingest entry point drains a half-done step.
+    DrainOnIngestOnly,
+    /// Recovery rolls forward segments its manifest already covers.
+    ReplayConsumedSegments,
+    /// The exporter moves its watermark before the batch is durable.
+    WatermarkBeforeData,
+    /// The exporter names batches by ordinal instead of start sequence number.
+    OrdinalBatchIds,
+    /// Files that were immature at a restart are never merged again.
+    ForgetImmature,
+}
+
+impl Twin {
+    pub const ALL: [Twin; 7] = [
+        Twin::LyingSync,
+        Twin::NoRestartCheck,
+        Twin::DrainOnIngestOnly,
+        Twin::ReplayConsumedSegments,
+        Twin::WatermarkBeforeData,
+        Twin::OrdinalBatchIds,
+        Twin::ForgetImmature,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Twin::LyingSync => "lying-sync",
+            Twin::NoRestartCheck => "no-restart-check",
+            Twin::DrainOnIngestOnly => "drain-on-ingest-only",
+            Twin::ReplayConsumedSegments => "replay-consumed-segments",
+            Twin::WatermarkBeforeData => "watermark-before-data",
+            Twin::OrdinalBatchIds => "ordinal-batch-ids",
+            Twin::ForgetImmature => "forget-immature",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Twin::LyingSync => {
+                "fault layer: fsync returns success without making data durable (the reorder behind the lost rows)"
+            }
+            Twin::NoRestartCheck => {
+                "pipeline switch: recovery skips its fail-closed checks and reports success over lost rows"
+            }
+            Twin::DrainOnIngestOnly => {
+                "pipeline switch: only ingest removes a half-done step's leftovers; flush and export run over them"
+            }
+            Twin::ReplayConsumedSegments => {
+                "pipeline switch: recovery does not see that its manifest already covers a segment and rolls it forward again"
+            }
+            Twin::WatermarkBeforeData => {
+                "pipeline switch: the exporter advances its watermark before the batch is durable"
+            }
+            Twin::OrdinalBatchIds => {
+                "pipeline switch: export batches are named by ordinal, so a retried export writes its rows again"
+            }
+            Twin::ForgetImmature => {
+                "pipeline switch: after a restart, files written before it are never considered for merging"
+            }
+        }
+    }
+
+    /// The disk misbehaviour a fault-layer twin adds to the plan.
+    pub fn controls(self) -> Vec<Control> {
+        match self {
+            Twin::LyingSync => vec![Control::LyingSync],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Turns this twin's guard off in `config`. Fails in a build without the pipeline's
+    /// `twins` feature (every build but the simulation one).
+    pub fn apply(self, config: &mut Config) -> Result<(), String> {
+        if self == Twin::LyingSync {
+            return Ok(());
+        }
+        #[cfg(madsim)]
+        {
+            let twins = &mut config.twins;
+            match self {
+                Twin::NoRestartCheck => twins.no_restart_check = true,
+                Twin::DrainOnIngestOnly => twins.drain_on_ingest_only = true,
+                Twin::ReplayConsumedSegments => twins.replay_consumed_segments = true,
+                Twin::WatermarkBeforeData => twins.export_watermark_before_data = true,
+                Twin::OrdinalBatchIds => twins.export_ordinal_batch_ids = true,
+                Twin::ForgetImmature => twins.forget_immature_after_restart = true,
+                Twin::LyingSync => {}
+            }
+            Ok(())
+        }
+        #[cfg(not(madsim))]
+        {
+            let _ = config;
+            Err(format!(
+                "twin {self} switches a pipeline guard off, which only the simulation build can: use `cargo sim`"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Twin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Twin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Twin::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Twin::ALL.iter().map(|t| t.name()).collect();
+                format!("unknown twin {s:?}; expected one of {}", names.join(", "))
+            })
+    }
+}
