@@ -4,6 +4,7 @@
 pub mod crashtest;
 pub mod explore;
 pub mod oracle;
+pub mod outcome;
 pub mod probe;
 pub mod run;
 pub mod scenario;

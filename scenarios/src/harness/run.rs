@@ -177,7 +177,7 @@ struct CrashPoint {
 
 /// The seed of the crash image after call `index` of lifetime `life`: distinct per point,
 /// fixed by the run's seed.
-fn point_seed(seed: u64, life: u32, index: u64) -> u64 {
+pub(crate) fn point_seed(seed: u64, life: u32, index: u64) -> u64 {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream((u64::from(life) << 48) ^ index);
     rng.r#gen()
