@@ -151,7 +151,7 @@ async fn published_store() -> (SimFs, Workload, Expectation) {
             p.ingest_part(
                 &source.name,
                 first,
-                batch(&source.name, first, rows, workload.payload_bytes),
+                batch(&source.name, first, rows, workload.payload_bytes, 0),
                 last,
             )
             .await

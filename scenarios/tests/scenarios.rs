@@ -1,0 +1,154 @@
+//! Claims about the incident scenarios: each passes its seeds and its small form's
+//! exploration on the real pipeline; each buggy twin is caught within a stated number of seeds,
+//! for the reason the incident had, its failing seed replays exactly, and the same seed passes
+//! without the twin.
+//!
+//! Twins that switch a pipeline guard off exist only in the simulation build, so this file
+//! runs there. The 200-seed sweep of each scenario and the exploration under every crash
+//! model run in release (`scripts/sweep-scenarios`, part of `scripts/test-all`).
+#![cfg(madsim)]
+
+use tally_scenarios::harness::oracle::Invariant;
+use tally_scenarios::harness::run::{Images, RunOutcome, RunSpec, run, run_with};
+use tally_scenarios::harness::scenario::Scenario;
+use tally_scenarios::harness::twin::Twin;
+use tally_scenarios::runtime::run_seeded;
+use tally_sim::CrashModel;
+
+fn replay(spec: &RunSpec) -> RunOutcome {
+    run_seeded(spec.seed, run(spec))
+}
+
+const INCIDENTS: [Scenario; 5] = [
+    Scenario::LedgerVsOutput,
+    Scenario::JournalDrain,
+    Scenario::MultiStepPublish,
+    Scenario::IncrementalExport,
+    Scenario::MergeCascade,
+];
+
+#[test]
+fn every_incident_scenario_passes_its_first_seeds() {
+    for scenario in INCIDENTS {
+        for seed in 0..3 {
+            let outcome = replay(&scenario.spec(seed, None, &[]));
+            assert!(
+                outcome.passed(),
+                "{scenario} seed {seed}: {:#?}",
+                &outcome.violations[..outcome.violations.len().min(3)]
+            );
+            assert!(outcome.crash_points > 50, "{scenario} seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn every_incident_scenario_passes_every_state_of_its_small_form() {
+    for scenario in INCIDENTS {
+        let spec = scenario.small(CrashModel::Subset);
+        let outcome = run_seeded(0, run_with(&spec, Images::Exhaustive));
+        assert!(
+            outcome.passed(),
+            "{scenario}: {:#?}",
+            &outcome.violations[..outcome.violations.len().min(3)]
+        );
+        assert!(
+            outcome.crash_points > 200,
+            "{scenario}: {}",
+            outcome.crash_points
+        );
+    }
+}
+
+/// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
+/// that may catch it: the bug class of its incident.
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 7] = [
+    (
+        Scenario::LedgerVsOutput,
+        Twin::LyingSync,
+        2,
+        &[Invariant::AckedRowsPresent, Invariant::RecoverySucceeds],
+    ),
+    (
+        Scenario::LedgerVsOutput,
+        Twin::NoRestartCheck,
+        1,
+        &[Invariant::FailsClosed, Invariant::AckedRowsPresent],
+    ),
+    (
+        Scenario::JournalDrain,
+        Twin::DrainOnIngestOnly,
+        1,
+        &[Invariant::StoreConsistent, Invariant::DrainedOnOpen],
+    ),
+    (
+        Scenario::MultiStepPublish,
+        Twin::ReplayConsumedSegments,
+        1,
+        &[
+            Invariant::RecoverySucceeds,
+            Invariant::LedgerMatches,
+            Invariant::AtMostOnce,
+        ],
+    ),
+    (
+        Scenario::IncrementalExport,
+        Twin::WatermarkBeforeData,
+        1,
+        &[Invariant::ExportExactlyOnce],
+    ),
+    (
+        Scenario::IncrementalExport,
+        Twin::OrdinalBatchIds,
+        2,
+        &[Invariant::ExportExactlyOnce],
+    ),
+    (
+        Scenario::MergeCascade,
+        Twin::ForgetImmature,
+        1,
+        &[
+            Invariant::MergesSettled,
+            Invariant::LevelsHomogeneous,
+            Invariant::NoUnexplainedError,
+        ],
+    ),
+];
+
+#[test]
+fn every_twin_is_caught_within_its_stated_seeds_and_replays() {
+    for (scenario, twin, within, why) in TWINS {
+        assert!(
+            scenario.twins().contains(&twin),
+            "{twin} is listed as a twin of {scenario}"
+        );
+        let caught = (0..within).find_map(|seed| {
+            let spec = scenario.spec_with(seed, None, &[], Some(twin));
+            let outcome = replay(&spec);
+            (!outcome.passed()).then_some((spec, outcome))
+        });
+        let Some((spec, outcome)) = caught else {
+            panic!("{scenario} twin {twin}: no violation within {within} seeds");
+        };
+        let first = &outcome.violations[0];
+        assert!(
+            why.contains(&first.breach.invariant),
+            "{scenario} twin {twin} seed {}: caught by {first}, expected one of {why:?}",
+            spec.seed
+        );
+        let again = replay(&spec);
+        assert_eq!(
+            again.digest, outcome.digest,
+            "{twin}: the failing seed replays"
+        );
+        assert_eq!(again.violations, outcome.violations);
+        // The twin, not the seed, is what fails.
+        let fixed = replay(&scenario.spec(spec.seed, None, &[]));
+        assert!(
+            fixed.passed(),
+            "{scenario} seed {} without {twin}: {:?}",
+            spec.seed,
+            fixed.violations.first()
+        );
+    }
+}
