@@ -67,6 +67,7 @@ fn every_negative_control_is_caught_within_eight_seeds_and_replays() {
             jobs: 1,
             model: None,
             controls: vec![control],
+            twin: None,
         };
         let outcomes = sweep.run(|_| {});
         let failing = outcomes

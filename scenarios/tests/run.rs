@@ -424,3 +424,142 @@ print(" ".join(checked) if checked else "SKIP")
         eprintln!("published files read by: {checked}");
     }
 }
+
+fn export(store: &Store, to: &Path) -> serde_json::Value {
+    let out = tally(&[
+        "export",
+        "--root",
+        root_arg(store),
+        "--to",
+        to.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The batches of an export directory, by name.
+fn batches(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("batch-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn export_ships_each_published_row_once_and_a_retry_adds_nothing() {
+    let s = store();
+    let to = s.inputs.parent().unwrap().join("export");
+    let a = s.inputs.join("a.csv");
+    write_csv(&a, 0, 1500);
+    assert!(run(&s, &[&a]).status.success());
+    let first = export(&s, &to);
+    assert_eq!(first["rows"], 1500, "{first}");
+    assert_eq!(first["watermark_before"], 0);
+    assert_eq!(first["watermark_after"], 1500);
+    assert_eq!(batches(&to), vec!["batch-00000000000000000000.parquet"]);
+
+    // Nothing new: nothing written.
+    let again = export(&s, &to);
+    assert_eq!(again["rows"], 0, "{again}");
+    assert_eq!(again["batch"], serde_json::Value::Null);
+
+    // New rows go into a batch named by their first sequence number.
+    let b = s.inputs.join("b.jsonl");
+    write_jsonl(&b, 0, 700);
+    assert!(run(&s, &[&a, &b]).status.success());
+    let second = export(&s, &to);
+    assert_eq!(second["rows"], 700, "{second}");
+    assert_eq!(second["watermark_before"], 1500);
+    assert_eq!(
+        batches(&to),
+        vec![
+            "batch-00000000000000000000.parquet",
+            "batch-00000000000000001500.parquet"
+        ]
+    );
+
+    // An export interrupted before its watermark moved left a batch at the watermark: the next
+    // export removes it, writes the batch again under the same name, and nothing is doubled.
+    let c = s.inputs.join("c.csv");
+    write_csv(&c, 10_000, 300);
+    assert!(run(&s, &[&c]).status.success());
+    let watermark = std::fs::read(to.join("WATERMARK")).unwrap();
+    let third = export(&s, &to);
+    assert_eq!(third["rows"], 300);
+    let shipped = to.join(third["batch"].as_str().unwrap());
+    std::fs::write(to.join("WATERMARK"), &watermark).unwrap();
+    std::fs::write(
+        to.join("batch-00000000000000099999.parquet.tmp"),
+        b"partial",
+    )
+    .unwrap();
+    let retried = export(&s, &to);
+    assert_eq!(retried["rows"], 300, "{retried}");
+    assert_eq!(retried["batch"], third["batch"]);
+    let removed = retried["leftovers_removed"].as_array().unwrap();
+    assert_eq!(removed.len(), 2, "{retried}");
+    assert!(shipped.exists());
+    assert_eq!(batches(&to).len(), 3);
+}
+
+#[test]
+fn export_refuses_a_damaged_watermark_naming_it() {
+    let s = store();
+    let to = s.inputs.parent().unwrap().join("export");
+    let a = s.inputs.join("a.csv");
+    write_csv(&a, 0, 10);
+    assert!(run(&s, &[&a]).status.success());
+    export(&s, &to);
+    std::fs::write(to.join("WATERMARK"), b"not sixteen bytes").unwrap();
+    let out = tally(&[
+        "export",
+        "--root",
+        root_arg(&s),
+        "--to",
+        to.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WATERMARK"), "{stderr}");
+    assert!(
+        stderr.contains("export watermark is unreadable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn scenarios_lists_the_five_incidents_and_their_twins() {
+    let out = tally(&["scenarios", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let incidents: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| Some((s["name"].as_str()?, s["incident"].as_str()?)))
+        .collect();
+    assert_eq!(
+        incidents,
+        vec![
+            ("ledger-vs-output", "000"),
+            ("journal-drain", "001"),
+            ("multi-step-publish", "002"),
+            ("incremental-export", "003"),
+            ("merge-cascade", "004")
+        ]
+    );
+    for s in list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["incident"].is_null())
+    {
+        assert!(!s["twins"].as_array().unwrap().is_empty(), "{s}");
+    }
+    let plain = tally(&["scenarios"]);
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("twin ordinal-batch-ids"));
+}

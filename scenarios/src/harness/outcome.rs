@@ -43,6 +43,9 @@ impl fmt::Display for RecoveryOutcome {
     }
 }
 
+/// Matching calls seen so far, and the pinned one's record and crash image once seen.
+type Captured = (u64, Option<(OpRecord, SimFs)>);
+
 fn matches(pattern: &glob::Pattern, op: &OpRecord) -> bool {
     let options = glob::MatchOptions {
         require_literal_separator: false,
@@ -65,7 +68,7 @@ pub async fn recovery_outcome(spec: &RunSpec, pin: &Pin) -> Result<RecoveryOutco
     let mut plan = spec.plan.clone();
     plan.crash = None;
     let faulty = FaultFs::new(disk.clone(), plan).map_err(|e| e.to_string())?;
-    let captured: Arc<Mutex<(u64, Option<(OpRecord, SimFs)>)>> = Arc::default();
+    let captured: Arc<Mutex<Captured>> = Arc::default();
     {
         let captured = captured.clone();
         let (op_name, n, model, seed) = (pin.op, pin.n, spec.model, spec.seed);
