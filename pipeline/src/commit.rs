@@ -14,7 +14,7 @@
 //! At every point a crash leaves `name` holding either the old bytes or the new ones, whole.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tally_sim::{CreateMode, Fs, FsFile};
 
@@ -34,4 +34,31 @@ pub async fn replace_file<F: Fs>(fs: &F, dir: &Path, name: &str, bytes: &[u8]) -
     drop(file);
     fs.rename(&temp, &dir.join(name)).await?;
     fs.sync_dir(dir).await
+}
+
+/// The directories `create_dir_all(dir)` would create: `dir` and its missing ancestors,
+/// deepest first.
+pub async fn missing_dirs<F: Fs>(fs: &F, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut current = Some(dir);
+    while let Some(d) = current.filter(|d| !d.as_os_str().is_empty()) {
+        if fs.exists(d).await? {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        current = d.parent();
+    }
+    Ok(missing)
+}
+
+/// Makes the entries of directories just created durable: syncs the parent of each, the
+/// shallowest first. Without it a crash could lose a new directory, and all it holds, however
+/// well its files were synced.
+pub async fn sync_new_dirs<F: Fs>(fs: &F, created: &[PathBuf]) -> io::Result<()> {
+    for dir in created.iter().rev() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent).await?;
+        }
+    }
+    Ok(())
 }

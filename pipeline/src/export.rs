@@ -129,11 +129,10 @@ pub async fn export<F: Fs, C: Clock>(
     let _steps = pipeline.hold_steps().await;
     let fs = &pipeline.world().fs;
     let twins = pipeline.config().twins();
-    if !fs.exists(dir).await? {
+    let missing = crate::commit::missing_dirs(fs, dir).await?;
+    if !missing.is_empty() {
         fs.create_dir_all(dir).await?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs.sync_dir(parent).await?;
-        }
+        crate::commit::sync_new_dirs(fs, &missing).await?;
     }
     let watermark = read_watermark(fs, dir).await?;
     let mut report = ExportReport {

@@ -173,6 +173,7 @@ struct Inner<F: Fs, C: Clock> {
     /// The first file id this process writes: files below it predate the open.
     first_file_id: u64,
     /// Under the `drain_on_ingest_only` twin, the manifest whose leftovers are still on disk.
+    #[cfg(feature = "twins")]
     undrained: tokio::sync::Mutex<Option<Manifest>>,
     next_file_id: AtomicU64,
     poison: Mutex<Option<String>>,
@@ -257,6 +258,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             config.twins(),
         )
         .await?;
+        #[cfg(feature = "twins")]
         let undrained = config
             .twins()
             .drain_on_ingest_only
@@ -285,6 +287,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             published: tokio::sync::Mutex::new(recovered.manifest),
             maintenance: tokio::sync::Mutex::new(()),
             first_file_id: recovered.next_file_id,
+            #[cfg(feature = "twins")]
             undrained: tokio::sync::Mutex::new(undrained),
             next_file_id: AtomicU64::new(recovered.next_file_id),
             poison: Mutex::new(None),
@@ -373,6 +376,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     }
 
     /// Under the `drain_on_ingest_only` twin, removes the leftovers recovery left in place.
+    #[cfg(feature = "twins")]
     async fn drain_if_deferred(&self) -> Result<()> {
         let mut undrained = self.inner.undrained.lock().await;
         if let Some(manifest) = undrained.as_ref() {
@@ -407,6 +411,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         last: bool,
     ) -> Result<Ack> {
         self.check_poison()?;
+        #[cfg(feature = "twins")]
         self.drain_if_deferred().await?;
         let refuse = |reason: String| Error::InvalidBatch {
             source_id: source.to_string(),

@@ -57,8 +57,8 @@ pub async fn staged_rows<F: Fs>(
     Ok(())
 }
 
-/// The newest manifest whose checksum and body are valid, read without changing anything.
-pub async fn newest_manifest<F: Fs>(fs: &F, layout: &Layout) -> Result<Manifest> {
+/// The versions of every `MANIFEST-*` in the store's root, newest first.
+pub async fn manifest_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
     let mut versions: Vec<u64> = fs
         .list_dir(&layout.root)
         .await?
@@ -67,18 +67,31 @@ pub async fn newest_manifest<F: Fs>(fs: &F, layout: &Layout) -> Result<Manifest>
         .filter_map(|e| layout::parse_manifest_name(&e.name))
         .collect();
     versions.sort_unstable_by(|a, b| b.cmp(a));
-    for version in versions {
-        match crate::recover::read_if_exists(fs, &layout.manifest(version)).await? {
-            Some(bytes) => {
-                if let Ok(m) = Manifest::decode_version(&bytes, version) {
-                    return Ok(m);
-                }
+    Ok(versions)
+}
+
+/// The newest manifest whose checksum and body are valid, read without changing anything,
+/// and the newer versions skipped as unreadable (version, why).
+pub async fn newest_valid_manifest<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+) -> Result<(Manifest, Vec<(u64, String)>)> {
+    let mut unreadable = Vec::new();
+    for version in manifest_versions(fs, layout).await? {
+        // `None`: unlinked since the listing, an older version a writer superseded.
+        if let Some(bytes) = crate::recover::read_if_exists(fs, &layout.manifest(version)).await? {
+            match Manifest::decode_version(&bytes, version) {
+                Ok(m) => return Ok((m, unreadable)),
+                Err(why) => unreadable.push((version, why)),
             }
-            // Unlinked since the listing: an older version a writer superseded.
-            None => continue,
         }
     }
-    Ok(Manifest::empty())
+    Ok((Manifest::empty(), unreadable))
+}
+
+/// The newest manifest whose checksum and body are valid, read without changing anything.
+pub async fn newest_manifest<F: Fs>(fs: &F, layout: &Layout) -> Result<Manifest> {
+    Ok(newest_valid_manifest(fs, layout).await?.0)
 }
 
 /// What a second, read-only handle sees of a store another handle (or process) is writing:
@@ -95,33 +108,35 @@ pub async fn consistent_snapshot<F: Fs>(
     let mut attempt = 0;
     loop {
         let manifest = newest_manifest(fs, layout).await?;
-        let mut missing = None;
+        let (mut missing, mut found) = (Vec::new(), 0);
         for file in &manifest.files {
             let path = layout.table_file(file.level, file.id);
             let why = match table::read_footer(fs, &path).await {
                 Ok(footer) => footer.disagreement(file),
                 Err(e) => Some(e.to_string()),
             };
-            if let Some(why) = why {
-                missing = Some(format!(
+            match why {
+                None => found += file.rows,
+                Some(why) => missing.push(format!(
                     "{}: {why}",
                     layout::table_file_name(file.level, file.id)
-                ));
-                break;
+                )),
             }
         }
-        let Some(missing) = missing else {
+        if missing.is_empty() {
             return Ok(manifest);
-        };
+        }
         let now = newest_manifest(fs, layout).await?;
         attempt += 1;
         if now.version == manifest.version || attempt >= attempts {
             return Err(Error::MissingRows {
                 acknowledged: manifest.rows(),
-                found: 0,
+                found,
                 detail: format!(
-                    "a reader of manifest version {} (newest now {}) found {missing}",
-                    manifest.version, now.version
+                    "a reader of manifest version {} (newest now {}) found {}",
+                    manifest.version,
+                    now.version,
+                    missing.join("; ")
                 ),
             });
         }

@@ -228,6 +228,7 @@ pub(crate) async fn recover_with<F: Fs, C: Clock>(
 
 /// Step 4 of recovery alone: removes the leftovers of half-done steps under `manifest`. Only
 /// the `drain_on_ingest_only` twin needs it on its own (real recovery runs it on open).
+#[cfg(feature = "twins")]
 pub(crate) async fn drain<F: Fs, C: Clock>(
     fs: &F,
     clock: &C,
@@ -321,11 +322,10 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     async fn run(&mut self) -> Result<Recovered> {
         let root = self.layout.root.clone();
         // 1. Directories.
-        if !self.fs.exists(&root).await? {
+        let missing = crate::commit::missing_dirs(self.fs, &root).await?;
+        if !missing.is_empty() {
             self.retry(|| self.fs.create_dir_all(&root)).await?;
-            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-                self.fs.sync_dir(parent).await?;
-            }
+            crate::commit::sync_new_dirs(self.fs, &missing).await?;
         }
         let mut root_changed = false;
         for dir in [self.layout.log_dir(), self.layout.data_dir()] {
@@ -417,15 +417,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
 
     async fn pick_manifest(&mut self) -> Result<Manifest> {
         let root = self.layout.root.clone();
-        let mut versions: Vec<u64> = self
-            .fs
-            .list_dir(&root)
-            .await?
-            .iter()
-            .filter(|e| !e.is_dir)
-            .filter_map(|e| layout::parse_manifest_name(&e.name))
-            .collect();
-        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let versions = crate::read::manifest_versions(self.fs, self.layout).await?;
         let mut current: Option<Manifest> = None;
         let mut removed_any = false;
         for version in versions {

@@ -113,23 +113,14 @@ async fn newest_manifest<F: Fs>(
     layout: &Layout,
     report: &mut StoreReport,
 ) -> Result<Manifest> {
-    let mut versions: Vec<u64> = fs
-        .list_dir(&layout.root)
-        .await?
-        .iter()
-        .filter_map(|e| layout::parse_manifest_name(&e.name))
-        .collect();
-    versions.sort_unstable_by(|a, b| b.cmp(a));
-    for version in versions {
-        let name = layout::manifest_name(version);
-        match Manifest::decode_version(&fs.read(&layout.manifest(version)).await?, version) {
-            Ok(m) => return Ok(m),
-            Err(why) => report.pending_repairs.push(format!(
-                "{name} is unreadable ({why}): it will be quarantined"
-            )),
-        }
+    let (manifest, unreadable) = crate::read::newest_valid_manifest(fs, layout).await?;
+    for (version, why) in unreadable {
+        report.pending_repairs.push(format!(
+            "{} is unreadable ({why}): it will be quarantined",
+            layout::manifest_name(version)
+        ));
     }
-    Ok(Manifest::empty())
+    Ok(manifest)
 }
 
 async fn check_garbage<F: Fs>(
