@@ -25,6 +25,13 @@ fn at_call(index: u64, effect: Effect) -> Fault {
 }
 
 /// A fresh simulated disk and a `FaultFs` applying `plan` over it.
+/// Creates `path` through `fs`, which must not have it yet.
+async fn create<F: Fs>(fs: &F, path: &str) -> F::File {
+    fs.create(Path::new(path), CreateMode::Exclusive)
+        .await
+        .unwrap()
+}
+
 fn on_sim_disk(plan: FaultPlan) -> (SimFs, FaultFs<SimFs>) {
     let disk = SimFs::new();
     let fs = FaultFs::new(disk.clone(), plan).unwrap();
@@ -60,10 +67,7 @@ async fn a_crash_after_a_call_lets_it_land_and_refuses_every_later_call() {
     let crashed_at = Arc::new(Mutex::new(None));
     let hook = crashed_at.clone();
     fs.on_crash(move |call| *hook.lock().unwrap() = Some(call));
-    let f = fs
-        .create(Path::new("/a.log"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let f = create(&fs, "/a.log").await;
     f.append(b"one").await.unwrap();
     let err = f.append(b"two").await.unwrap_err();
     assert!(err.to_string().contains("simulated crash"), "{err}");
@@ -119,10 +123,7 @@ async fn a_transient_error_fails_one_call_and_a_sticky_one_every_later_call_it_a
             },
         ),
     ]));
-    let f = fs
-        .create(Path::new("/f"), CreateMode::Exclusive)
-        .await
-        .unwrap(); // call 0
+    let f = create(&fs, "/f").await; // call 0
     assert!(f.append(b"a").await.is_err()); // call 1: EIO once
     f.append(b"b").await.unwrap(); // call 2
     let err = f.append(b"c").await.unwrap_err(); // call 3: ENOSPC, sticky
@@ -149,10 +150,7 @@ async fn a_failed_fsync_loses_the_unsynced_data_for_good() {
         },
         effect: Effect::FailSync,
     }]));
-    let f = fs
-        .create(Path::new("/f"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let f = create(&fs, "/f").await;
     fs.sync_dir(Path::new("/")).await.unwrap();
     f.append(b"kept").await.unwrap();
     f.sync().await.unwrap();
@@ -176,10 +174,7 @@ async fn a_corrupted_read_flips_one_bit_of_that_read_only() {
         effect: Effect::CorruptRead,
     }]));
     let data = vec![0u8; 64];
-    let f = fs
-        .create(Path::new("/f"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let f = create(&fs, "/f").await;
     f.append(&data).await.unwrap();
     let corrupted = fs.read(Path::new("/f")).await.unwrap();
     let flipped: u32 = corrupted.iter().map(|b| b.count_ones()).sum();
@@ -221,10 +216,7 @@ async fn a_clock_jump_moves_the_fault_clock_from_its_call_on() {
 #[tokio::test]
 async fn a_lying_directory_sync_leaves_a_new_name_undurable() {
     let (disk, fs) = on_sim_disk(controls(vec![Control::LyingSyncDir]));
-    let f = fs
-        .create(Path::new("/f"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let f = create(&fs, "/f").await;
     f.append(b"x").await.unwrap();
     f.sync().await.unwrap();
     fs.sync_dir(Path::new("/")).await.unwrap();
@@ -238,10 +230,7 @@ async fn a_lying_directory_sync_leaves_a_new_name_undurable() {
 #[tokio::test]
 async fn a_lying_sync_leaves_the_data_undurable() {
     let (disk, fs) = on_sim_disk(controls(vec![Control::LyingSync]));
-    let f = fs
-        .create(Path::new("/f"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let f = create(&fs, "/f").await;
     f.append(b"x").await.unwrap();
     f.sync().await.unwrap();
     fs.sync_dir(Path::new("/")).await.unwrap();
@@ -255,18 +244,12 @@ async fn a_lying_sync_leaves_the_data_undurable() {
 async fn rename_before_data_makes_the_rename_durable_and_not_the_data() {
     let (disk, fs) = on_sim_disk(controls(vec![Control::RenameBeforeData]));
     // A log that is synced and never renamed: its sync lands at the next call.
-    let log = fs
-        .create(Path::new("/log"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let log = create(&fs, "/log").await;
     log.append(b"log").await.unwrap();
     log.sync().await.unwrap();
     fs.sync_dir(Path::new("/")).await.unwrap();
     // Publish by rename: write, sync, rename, sync_dir — the rename overtakes the data.
-    let tmp = fs
-        .create(Path::new("/new.tmp"), CreateMode::Exclusive)
-        .await
-        .unwrap();
+    let tmp = create(&fs, "/new.tmp").await;
     tmp.append(b"data").await.unwrap();
     tmp.sync().await.unwrap();
     fs.rename(Path::new("/new.tmp"), Path::new("/new"))

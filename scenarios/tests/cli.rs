@@ -174,6 +174,34 @@ mod simulation {
             "{text}"
         );
     }
+
+    #[test]
+    fn replay_small_lists_the_calls_a_snapshot_pin_counts() {
+        let out = tally(&[
+            "replay",
+            "--small",
+            "--scenario",
+            "merge-cascade",
+            "--model",
+            "subset",
+            "--trace",
+        ]);
+        let text = stdout(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.starts_with("seed 0 scenario merge-cascade model subset"),
+            "{text}"
+        );
+        // The snapshot `merge-cascade-l3-rename-subset` pins the first rename into level 3.
+        assert!(
+            text.lines().any(|l| l.starts_with("L1 #")
+                && l.contains(" rename ")
+                && l.contains("/data/L3-")),
+            "{text}"
+        );
+        let refused = tally(&["replay", "--small", "--seed", "3"]);
+        assert_eq!(refused.status.code(), Some(2));
+    }
 }
 
 /// Real-disk crash runs: children abort themselves mid-run, and recovery in a fresh process

@@ -20,10 +20,29 @@ use tally_sim::CrashModel;
 
 use crate::{emit, parse_seeds};
 
+/// What every seed of a sweep or replay runs: the scenario and what overrides its seeds.
 #[derive(Args)]
-pub struct SweepArgs {
+struct RunChoice {
     #[arg(long, default_value = "standard")]
     scenario: Scenario,
+    /// Crash model of every seed, instead of one drawn per seed: strict, subset, prefix,
+    /// torn-512, torn-4k (or torn), kill.
+    #[arg(long)]
+    model: Option<CrashModel>,
+    /// Negative control applied to every seed (repeatable): lying-sync, lying-sync-dir,
+    /// rename-before-data. A run under a control must fail.
+    #[arg(long)]
+    control: Vec<Control>,
+    /// Run every seed as this buggy twin of the scenario (`tally scenarios` lists them). A
+    /// run of a twin must fail.
+    #[arg(long)]
+    twin: Option<Twin>,
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    run: RunChoice,
     /// Seeds to run, as `A..B` (B excluded) or a single seed.
     #[arg(long, default_value = "0..300", value_parser = parse_seeds)]
     seeds: Range<u64>,
@@ -33,18 +52,6 @@ pub struct SweepArgs {
     /// Run only shard I of N (1-based): the seeds with `seed % N == I - 1`.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
-    /// Crash model of every seed, instead of one drawn per seed: strict, subset, prefix,
-    /// torn-512, torn-4k (or torn), kill.
-    #[arg(long)]
-    model: Option<CrashModel>,
-    /// Negative control applied to every seed (repeatable): lying-sync, lying-sync-dir,
-    /// rename-before-data. A sweep under a control must fail.
-    #[arg(long)]
-    control: Vec<Control>,
-    /// Run every seed as this buggy twin of the scenario (`tally scenarios` lists them). A
-    /// sweep of a twin must fail.
-    #[arg(long)]
-    twin: Option<Twin>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -59,22 +66,17 @@ pub struct SweepArgs {
 #[derive(Args)]
 pub struct ReplayArgs {
     /// The seed to replay.
-    #[arg(long, required_unless_present = "plan")]
+    #[arg(long, required_unless_present_any = ["plan", "small"])]
     seed: Option<u64>,
-    #[arg(long, default_value = "standard")]
-    scenario: Scenario,
-    /// The crash model, when the sweep that found the seed fixed one.
-    #[arg(long)]
-    model: Option<CrashModel>,
-    /// Negative controls the sweep applied.
-    #[arg(long)]
-    control: Vec<Control>,
-    /// The buggy twin the sweep ran.
-    #[arg(long)]
-    twin: Option<Twin>,
+    #[command(flatten)]
+    run: RunChoice,
     /// Replay a run written as JSON (a shrunk plan) instead of deriving it from a seed.
-    #[arg(long, conflicts_with_all = ["seed", "model", "control", "twin"])]
+    #[arg(long, conflicts_with_all = ["seed", "model", "control", "twin", "small"])]
     plan: Option<PathBuf>,
+    /// Run the scenario's small form (what `explore` and the snapshot tests use) under
+    /// `--model` (default strict), without its exploration: `--trace` lists its calls.
+    #[arg(long, conflicts_with_all = ["seed", "control", "twin"])]
+    small: bool,
     /// Print every fs call, fault, acknowledgement, crash point, recovery action and
     /// violation.
     #[arg(long)]
@@ -189,12 +191,12 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     });
     let seeds = shard_seeds(args.seeds.clone(), args.shard);
     let sweep = Sweep {
-        scenario: args.scenario,
+        scenario: args.run.scenario,
         seeds,
         jobs,
-        model: args.model,
-        controls: args.control.clone(),
-        twin: args.twin,
+        model: args.run.model,
+        controls: args.run.control.clone(),
+        twin: args.run.twin,
     };
     let controls = if sweep.controls.is_empty() {
         "none".to_owned()
@@ -217,7 +219,9 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             .map(|s| format!(" shard {s}"))
             .unwrap_or_default(),
         sweep.seeds.len(),
-        args.model.map_or("per seed".to_owned(), |m| m.to_string()),
+        args.run
+            .model
+            .map_or("per seed".to_owned(), |m| m.to_string()),
         sweep
             .twin
             .map(|t| format!(" twin {t} ({})", t.describe()))
@@ -297,7 +301,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             seeds: format!("{}..{}", args.seeds.start, args.seeds.end),
             shard,
             jobs,
-            model: args.model.map(|m| m.to_string()),
+            model: args.run.model.map(|m| m.to_string()),
             controls: sweep.controls.clone(),
             twin: sweep.twin.map(|t| t.to_string()),
             seeds_run,
@@ -341,12 +345,23 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             read_plan(path)?,
             format!("cargo sim replay --plan {}", path.display()),
         ),
-        None => {
-            let seed = args.seed.context("--seed or --plan is required")?;
+        None if args.small => {
+            let (scenario, model) = (
+                args.run.scenario,
+                args.run.model.unwrap_or(CrashModel::Strict),
+            );
             (
-                args.scenario
-                    .spec_with(seed, args.model, &args.control, args.twin),
-                reproduce_command(args.scenario, seed, args.model, &args.control, args.twin),
+                scenario.small(model),
+                format!("cargo sim replay --small --scenario {scenario} --model {model}"),
+            )
+        }
+        None => {
+            let seed = args.seed.context("--seed, --plan or --small is required")?;
+            let run = &args.run;
+            (
+                run.scenario
+                    .spec_with(seed, run.model, &run.control, run.twin),
+                reproduce_command(run.scenario, seed, run.model, &run.control, run.twin),
             )
         }
     };
