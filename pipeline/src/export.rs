@@ -200,10 +200,8 @@ pub async fn export<F: Fs, C: Clock>(
                 continue;
             }
             if writer.is_none() {
-                writer = Some(
-                    TableWriter::create(fs, &temp, batch.schema(), &pipeline.config().table)
-                        .await?,
-                );
+                writer =
+                    Some(TableWriter::create(fs, &temp, &batch, &pipeline.config().table).await?);
             }
             writer
                 .as_mut()

@@ -26,6 +26,18 @@ pub fn encode_into(out: &mut Vec<u8>, body: &[u8]) -> u32 {
     crc
 }
 
+/// Turns `buf` — `HEADER_LEN` bytes of room, then the body — into one frame by writing its
+/// header; returns its CRC. The body is never copied.
+pub fn seal_in_place(buf: &mut [u8]) -> u32 {
+    let body_len = buf.len() - HEADER_LEN;
+    assert!(body_len <= MAX_BODY_LEN, "frame body of {body_len} bytes");
+    let len_bytes = (body_len as u32).to_le_bytes();
+    let crc = checksum(len_bytes, &buf[HEADER_LEN..]);
+    buf[..4].copy_from_slice(&len_bytes);
+    buf[4..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    crc
+}
+
 pub fn encode(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len());
     encode_into(&mut out, body);

@@ -128,7 +128,7 @@ struct Request {
     last: bool,
     batch: RecordBatch,
     /// The batch encoded by the caller before queueing, so encoding runs outside the leader.
-    ipc: Vec<u8>,
+    frame: log::DataFrame,
     reply: oneshot::Sender<Result<Ack>>,
 }
 
@@ -432,7 +432,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let user = Arc::new(user_schema_of(&batch.schema()));
         let batch = RecordBatch::try_new(user.clone(), batch.columns().to_vec())
             .map_err(|e| refuse(e.to_string()))?;
-        let ipc = log::encode_batch(&batch)?;
+        let frame = log::DataFrame::encode(&batch, source.len())?;
         let (reply, answer) = oneshot::channel();
         {
             let mut intake = self.inner.intake.lock().expect("intake lock");
@@ -452,7 +452,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 first_row,
                 last,
                 batch,
-                ipc,
+                frame,
                 reply,
             });
         }
@@ -480,7 +480,8 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             return;
         }
         let mut overlay: BTreeMap<String, SourceState> = BTreeMap::new();
-        let mut frames = Vec::new();
+        let mut frames: Vec<log::DataFrame> = Vec::new();
+        let mut frames_len = 0u64;
         let mut acks = Vec::new();
         let mut replies: Vec<(oneshot::Sender<Result<Ack>>, Answer)> = Vec::new();
         let mut parts = 0u64;
@@ -523,11 +524,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             }
             let skip = state.rows - request.first_row;
             let take = rows - skip;
-            let ipc = if skip == 0 {
-                request.ipc
+            let mut frame = if skip == 0 {
+                request.frame
             } else {
-                match log::encode_batch(&request.batch.slice(skip as usize, take as usize)) {
-                    Ok(ipc) => ipc,
+                let rest = request.batch.slice(skip as usize, take as usize);
+                match log::DataFrame::encode(&rest, request.source.len()) {
+                    Ok(frame) => frame,
                     Err(e) => {
                         replies.push((request.reply, Some(Err(e))));
                         continue;
@@ -550,8 +552,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 rows: take,
                 last: request.last,
             };
-            let log_offset = active.log_len + frames.len() as u64;
-            let frame_crc = log::encode_data_frame(&mut frames, &meta, &ipc);
+            let log_offset = active.log_len + frames_len;
+            let frame_crc = frame.seal(&meta);
+            frames_len += frame.bytes().len() as u64;
+            frames.push(frame);
             log::encode_ack(
                 &mut acks,
                 &AckRecord {
@@ -580,7 +584,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             ));
         }
         if failure.is_none() && !frames.is_empty() {
-            if let Err(e) = self.write_group(log, &frames, &acks, parts).await {
+            if let Err(e) = self.write_group(log, frames, &acks, parts).await {
                 failure = Some(e);
             }
         }
@@ -617,11 +621,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         }
     }
 
-    /// Steps 4 and 5 of a group commit: frames, sync, ledger records, sync.
+    /// Steps 4 and 5 of a group commit: frames (in one write), sync, ledger records, sync.
     async fn write_group(
         &self,
         log: &mut LogState<F>,
-        frames: &[u8],
+        frames: Vec<log::DataFrame>,
         acks: &[u8],
         parts: u64,
     ) -> Result<()> {
@@ -629,6 +633,20 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .active
             .as_mut()
             .expect("a group with frames has a segment");
+        let frames = match <[_; 1]>::try_from(frames) {
+            // A group of one part (the common case under a single caller) is written as the
+            // caller encoded it.
+            Ok([one]) => one.into_bytes(),
+            Err(many) => {
+                let mut joined =
+                    Vec::with_capacity(many.iter().map(|f| f.bytes().len()).sum::<usize>());
+                for frame in &many {
+                    joined.extend_from_slice(frame.bytes());
+                }
+                joined
+            }
+        };
+        let frames = &frames[..];
         active.log.write_at(active.log_len, frames).await?;
         active.log.sync().await?;
         active.ack.write_at(active.ack_len, acks).await?;
@@ -837,16 +855,18 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                         ),
                     ));
                 }
+                let stored = match &writer {
+                    Some((_, stored)) => stored.clone(),
+                    None => table::stored_schema(&batch.schema()),
+                };
+                let batch = with_seq(&batch, part.meta.seq_start, &stored)?;
                 if writer.is_none() {
-                    let stored = table::stored_schema(&batch.schema());
                     let w =
-                        TableWriter::create(fs, &temp, stored.clone(), &self.inner.config.table)
-                            .await?;
+                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
                     writer = Some((w, stored));
                 }
-                let (w, stored) = writer.as_mut().expect("created above");
-                w.write(&with_seq(&batch, part.meta.seq_start, stored)?)
-                    .await?;
+                let (w, _) = writer.as_mut().expect("created above");
+                w.write(&batch).await?;
             }
             let (w, _) = writer.expect("rows > 0");
             let written = w.finish(id, 0).await?;
@@ -967,16 +987,18 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 TableReader::open(fs, &path, self.inner.config.read_batch_rows).await?;
             let mut rows_this = 0u64;
             while let Some(batch) = reader.next().await? {
-                if writer.is_none() {
-                    let stored = batch.schema();
-                    let w =
-                        TableWriter::create(fs, &temp, stored.clone(), &self.inner.config.table)
-                            .await?;
-                    writer = Some((w, stored));
-                }
-                let (w, stored) = writer.as_mut().expect("created above");
+                let stored = match &writer {
+                    Some((_, stored)) => stored.clone(),
+                    None => batch.schema(),
+                };
                 let batch = RecordBatch::try_new(stored.clone(), batch.columns().to_vec())
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
+                if writer.is_none() {
+                    let w =
+                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
+                    writer = Some((w, stored));
+                }
+                let (w, _) = writer.as_mut().expect("created above");
                 rows_this += batch.num_rows() as u64;
                 w.write(&batch).await?;
             }

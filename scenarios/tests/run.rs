@@ -375,10 +375,10 @@ fn parquet_inputs_are_ingested() {
     assert_eq!(inspect_json(&s)["published_rows"], 300);
 }
 
-/// Published files open in other Parquet readers. Skips (saying so) when neither pyarrow nor
-/// DuckDB is installed; CI installs them.
+/// Published files open in other Parquet readers, with the encodings the pipeline picked.
+/// Skips (saying so) when none of pyarrow, DuckDB and polars is installed; CI installs them.
 #[test]
-fn published_files_open_in_pyarrow_and_duckdb() {
+fn published_files_open_in_pyarrow_duckdb_and_polars() {
     let s = store();
     let csv = s.inputs.join("a.csv");
     write_csv(&csv, 0, 2500);
@@ -395,6 +395,14 @@ try:
     assert t.num_rows == 2500, t.num_rows
     assert t.column_names == ["id","ts","cat","uid","a","b","c","flag","tally_seq"], t.column_names
     assert sorted(t.column("tally_seq").to_pylist()) == list(range(2500))
+    # The encodings the pipeline picks: delta for increasing integers, no dictionary for
+    # unique strings, a dictionary for the 100-value category.
+    meta = pq.ParquetFile(files[0]).metadata.row_group(0)
+    enc = {{meta.column(i).path_in_schema: set(meta.column(i).encodings) for i in range(meta.num_columns)}}
+    for delta in ["id", "ts", "tally_seq"]:
+        assert "DELTA_BINARY_PACKED" in enc[delta], (delta, enc[delta])
+    assert "RLE_DICTIONARY" not in enc["uid"] and "PLAIN_DICTIONARY" not in enc["uid"], enc["uid"]
+    assert "RLE_DICTIONARY" in enc["cat"] or "PLAIN_DICTIONARY" in enc["cat"], enc["cat"]
     checked.append("pyarrow")
 except ImportError:
     pass
@@ -403,6 +411,14 @@ try:
     n, distinct = duckdb.connect().execute("select count(*), count(distinct tally_seq) from read_parquet(" + repr(files) + ")").fetchone()
     assert (n, distinct) == (2500, 2500), (n, distinct)
     checked.append("duckdb")
+except ImportError:
+    pass
+try:
+    import polars as pl
+    df = pl.concat([pl.read_parquet(f) for f in files])
+    assert df.height == 2500 and df["tally_seq"].n_unique() == 2500, df.shape
+    assert df["uid"].n_unique() == 2500
+    checked.append("polars")
 except ImportError:
     pass
 print(" ".join(checked) if checked else "SKIP")
@@ -419,7 +435,9 @@ print(" ".join(checked) if checked else "SKIP")
     assert!(out.status.success(), "{}", text(&out));
     let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if checked == "SKIP" {
-        eprintln!("skipped: neither pyarrow nor duckdb is installed (pip install pyarrow duckdb)");
+        eprintln!(
+            "skipped: none of pyarrow, duckdb, polars is installed (pip install pyarrow duckdb polars)"
+        );
     } else {
         eprintln!("published files read by: {checked}");
     }

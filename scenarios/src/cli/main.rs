@@ -6,8 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod bench;
 mod crashtest;
 mod sim;
+
+/// Crash points allocate and free many small buffers (decoded rows, footers, disk copies);
+/// mimalloc serves them faster than the system allocator, and from per-thread heaps, so that
+/// sweep jobs do not contend.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +61,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Print a store's manifest version, files and totals.
     Inspect(InspectArgs),
+    /// Measure the production path on the real disk and, given the simulation build's binary,
+    /// the simulator; write a Markdown and JSON report (`scripts/bench` runs the whole set).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -216,6 +226,7 @@ fn run_inputs(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut value = serde_json::to_value(&summary).context("encoding the summary")?;
         value["seconds"] = serde_json::json!(seconds);
         value["rows_per_second"] = serde_json::json!(rows_per_second);
+        value["peak_rss_bytes"] = serde_json::json!(peak_rss_bytes());
         emit(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         let mut text = String::new();
@@ -244,6 +255,24 @@ fn run_inputs(args: RunArgs) -> anyhow::Result<ExitCode> {
         emit(&text)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident set so far (`VmHWM`), where Linux reports it.
+fn peak_rss_bytes() -> Option<u64> {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the process's own memory figures"
+    )]
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -403,6 +432,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => production_only("inspect").and_then(|()| inspect(args)),
         Command::Scenarios(args) => scenarios(args),
         Command::Export(args) => production_only("export").and_then(|()| export(args)),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(code) => code,

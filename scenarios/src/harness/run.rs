@@ -171,7 +171,8 @@ struct CrashPoint {
     op: OpRecord,
     /// Which persistence variant, when a point has several.
     variant: Option<String>,
-    image: SimFs,
+    /// `None` when the run only counts points ([`Depth::Count`]).
+    image: Option<SimFs>,
     progress: BTreeMap<String, SourceProgress>,
 }
 
@@ -195,6 +196,23 @@ pub enum Images {
     /// Every persistence variant the model allows, bounded as [`super::explore::variants`]
     /// says.
     Exhaustive,
+    /// As `Sampled`, but each point's check stops at `Depth`: what the parts of a check cost,
+    /// measured by running the same seeds to each depth (`tally bench`). Such a run checks
+    /// less than a real one and says nothing about correctness.
+    Measure(Depth),
+}
+
+/// How far a [`Images::Measure`] run takes each crash point; the full check follows the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Depth {
+    /// Count the point only.
+    Count,
+    /// Copy the disk, as every image does.
+    Clone,
+    /// Take the crash image under the run's model.
+    Image,
+    /// Take the image and run recovery on it (open the pipeline), nothing else.
+    Recover,
 }
 
 /// Collects crash images after every mutating call on `disk`, and traces every call.
@@ -216,11 +234,18 @@ fn observe(
         }
         let progress = lock(&progress).clone();
         let mut sink = lock(&sink);
+        let sampled = || disk.crash(model, point_seed(seed, life, op.index));
+        let image = match images {
+            Images::Sampled | Images::Measure(Depth::Image | Depth::Recover) => Some(sampled()),
+            Images::Measure(Depth::Clone) => Some(disk.snapshot()),
+            Images::Measure(Depth::Count) => None,
+            Images::Exhaustive => None,
+        };
         match images {
-            Images::Sampled => sink.push(CrashPoint {
+            Images::Sampled | Images::Measure(_) => sink.push(CrashPoint {
                 op: op.clone(),
                 variant: None,
-                image: disk.crash(model, point_seed(seed, life, op.index)),
+                image,
                 progress,
             }),
             Images::Exhaustive => {
@@ -231,7 +256,7 @@ fn observe(
                     sink.push(CrashPoint {
                         op: op.clone(),
                         variant: Some(variant),
-                        image,
+                        image: Some(image),
                         progress: progress.clone(),
                     });
                 }
@@ -267,6 +292,9 @@ struct Run<'a> {
     max_level: u32,
     /// Rows written to table files by each lifetime.
     written: [u64; 2],
+    images: Images,
+    /// Table files decoded by earlier checks of this run.
+    rows: oracle::RowCache,
 }
 
 impl Run<'_> {
@@ -298,10 +326,16 @@ impl Run<'_> {
         &mut self,
         disk: &SimFs,
         life: u32,
-        images: Images,
         world: World<F, C>,
     ) -> Result<(), String> {
-        let points = observe(disk, life, self.spec, images, &self.progress, &self.trace);
+        let points = observe(
+            disk,
+            life,
+            self.spec,
+            self.images,
+            &self.progress,
+            &self.trace,
+        );
         let mut ctx = Ctx::new(self.progress.clone(), self.trace.clone(), life);
         ctx.disk = Some(disk.clone());
         let result = drive(
@@ -332,8 +366,19 @@ impl Run<'_> {
     async fn check_points(&mut self, life: u32, points: Vec<CrashPoint>) {
         for point in points {
             self.crash_points += 1;
+            let image = match (self.images, point.image) {
+                (Images::Measure(Depth::Recover), Some(image)) => {
+                    let world = World::new(image, SystemClock);
+                    let _ = Pipeline::open(world, ROOT, self.config.clone()).await;
+                    continue;
+                }
+                (Images::Measure(_), _) | (_, None) => continue,
+                (_, Some(image)) => image,
+            };
             let expect = expectation(&point.progress, &self.spec.workload, false);
-            match oracle::check(&point.image, Path::new(ROOT), &self.config, &expect).await {
+            match oracle::check_cached(&image, Path::new(ROOT), &self.config, &expect, &self.rows)
+                .await
+            {
                 Ok(seen) => {
                     self.max_level = self.max_level.max(seen.max_level);
                     self.trace.line(format!(
@@ -376,7 +421,15 @@ impl Run<'_> {
             &self.spec.workload,
             final_state,
         );
-        match oracle::check(&disk.snapshot(), Path::new(ROOT), &self.config, &expect).await {
+        match oracle::check_cached(
+            &disk.snapshot(),
+            Path::new(ROOT),
+            &self.config,
+            &expect,
+            &self.rows,
+        )
+        .await
+        {
             Ok(seen) => {
                 self.max_level = self.max_level.max(seen.max_level);
                 self.trace.line(format!(
@@ -484,6 +537,8 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
         violation_count: 0,
         max_level: 0,
         written: [0; 2],
+        images,
+        rows: oracle::RowCache::default(),
     };
 
     // First lifetime: the workload through the fault plan.
@@ -507,7 +562,7 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
         });
     }
     let world = World::new(faulty.clone(), faulty.clock(SystemClock));
-    let outcome = run.lifetime(&disk, 1, images, world).await;
+    let outcome = run.lifetime(&disk, 1, world).await;
 
     let crashed = faulty.crashed_at().map(|call| format!("call {call}"));
     let workload_error = outcome.err();
@@ -537,7 +592,7 @@ pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
 
     // Second lifetime: recover, complete the workload without faults.
     let world = World::new(image.clone(), SystemClock);
-    match run.lifetime(&image, 2, images, world).await {
+    match run.lifetime(&image, 2, world).await {
         Ok(()) => {
             if let Some(rows) = run.check_disk(&image, 2, Phase::Final, true).await {
                 run.check_end(&image, rows).await;

@@ -1,0 +1,444 @@
+//! `tally bench`: the production path and the simulator measured in one run, written as a
+//! Markdown report and JSON.
+//!
+//! The normal build measures the real-disk sections in this process and the ones that need a
+//! process of their own (peak memory of `tally run`, `tally crashtest`) in children of this
+//! binary. The simulator's sections need the simulation build: given `--sim-binary`, the
+//! normal build runs that binary's `bench --json` and folds its figures into the report, so
+//! that sim-vs-real ratios come from one run. `scripts/bench` builds both and does this.
+
+#[cfg(not(madsim))]
+mod data;
+#[cfg(not(madsim))]
+mod real;
+#[cfg(not(madsim))]
+mod report;
+mod simulator;
+
+#[cfg(not(madsim))]
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[cfg(not(madsim))]
+use anyhow::Context;
+use anyhow::bail;
+use clap::Args;
+#[cfg(not(madsim))]
+use serde::{Deserialize, Serialize};
+
+use crate::emit;
+#[cfg(not(madsim))]
+use simulator as sim_types;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Rows ingested by the throughput sections.
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: u64,
+    /// Rows per ingested batch in the throughput sections.
+    #[arg(long, default_value_t = 64 * 1024)]
+    batch_rows: usize,
+    /// Published rows of the stores whose recovery is timed.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 1_000_000, 10_000_000])]
+    recovery_rows: Vec<u64>,
+    /// Unpublished (staged) rows in each of those stores.
+    #[arg(long, default_value_t = 200_000)]
+    staged_rows: u64,
+    /// Rows of the inputs `tally run` is given for peak memory.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 4_000_000])]
+    memory_rows: Vec<u64>,
+    /// Concurrent callers in the latency section.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 64])]
+    callers: Vec<usize>,
+    /// Acknowledged batches timed per latency run (shared among its callers).
+    #[arg(long, default_value_t = 2048)]
+    latency_batches: u64,
+    /// Crash-restart cycles of `tally crashtest`.
+    #[arg(long, default_value_t = 20)]
+    crashtest_runs: u64,
+    /// Seeds of the `standard` scenario per simulator sweep.
+    #[arg(long, default_value_t = 100)]
+    sim_seeds: u64,
+    /// The simulation build's `tally` (`target/sim/release/tally`), for the simulator sections.
+    #[arg(long)]
+    sim_binary: Option<PathBuf>,
+    /// Where the stores and files measured are made (a temporary directory inside it).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Write the Markdown report here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the JSON report here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Print the JSON report on stdout instead of the Markdown.
+    #[arg(long)]
+    json: bool,
+    /// Measure only these sections.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    Ingest,
+    Latency,
+    Recovery,
+    Memory,
+    Crashtest,
+    Simulator,
+}
+
+impl BenchArgs {
+    #[cfg_attr(madsim, allow(dead_code))]
+    fn wants(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
+}
+
+/// Everything one `tally bench` run measured.
+#[cfg(not(madsim))]
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub machine: report::Machine,
+    pub rows: u64,
+    pub batch_rows: usize,
+    pub ingest: Option<Ingest>,
+    pub latency: Vec<real_types::Latency>,
+    pub recovery: Vec<real_types::Recovery>,
+    pub memory: Vec<Memory>,
+    pub crashtest: Option<Crashtest>,
+    pub simulator: Option<sim_types::Simulator>,
+}
+
+#[cfg(not(madsim))]
+mod real_types {
+    pub use super::real::{Baseline, Ingest, Latency, Recovery};
+}
+
+#[cfg(not(madsim))]
+#[derive(Clone, Debug, Serialize)]
+pub struct Ingest {
+    pub pipeline: real_types::Ingest,
+    pub with_merges: real_types::Ingest,
+    /// Merge configuration of `with_merges`.
+    pub merge_segment_bytes: u64,
+    pub merge_fan_in: usize,
+    pub merge_max_level: u32,
+    pub baseline: real_types::Baseline,
+    pub baseline_default: real_types::Baseline,
+}
+
+#[cfg(not(madsim))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Memory {
+    pub rows: u64,
+    pub peak_rss_bytes: u64,
+    pub seconds: f64,
+}
+
+#[cfg(not(madsim))]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Crashtest {
+    pub runs: u64,
+    pub seconds: f64,
+    pub cycles_per_second: f64,
+}
+
+pub(crate) fn say(line: &str) {
+    eprintln!("bench: {line}");
+}
+
+#[cfg(madsim)]
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let simulator = simulator::measure(args.sim_seeds, say)?;
+    if !args.json {
+        bail!(
+            "in the simulation build `tally bench` measures the simulator only, for the normal build's report: pass --json"
+        );
+    }
+    emit(&format!("{}\n", serde_json::to_string_pretty(&simulator)?))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(madsim))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge: a work directory, child processes, the wall clock"
+)]
+pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let base = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
+    let work = tempfile::Builder::new()
+        .prefix("tally-bench-")
+        .tempdir_in(&base)
+        .with_context(|| format!("a work directory in {}", base.display()))?;
+    let work = work.path();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+
+    let ingest = if args.wants(Section::Ingest) {
+        say(&format!("generating {} rows", args.rows));
+        let batches = data::batches(0, args.rows, args.batch_rows);
+        Some(runtime.block_on(ingest_sections(&args, &batches, work))?)
+    } else {
+        None
+    };
+
+    let mut latency = Vec::new();
+    for &callers in args.callers.iter().filter(|_| args.wants(Section::Latency)) {
+        say(&format!("latency: {callers} callers"));
+        let per_caller = args.latency_batches.div_ceil(callers as u64).max(1);
+        let root = work.join(format!("latency-{callers}"));
+        latency.push(runtime.block_on(real::latency(callers, per_caller, 1000, &root))?);
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    let mut recovery = Vec::new();
+    for &rows in args
+        .recovery_rows
+        .iter()
+        .filter(|_| args.wants(Section::Recovery))
+    {
+        say(&format!(
+            "recovery: building a store of {rows} published rows"
+        ));
+        let root = work.join(format!("recovery-{rows}"));
+        runtime.block_on(real::build_store(
+            &root,
+            rows,
+            args.staged_rows,
+            args.batch_rows,
+        ))?;
+        say(&format!("recovery: timing opens of {rows} published rows"));
+        recovery.push(runtime.block_on(real::recovery(&root, rows, args.staged_rows, 7))?);
+        std::fs::remove_dir_all(&root).ok();
+    }
+    drop(runtime);
+
+    let memory = args
+        .memory_rows
+        .iter()
+        .filter(|_| args.wants(Section::Memory))
+        .map(|&rows| memory(rows, args.batch_rows, work))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let crashtest = if args.wants(Section::Crashtest) {
+        Some(crashtest(args.crashtest_runs, work)?)
+    } else {
+        None
+    };
+    let simulator = match &args.sim_binary {
+        Some(binary) if args.wants(Section::Simulator) => Some(simulator(binary, args.sim_seeds)?),
+        Some(_) => None,
+        None => {
+            say("no --sim-binary: the simulator sections are left out");
+            None
+        }
+    };
+
+    let report = Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: report::Machine::read(),
+        rows: args.rows,
+        batch_rows: args.batch_rows,
+        ingest,
+        latency,
+        recovery,
+        memory,
+        crashtest,
+        simulator,
+    };
+    let mut value = serde_json::to_value(&report)?;
+    value["targets"] = serde_json::to_value(report::targets(&report))?;
+    let json = serde_json::to_string_pretty(&value)?;
+    let markdown = report::markdown(&report);
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, format!("{json}\n")).with_context(|| path.display().to_string())?;
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, &markdown).with_context(|| path.display().to_string())?;
+    }
+    emit(&if args.json {
+        format!("{json}\n")
+    } else {
+        markdown
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(madsim))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "removing the benchmark's own stores"
+)]
+async fn ingest_sections(
+    args: &BenchArgs,
+    batches: &[arrow::array::RecordBatch],
+    work: &Path,
+) -> anyhow::Result<Ingest> {
+    say("ingest: arrow-rs baseline (default encodings)");
+    let baseline_default = real::baseline(batches, work, false)?;
+    say("ingest: arrow-rs baseline (tally's encodings)");
+    let baseline = real::baseline(batches, work, true)?;
+    say("ingest: pipeline, no merges");
+    let pipeline = real::ingest(
+        batches,
+        tally_pipeline::Config::default(),
+        &work.join("ingest"),
+    )
+    .await?;
+    // The default merge policy with small segments: about 40 level-0 files, so that merges
+    // run while rows arrive and some rows climb every level.
+    let merge_config = tally_pipeline::Config {
+        segment_bytes: (args.rows * 90 / 40).max(1 << 16),
+        ..tally_pipeline::Config::default()
+    };
+    say("ingest: pipeline with merges");
+    let with_merges = real::ingest(batches, merge_config.clone(), &work.join("merges")).await?;
+    for dir in ["ingest", "merges"] {
+        let _ = std::fs::remove_dir_all(work.join(dir));
+    }
+    Ok(Ingest {
+        pipeline,
+        with_merges,
+        merge_segment_bytes: merge_config.segment_bytes,
+        merge_fan_in: merge_config.merge_fan_in,
+        merge_max_level: merge_config.max_level,
+        baseline,
+        baseline_default,
+    })
+}
+
+/// Runs this binary with `args`, returning its stdout parsed as JSON.
+#[cfg(not(madsim))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a child process of the benchmark"
+)]
+fn child_json(binary: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = std::process::Command::new(binary)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed: {}",
+            binary.display(),
+            args.join(" "),
+            out.status
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "reading the JSON of {} {}",
+            binary.display(),
+            args.join(" ")
+        )
+    })
+}
+
+#[cfg(not(madsim))]
+fn number(value: &serde_json::Value, key: &str) -> anyhow::Result<f64> {
+    value[key]
+        .as_f64()
+        .with_context(|| format!("no number {key:?} in {value}"))
+}
+
+#[cfg(not(madsim))]
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the benchmark's input files"
+)]
+fn memory(rows: u64, batch_rows: usize, work: &Path) -> anyhow::Result<Memory> {
+    say(&format!("memory: writing an input of {rows} rows"));
+    let input = work.join(format!("input-{rows}.parquet"));
+    {
+        let file = std::fs::File::create(&input)?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, data::schema(), None)?;
+        let mut first = 0;
+        while first < rows {
+            let n = (rows - first).min(batch_rows as u64) as usize;
+            writer.write(&data::batch(4, first, n))?;
+            first += n as u64;
+        }
+        writer.close()?;
+    }
+    say(&format!("memory: tally run on {rows} rows"));
+    let root = work.join(format!("memory-{rows}"));
+    let me = std::env::current_exe()?;
+    let summary = child_json(
+        &me,
+        &[
+            "run",
+            "--json",
+            "--root",
+            &root.display().to_string(),
+            "--input",
+            &input.display().to_string(),
+        ],
+    )?;
+    let published = number(&summary, "published_rows")? as u64;
+    if published != rows {
+        bail!("tally run published {published} of {rows} rows");
+    }
+    std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_file(&input).ok();
+    Ok(Memory {
+        rows,
+        peak_rss_bytes: number(&summary, "peak_rss_bytes")? as u64,
+        seconds: number(&summary, "seconds")?,
+    })
+}
+
+#[cfg(not(madsim))]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a child process of the benchmark"
+)]
+fn crashtest(runs: u64, work: &Path) -> anyhow::Result<Crashtest> {
+    say(&format!(
+        "crashtest: {runs} crash-restart cycles on the real disk"
+    ));
+    let me = std::env::current_exe()?;
+    let root = work.join("crashtest");
+    let report = child_json(
+        &me,
+        &[
+            "crashtest",
+            "--json",
+            "--runs",
+            &runs.to_string(),
+            "--root",
+            &root.display().to_string(),
+        ],
+    )?;
+    if number(&report, "failing")? != 0.0 {
+        bail!("crashtest found failing runs while being timed: {report}");
+    }
+    let seconds = number(&report, "seconds")?;
+    std::fs::remove_dir_all(&root).ok();
+    Ok(Crashtest {
+        runs,
+        seconds,
+        cycles_per_second: runs as f64 / seconds,
+    })
+}
+
+#[cfg(not(madsim))]
+fn simulator(binary: &Path, seeds: u64) -> anyhow::Result<sim_types::Simulator> {
+    say(&format!(
+        "simulator: {} bench --json --sim-seeds {seeds}",
+        binary.display()
+    ));
+    let value = child_json(
+        binary,
+        &["bench", "--json", "--sim-seeds", &seeds.to_string()],
+    )?;
+    serde_json::from_value(value).context("reading the simulator's figures")
+}
