@@ -600,6 +600,7 @@ impl<FF: FsFile> TableReader<FF> {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, UInt64Array};
+    #[cfg(not(madsim))]
     use tally_sim::SimFs;
 
     fn column(values: ArrayRef) -> ColumnEncoding {
@@ -657,6 +658,7 @@ mod tests {
         );
     }
 
+    #[cfg(not(madsim))]
     fn rows(first: u64, n: u64) -> RecordBatch {
         let columns: [(&str, ArrayRef); 3] = [
             (
@@ -679,6 +681,7 @@ mod tests {
         RecordBatch::try_from_iter(columns).unwrap()
     }
 
+    #[cfg(not(madsim))]
     async fn write_file(fs: &SimFs, path: &Path) -> Vec<u8> {
         let options = TableOptions {
             row_group_rows: 40_000,
@@ -700,7 +703,9 @@ mod tests {
     }
 
     /// Large row groups are encoded by concurrent tasks: on a runtime with several workers
-    /// the bytes are those of any other run, and every row reads back in order.
+    /// the bytes are those of any other run, and every row reads back in order. (The
+    /// simulation build has one thread; its determinism is what the harness's replays check.)
+    #[cfg(not(madsim))]
     #[test]
     fn concurrently_encoded_files_are_byte_identical_and_read_back_whole() {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -581,3 +581,70 @@ fn scenarios_lists_the_five_incidents_and_their_twins() {
     let plain = tally(&["scenarios"]);
     assert!(String::from_utf8_lossy(&plain.stdout).contains("twin ordinal-batch-ids"));
 }
+
+/// `tally bench` on small sizes: every real-disk section reports, the targets are judged from
+/// the figures, and the Markdown report is written where asked.
+#[test]
+fn bench_measures_every_real_section_and_judges_the_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let md = dir.path().join("performance.md");
+    let md_arg = md.display().to_string();
+    let work = dir.path().display().to_string();
+    let out = tally(&[
+        "bench",
+        "--json",
+        "--rows",
+        "30000",
+        "--batch-rows",
+        "4096",
+        "--recovery-rows",
+        "1000,20000",
+        "--staged-rows",
+        "2000",
+        "--memory-rows",
+        "2000,8000",
+        "--callers",
+        "1,8",
+        "--latency-batches",
+        "32",
+        "--crashtest-runs",
+        "2",
+        "--work-dir",
+        &work,
+        "--out",
+        &md_arg,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let ingest = &report["ingest"];
+    for run in ["pipeline", "with_merges", "baseline", "baseline_default"] {
+        assert_eq!(ingest[run]["rows"], 30000, "{run}: {ingest}");
+        assert!(ingest[run]["rows_per_second"].as_f64().unwrap() > 0.0);
+    }
+    assert!(
+        ingest["with_merges"]["merges"].as_u64().unwrap() > 0,
+        "{ingest}"
+    );
+    let latency = report["latency"].as_array().unwrap();
+    assert_eq!(latency.len(), 2);
+    // One caller: every batch pays its own log and ack fsyncs.
+    assert!(
+        latency[0]["fsyncs_per_batch"].as_f64().unwrap() >= 2.0,
+        "{latency:?}"
+    );
+    let recovery = report["recovery"].as_array().unwrap();
+    assert_eq!(recovery[1]["published_rows"], 20000);
+    assert_eq!(recovery[1]["staged_rows"], 2000);
+    let memory = report["memory"].as_array().unwrap();
+    assert!(
+        memory
+            .iter()
+            .all(|m| m["peak_rss_bytes"].as_u64().unwrap() > 1 << 20)
+    );
+    assert_eq!(report["crashtest"]["runs"], 2);
+    assert!(report["simulator"].is_null());
+    let targets = report["targets"].as_array().unwrap();
+    assert!(targets.len() >= 6, "{targets:?}");
+    let written = std::fs::read_to_string(&md).unwrap();
+    assert!(written.contains("## Targets") && written.contains("## Recovery time"));
+}
