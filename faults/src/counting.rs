@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
 use tally_sim::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode};
 
 /// What a [`CountingFs`] saw, summed over every handle to it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     /// `FsFile::sync` calls.
     pub file_syncs: u64,
@@ -18,8 +17,6 @@ pub struct Counts {
     pub dir_syncs: u64,
     /// Bytes passed to `write_at` and `append`.
     pub bytes_written: u64,
-    pub renames: u64,
-    pub unlinks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -27,8 +24,6 @@ struct Counters {
     file_syncs: AtomicU64,
     dir_syncs: AtomicU64,
     bytes_written: AtomicU64,
-    renames: AtomicU64,
-    unlinks: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -56,8 +51,6 @@ impl<F: Fs> CountingFs<F> {
             file_syncs: c.file_syncs.load(Ordering::Relaxed),
             dir_syncs: c.dir_syncs.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
-            renames: c.renames.load(Ordering::Relaxed),
-            unlinks: c.unlinks.load(Ordering::Relaxed),
         }
     }
 }
@@ -71,6 +64,8 @@ pub struct CountingFile<T> {
 
 impl<F: Fs> Fs for CountingFs<F> {
     type File = CountingFile<F::File>;
+
+    forward_fs_namespace!();
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<Self::File> {
         Ok(CountingFile {
@@ -89,44 +84,6 @@ impl<F: Fs> Fs for CountingFs<F> {
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         bump(&self.counters.dir_syncs, 1);
         self.inner.sync_dir(path).await
-    }
-
-    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        bump(&self.counters.renames, 1);
-        self.inner.rename(from, to).await
-    }
-
-    async fn unlink(&self, path: &Path) -> io::Result<()> {
-        bump(&self.counters.unlinks, 1);
-        self.inner.unlink(path).await
-    }
-
-    async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path).await
-    }
-
-    async fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir(path).await
-    }
-
-    async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(path).await
-    }
-
-    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove_dir(path).await
-    }
-
-    async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.inner.list_dir(path).await
-    }
-
-    async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        self.inner.metadata(path).await
-    }
-
-    async fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.inner.exists(path).await
     }
 }
 

@@ -840,7 +840,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             let id = self.inner.next_file_id.fetch_add(1, Ordering::Relaxed);
             let final_path = layout.table_file(0, id);
             let temp = layout::temp_path(&final_path);
-            let mut writer: Option<(TableWriter<F>, SchemaRef)> = None;
+            let mut writer: Option<TableWriter<F>> = None;
             for part in scan.items.iter().filter(|p| p.meta.rows > 0) {
                 let batch = log::decode_batch(&bytes[part.ipc.clone()])
                     .map_err(|e| Error::corrupt(&log_path, e.to_string()))?;
@@ -856,20 +856,19 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                     ));
                 }
                 let stored = match &writer {
-                    Some((_, stored)) => stored.clone(),
+                    Some(w) => w.schema().clone(),
                     None => table::stored_schema(&batch.schema()),
                 };
                 let batch = with_seq(&batch, part.meta.seq_start, &stored)?;
                 if writer.is_none() {
-                    let w =
+                    let created =
                         TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
-                    writer = Some((w, stored));
+                    writer = Some(created);
                 }
-                let (w, _) = writer.as_mut().expect("created above");
+                let w = writer.as_mut().expect("created above");
                 w.write(&batch).await?;
             }
-            let (w, _) = writer.expect("rows > 0");
-            let written = w.finish(id, 0).await?;
+            let written = writer.expect("rows > 0").finish(id, 0).await?;
             if written.rows != rows {
                 let _ = fs.unlink(&temp).await;
                 return Err(Error::Conservation {
@@ -979,7 +978,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let final_path = layout.table_file(out_level, id);
         let temp = layout::temp_path(&final_path);
 
-        let mut writer: Option<(TableWriter<F>, SchemaRef)> = None;
+        let mut writer: Option<TableWriter<F>> = None;
         let mut rows_in = 0u64;
         for input in &inputs {
             let path = layout.table_file(input.level, input.id);
@@ -987,19 +986,21 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 TableReader::open(fs, &path, self.inner.config.read_batch_rows).await?;
             let mut rows_this = 0u64;
             while let Some(batch) = reader.next().await? {
+                // Every input's batches are written under the first input's schema (same
+                // columns; field metadata may differ).
                 let stored = match &writer {
-                    Some((_, stored)) => stored.clone(),
+                    Some(w) => w.schema().clone(),
                     None => batch.schema(),
                 };
-                let batch = RecordBatch::try_new(stored.clone(), batch.columns().to_vec())
+                let batch = RecordBatch::try_new(stored, batch.columns().to_vec())
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
-                if writer.is_none() {
-                    let w =
-                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
-                    writer = Some((w, stored));
-                }
-                let (w, _) = writer.as_mut().expect("created above");
                 rows_this += batch.num_rows() as u64;
+                if writer.is_none() {
+                    let created =
+                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
+                    writer = Some(created);
+                }
+                let w = writer.as_mut().expect("created above");
                 w.write(&batch).await?;
             }
             if rows_this != input.rows {
@@ -1014,7 +1015,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             }
             rows_in += rows_this;
         }
-        let Some((w, _)) = writer else {
+        let Some(w) = writer else {
             return Err(Error::Conservation {
                 detail: format!("merge into level {out_level}: the inputs hold no rows"),
             });

@@ -258,6 +258,11 @@ impl<F: Fs> TableWriter<F> {
         })
     }
 
+    /// The file's columns, fixed by its first batch.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// Writes a batch whose sequence column is increasing and above every earlier batch's.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {

@@ -234,20 +234,18 @@ fn observe(
         }
         let progress = lock(&progress).clone();
         let mut sink = lock(&sink);
-        let sampled = || disk.crash(model, point_seed(seed, life, op.index));
-        let image = match images {
-            Images::Sampled | Images::Measure(Depth::Image | Depth::Recover) => Some(sampled()),
-            Images::Measure(Depth::Clone) => Some(disk.snapshot()),
-            Images::Measure(Depth::Count) => None,
-            Images::Exhaustive => None,
+        let point = |image| CrashPoint {
+            op: op.clone(),
+            variant: None,
+            image,
+            progress: progress.clone(),
         };
         match images {
-            Images::Sampled | Images::Measure(_) => sink.push(CrashPoint {
-                op: op.clone(),
-                variant: None,
-                image,
-                progress,
-            }),
+            Images::Sampled | Images::Measure(Depth::Image | Depth::Recover) => sink.push(point(
+                Some(disk.crash(model, point_seed(seed, life, op.index))),
+            )),
+            Images::Measure(Depth::Clone) => sink.push(point(Some(disk.snapshot()))),
+            Images::Measure(Depth::Count) => sink.push(point(None)),
             Images::Exhaustive => {
                 for (variant, plan) in super::explore::variants(disk, model) {
                     let image = disk

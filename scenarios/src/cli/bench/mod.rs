@@ -25,11 +25,9 @@ use anyhow::Context;
 use anyhow::bail;
 use clap::Args;
 #[cfg(not(madsim))]
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::emit;
-#[cfg(not(madsim))]
-use simulator as sim_types;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -105,34 +103,30 @@ pub struct Report {
     pub machine: report::Machine,
     pub rows: u64,
     pub batch_rows: usize,
-    pub ingest: Option<Ingest>,
-    pub latency: Vec<real_types::Latency>,
-    pub recovery: Vec<real_types::Recovery>,
+    pub ingest: Option<IngestRuns>,
+    pub latency: Vec<real::Latency>,
+    pub recovery: Vec<real::Recovery>,
     pub memory: Vec<Memory>,
     pub crashtest: Option<Crashtest>,
-    pub simulator: Option<sim_types::Simulator>,
-}
-
-#[cfg(not(madsim))]
-mod real_types {
-    pub use super::real::{Baseline, Ingest, Latency, Recovery};
+    pub simulator: Option<simulator::Simulator>,
 }
 
 #[cfg(not(madsim))]
 #[derive(Clone, Debug, Serialize)]
-pub struct Ingest {
-    pub pipeline: real_types::Ingest,
-    pub with_merges: real_types::Ingest,
+/// The ingest runs of one report: the pipeline twice and the arrow-rs baseline twice.
+pub struct IngestRuns {
+    pub pipeline: real::Ingest,
+    pub with_merges: real::Ingest,
     /// Merge configuration of `with_merges`.
     pub merge_segment_bytes: u64,
     pub merge_fan_in: usize,
     pub merge_max_level: u32,
-    pub baseline: real_types::Baseline,
-    pub baseline_default: real_types::Baseline,
+    pub baseline: real::Baseline,
+    pub baseline_default: real::Baseline,
 }
 
 #[cfg(not(madsim))]
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Memory {
     pub rows: u64,
     pub peak_rss_bytes: u64,
@@ -140,7 +134,7 @@ pub struct Memory {
 }
 
 #[cfg(not(madsim))]
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Crashtest {
     pub runs: u64,
     pub seconds: f64,
@@ -279,7 +273,7 @@ async fn ingest_sections(
     args: &BenchArgs,
     batches: &[arrow::array::RecordBatch],
     work: &Path,
-) -> anyhow::Result<Ingest> {
+) -> anyhow::Result<IngestRuns> {
     say("ingest: arrow-rs baseline (default encodings)");
     let baseline_default = real::baseline(batches, work, false)?;
     say("ingest: arrow-rs baseline (tally's encodings)");
@@ -302,7 +296,7 @@ async fn ingest_sections(
     for dir in ["ingest", "merges"] {
         let _ = std::fs::remove_dir_all(work.join(dir));
     }
-    Ok(Ingest {
+    Ok(IngestRuns {
         pipeline,
         with_merges,
         merge_segment_bytes: merge_config.segment_bytes,
@@ -431,7 +425,7 @@ fn crashtest(runs: u64, work: &Path) -> anyhow::Result<Crashtest> {
 }
 
 #[cfg(not(madsim))]
-fn simulator(binary: &Path, seeds: u64) -> anyhow::Result<sim_types::Simulator> {
+fn simulator(binary: &Path, seeds: u64) -> anyhow::Result<simulator::Simulator> {
     say(&format!(
         "simulator: {} bench --json --sim-seeds {seeds}",
         binary.display()

@@ -1,10 +1,10 @@
 //! The report: the machine it ran on, every figure, and each target marked met or not.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Report;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Machine {
     pub cpu: String,
     pub cores: usize,
@@ -62,56 +62,57 @@ impl Machine {
     }
 }
 
-/// One target: what it asks, what was measured, whether it is met, and what bounds the
-/// figure when it is not.
+/// One target: what it asks, what was measured, whether it is met, and — when it is not — what
+/// the report's own figures say bounds it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Target {
     pub target: String,
     pub measured: String,
     pub met: bool,
-    pub bound: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub bound: String,
 }
 
-fn target(out: &mut Vec<Target>, target: &str, measured: String, met: bool) {
+fn target(out: &mut Vec<Target>, target: &str, measured: String, met: bool, bound: String) {
     out.push(Target {
         target: target.into(),
         measured,
         met,
-        bound: bound(target),
+        bound: if met { String::new() } else { bound },
     });
 }
 
-/// What bounds each figure, as far as profiles of this machine show (`perf record -e
-/// cpu-clock` on `tally bench --only ingest` and on `cargo sim sweep --jobs 1`).
-fn bound(target: &str) -> &'static str {
-    if target.starts_with("ingest") {
-        "The pipeline writes every row twice before it is published — once to the log \
-         (uncompressed Arrow IPC, about 85 bytes a row, fsynced before the acknowledgement) and \
-         once as Parquet — then reads the log back to stage it; the baseline writes 33 bytes a \
-         row once. On this VM writing fresh page-cache pages runs at about 0.6 GB/s, so the log \
-         alone costs about 0.3 s for 2 M rows on the ingest path, and the last segment is \
-         staged only after the last acknowledgement."
-    } else if target.starts_with("peak memory") {
-        "Staging reads a whole sealed segment (up to 64 MiB) into memory and decodes it while \
-         the next segment fills; the smaller input never fills a second segment. The plateau is \
-         bounded by the segment size, not the input, but the two inputs measured sit on either \
-         side of it."
-    } else if target.starts_with("simulator") {
-        "A crash point costs about 190 µs on one core: the oracle (reading every row, the \
-         ledger, a store check, a second recovery and its idempotence check) about 55%, the \
-         workload itself about 25%, recovery about 12%. Profiles put much of it in creating \
-         ZSTD contexts (the Parquet codec makes a compressor and a decompressor for every \
-         column chunk it writes or reads), in Parquet footer parsing (recovery, the store \
-         check and the second recovery each parse every file's footer), and in allocation."
-    } else if target.starts_with("2 jobs") {
-        "The jobs share nothing of their own (each run has its runtime and its disk); they \
-         share this VM's two vCPUs, the allocator and memory bandwidth. The ratio moved between \
-         1.60× and 1.79× across the runs measured."
-    } else if target.starts_with("sim vs real") {
-        "Bound by the simulator's speed per crash point (above)."
-    } else {
-        ""
-    }
+/// What bounds ingest, from the run's byte counts.
+fn ingest_bound(i: &super::IngestRuns) -> String {
+    let p = &i.pipeline;
+    let log_per_row = (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64;
+    format!(
+        "The pipeline writes every row twice before it is published: to the log ({log_per_row:.0} \
+         bytes a row of uncompressed Arrow IPC, fsynced before each acknowledgement; {} of the \
+         {} written) and then as Parquet ({:.0} bytes a row), reading the log back to stage it; \
+         the baseline writes {:.0} bytes a row once. The last segment is staged only after the \
+         last acknowledgement.",
+        mib(p.bytes_written - p.table_bytes_written),
+        mib(p.bytes_written),
+        p.published_bytes as f64 / p.rows as f64,
+        i.baseline.bytes as f64 / i.baseline.rows as f64,
+    )
+}
+
+/// What bounds the simulator, from the cost breakdown.
+fn simulator_bound(s: &super::simulator::Simulator) -> String {
+    let b = &s.breakdown;
+    let share = |us: f64| 100.0 * us / b.total_us.max(1e-9);
+    format!(
+        "A crash point costs {:.0} µs on one job: the oracle (every row, the ledger, the store \
+         check, a second recovery and its idempotence check) {:.0}%, the workload itself {:.0}%, \
+         recovery {:.0}%, the disk copy and crash image {:.0}% (table below).",
+        b.total_us,
+        share(b.oracle_us),
+        share(b.workload_us),
+        share(b.recovery_us),
+        share(b.clone_us + b.crash_image_us),
+    )
 }
 
 fn m(rows_per_second: f64) -> String {
@@ -131,12 +132,14 @@ pub fn targets(r: &Report) -> Vec<Target> {
                 m(i.baseline.rows_per_second)
             ),
             ratio >= 0.7,
+            ingest_bound(i),
         );
         target(
             &mut out,
             "ingest→published ≥ 3 M rows/s, ZSTD(1), both cores",
             m(i.pipeline.rows_per_second),
             i.pipeline.rows_per_second >= 3e6,
+            ingest_bound(i),
         );
         let bound = u64::from(i.merge_max_level + 1) * i.with_merges.published_bytes;
         target(
@@ -149,6 +152,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                 i.merge_max_level + 1
             ),
             i.with_merges.table_bytes_written <= bound,
+            String::new(),
         );
     }
     for l in &r.latency {
@@ -161,6 +165,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                 ),
                 format!("{:.3}", l.fsyncs_per_batch),
                 l.fsyncs_per_batch < 0.5,
+                String::new(),
             );
         }
     }
@@ -174,6 +179,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                 ),
                 format!("{:.1} ms", large.median_ms),
                 large.median_ms < 100.0,
+                String::new(),
             );
             target(
                 &mut out,
@@ -188,6 +194,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                     small.median_ms
                 ),
                 large.median_ms <= 2.0 * small.median_ms,
+                String::new(),
             );
         }
     }
@@ -197,7 +204,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
             target(
                 &mut out,
                 &format!(
-                    "peak memory of tally run does not grow with input ({} vs {} rows)",
+                    "peak memory of tally run does not grow with input: ≤ 1.25× ({} vs {} rows)",
                     large.rows, small.rows
                 ),
                 format!(
@@ -206,6 +213,10 @@ pub fn targets(r: &Report) -> Vec<Target> {
                     small.peak_rss_bytes as f64 / 1048576.0
                 ),
                 ratio <= 1.25,
+                "Staging reads a whole sealed segment (up to the segment size, 64 MiB by \
+                 default) into memory and decodes it while the next segment fills, and holds \
+                 the row group being encoded."
+                    .into(),
             );
         }
     }
@@ -215,6 +226,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
             "simulator ≥ 10,000 crash points/s per core (standard, 1 job)",
             format!("{:.0} /s", s.jobs1.crash_points_per_second),
             s.jobs1.crash_points_per_second >= 10_000.0,
+            simulator_bound(s),
         );
         let scaling = s.jobs2.crash_points_per_second / s.jobs1.crash_points_per_second;
         target(
@@ -222,6 +234,9 @@ pub fn targets(r: &Report) -> Vec<Target> {
             "2 jobs ≥ 1.8× 1 job",
             format!("{scaling:.2}×"),
             scaling >= 1.8,
+            "Each job has its own runtime and disk; the jobs share the machine's cores, the \
+             allocator and memory bandwidth."
+                .into(),
         );
         if let Some(c) = &r.crashtest {
             let ratio = s.jobs1.crash_points_per_second / c.cycles_per_second;
@@ -233,6 +248,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                     s.jobs1.crash_points_per_second, c.cycles_per_second
                 ),
                 ratio >= 1000.0,
+                simulator_bound(s),
             );
         }
     }
@@ -265,10 +281,10 @@ pub fn markdown(r: &Report) -> String {
             if t.met { "yes" } else { "**no**" }
         );
     }
-    let mut explained = Vec::new();
-    for t in targets.iter().filter(|t| !t.met && !t.bound.is_empty()) {
-        if !explained.contains(&t.bound) {
-            explained.push(t.bound);
+    let mut explained: Vec<&str> = Vec::new();
+    for t in targets.iter().filter(|t| !t.bound.is_empty()) {
+        if !explained.contains(&t.bound.as_str()) {
+            explained.push(&t.bound);
             s += &format!("\n**{}** — {}\n", t.target, t.bound);
         }
     }
