@@ -5,6 +5,7 @@
 pub mod commit;
 pub mod error;
 pub mod export;
+pub mod footer;
 pub mod frame;
 pub mod layout;
 pub mod log;

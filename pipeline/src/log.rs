@@ -181,6 +181,13 @@ impl DataFrame {
     }
 }
 
+/// The schema of a frame's IPC stream, without decoding its batch.
+pub fn decode_schema(ipc: &[u8]) -> Result<arrow_schema::SchemaRef> {
+    let reader = StreamReader::try_new(Cursor::new(ipc), None)
+        .map_err(|e| Error::format("decoding a log frame's schema", e))?;
+    Ok(reader.schema())
+}
+
 pub fn decode_batch(ipc: &[u8]) -> Result<RecordBatch> {
     let mut reader = StreamReader::try_new(Cursor::new(ipc), None)
         .map_err(|e| Error::format("decoding a log frame", e))?;
@@ -381,6 +388,10 @@ mod tests {
         assert_eq!(
             decode_batch(&buf[scan.items[0].ipc.clone()]).unwrap(),
             batch()
+        );
+        assert_eq!(
+            decode_schema(&buf[scan.items[0].ipc.clone()]).unwrap(),
+            batch().schema()
         );
         assert!(
             !scan_log(&buf, 6).header_ok,

@@ -695,9 +695,8 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let Some(part) = scan.items.first() else {
             return Ok(None);
         };
-        let batch = log::decode_batch(&bytes[part.ipc.clone()])
+        let schema = log::decode_schema(&bytes[part.ipc.clone()])
             .map_err(|e| Error::corrupt(&path, e.to_string()))?;
-        let schema = batch.schema();
         let user: Vec<_> = schema
             .fields()
             .iter()

@@ -455,7 +455,8 @@ fn footer_metadata_range(len: u64, tail: &[u8]) -> std::result::Result<Range<u64
     Ok(len - FOOTER_TAIL - meta_len..len - FOOTER_TAIL)
 }
 
-async fn read_metadata<FF: FsFile>(path: &Path, file: &FF, len: u64) -> Result<ParquetMetaData> {
+/// The serialized `FileMetaData` of a file of `len` bytes.
+async fn read_metadata_bytes<FF: FsFile>(path: &Path, file: &FF, len: u64) -> Result<Vec<u8>> {
     if len < FOOTER_TAIL + 4 {
         return Err(Error::corrupt(
             path,
@@ -466,9 +467,13 @@ async fn read_metadata<FF: FsFile>(path: &Path, file: &FF, len: u64) -> Result<P
         .read_at(len - FOOTER_TAIL, FOOTER_TAIL as usize)
         .await?;
     let range = footer_metadata_range(len, &tail).map_err(|e| Error::corrupt(path, e))?;
-    let meta = file
+    Ok(file
         .read_at(range.start, (range.end - range.start) as usize)
-        .await?;
+        .await?)
+}
+
+async fn read_metadata<FF: FsFile>(path: &Path, file: &FF, len: u64) -> Result<ParquetMetaData> {
+    let meta = read_metadata_bytes(path, file, len).await?;
     ParquetMetaDataReader::decode_metadata(&meta)
         .map_err(|e| Error::corrupt(path, format!("unreadable Parquet footer: {e}")))
 }
@@ -503,22 +508,17 @@ impl Footer {
 pub async fn read_footer<F: Fs>(fs: &F, path: &Path) -> Result<Footer> {
     let file = fs.open(path, OpenMode::Read).await?;
     let len = file.len().await?;
-    let meta = read_metadata(path, &file, len).await?;
-    let kv = |key: &str| -> Option<String> {
-        meta.file_metadata()
-            .key_value_metadata()?
-            .iter()
-            .find(|kv| kv.key == key)?
-            .value
-            .clone()
-    };
+    let meta = read_metadata_bytes(path, &file, len).await?;
+    let summary = crate::footer::summarize(&meta)
+        .map_err(|e| Error::corrupt(path, format!("unreadable Parquet footer: {e}")))?;
+    let number = |key: &str| summary.value(key).and_then(|v| v.parse().ok());
     Ok(Footer {
-        rows: u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0),
+        rows: u64::try_from(summary.num_rows).unwrap_or(0),
         bytes: len,
-        file_id: kv(KEY_FILE_ID).and_then(|v| v.parse().ok()),
-        level: kv(KEY_LEVEL).and_then(|v| v.parse().ok()),
-        seq_min: kv(KEY_SEQ_MIN).and_then(|v| v.parse().ok()),
-        seq_max: kv(KEY_SEQ_MAX).and_then(|v| v.parse().ok()),
+        file_id: number(KEY_FILE_ID),
+        level: summary.value(KEY_LEVEL).and_then(|v| v.parse().ok()),
+        seq_min: number(KEY_SEQ_MIN),
+        seq_max: number(KEY_SEQ_MAX),
     })
 }
 

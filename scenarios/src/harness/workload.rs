@@ -231,6 +231,10 @@ pub fn key(source: &str, row: u64) -> String {
 /// Splits a key into its source and row; `None` for a key no workload makes.
 pub fn parse_key(key: &str) -> Option<(&str, u64)> {
     let (source, row) = key.rsplit_once('#')?;
+    // Only the form `key` writes: digits, no sign, no leading zero.
+    let canonical =
+        row.bytes().all(|b| b.is_ascii_digit()) && (row == "0" || !row.starts_with('0'));
+    canonical.then_some(())?;
     Some((source, row.parse().ok()?))
 }
 

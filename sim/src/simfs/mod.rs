@@ -165,8 +165,10 @@ impl SimFs {
         let record = OpRecord {
             index: shared.log.len() as u64,
             kind,
-            path: path.display().to_string(),
-            to: to.map(|p| p.display().to_string()),
+            // `to_string_lossy` gives the same text as `display()` without the formatting
+            // machinery: every call of every disk (crash images included) is logged.
+            path: path.to_string_lossy().into_owned(),
+            to: to.map(|p| p.to_string_lossy().into_owned()),
             size,
             outcome,
         };
@@ -532,7 +534,7 @@ impl Fs for SimFs {
                         disk.push_entry(
                             dir,
                             EntryOpKind::Link {
-                                name: name.clone(),
+                                name: (*name).to_owned(),
                                 ino,
                             },
                         );

@@ -1,0 +1,382 @@
+//! The two fields of a Parquet footer that recovery reads on every open — the row count and
+//! the key-value metadata — taken from the footer's Thrift (compact protocol) encoding without
+//! decoding the rest.
+//!
+//! Recovery and the store check read the footer of every published file on every open; a full
+//! decode builds the schema and every column chunk's metadata, which is most of an open's
+//! cost on small stores. This reader walks the same bytes and keeps two fields. It still walks
+//! every field of the structure (it has to, to reach field 5 after the row groups), so a footer
+//! whose structure is torn or malformed is rejected as it would be by a full decode; what it
+//! does not check is what the fields it skips mean. Reading rows decodes the footer fully.
+
+/// What [`summarize`] keeps of a `FileMetaData`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub num_rows: i64,
+    /// Key-value metadata in footer order; a value may be absent.
+    pub key_values: Vec<(String, Option<String>)>,
+}
+
+impl Summary {
+    /// The value of the first entry with `key`.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.key_values
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+// Compact-protocol type codes (Thrift's `TCompactProtocol`).
+const BOOL_TRUE: u8 = 1;
+const BOOL_FALSE: u8 = 2;
+const BYTE: u8 = 3;
+const I16: u8 = 4;
+const I32: u8 = 5;
+const I64: u8 = 6;
+const DOUBLE: u8 = 7;
+const BINARY: u8 = 8;
+const LIST: u8 = 9;
+const SET: u8 = 10;
+const MAP: u8 = 11;
+const STRUCT: u8 = 12;
+const UUID: u8 = 13;
+
+// `FileMetaData` and `KeyValue` field ids (parquet.thrift).
+const FILE_NUM_ROWS: i16 = 3;
+const FILE_KEY_VALUE_METADATA: i16 = 5;
+const KV_KEY: i16 = 1;
+const KV_VALUE: i16 = 2;
+
+/// Nesting deeper than this is malformed: parquet.thrift nests a few levels, and a corrupt
+/// footer must not recurse without bound.
+const MAX_DEPTH: u32 = 32;
+
+/// Reads the row count and key-value metadata of a serialized `FileMetaData` (the bytes
+/// between a file's data and its 8-byte tail).
+pub fn summarize(bytes: &[u8]) -> Result<Summary, String> {
+    let mut input = Input {
+        bytes,
+        at: 0,
+        why: "",
+    };
+    input
+        .file_metadata()
+        .ok_or_else(|| format!("{} (at byte {} of {})", input.why, input.at, bytes.len()))
+}
+
+/// The bytes being read. Readers return `None` on malformed input and leave the reason in
+/// `why`: the hot path carries no error values.
+struct Input<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    why: &'static str,
+}
+
+impl Input<'_> {
+    #[cold]
+    fn fail<T>(&mut self, why: &'static str) -> Option<T> {
+        self.why = why;
+        None
+    }
+
+    fn file_metadata(&mut self) -> Option<Summary> {
+        let mut num_rows = None;
+        let mut key_values = Vec::new();
+        let mut last = 0i16;
+        while let Some((id, kind)) = self.field_header(&mut last)? {
+            match (id, kind) {
+                (FILE_NUM_ROWS, I64) => num_rows = Some(self.varint_i64()?),
+                (FILE_KEY_VALUE_METADATA, LIST) => {
+                    let (len, element) = self.list_header()?;
+                    if element != STRUCT {
+                        return self.fail("key_value_metadata does not hold structs");
+                    }
+                    for _ in 0..len {
+                        key_values.push(self.key_value()?);
+                    }
+                }
+                _ => self.skip(kind, 0)?,
+            }
+        }
+        let Some(num_rows) = num_rows else {
+            return self.fail("the footer has no num_rows");
+        };
+        Some(Summary {
+            num_rows,
+            key_values,
+        })
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        match self.bytes.get(self.at) {
+            Some(&b) => {
+                self.at += 1;
+                Some(b)
+            }
+            None => self.fail("the footer ends early"),
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.bytes.len() - self.at {
+            return self.fail("a field runs past the footer's end");
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Some(out)
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        self.fail("a varint longer than 10 bytes")
+    }
+
+    fn varint_i64(&mut self) -> Option<i64> {
+        let v = self.varint()?;
+        Some((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    fn length(&mut self) -> Option<usize> {
+        match usize::try_from(self.varint()?) {
+            Ok(len) => Some(len),
+            Err(_) => self.fail("a length out of range"),
+        }
+    }
+
+    /// The next field's id and type, or `Some(None)` at the struct's end. `last` is the
+    /// previous field's id (ids are sent as deltas from it).
+    #[inline]
+    fn field_header(&mut self, last: &mut i16) -> Option<Option<(i16, u8)>> {
+        let b = self.byte()?;
+        let kind = b & 0x0f;
+        if kind == 0 {
+            return Some(None);
+        }
+        let delta = b >> 4;
+        let id = if delta == 0 {
+            match i16::try_from(self.varint_i64()?) {
+                Ok(id) => id,
+                Err(_) => return self.fail("a field id out of range"),
+            }
+        } else {
+            match last.checked_add(i16::from(delta)) {
+                Some(id) => id,
+                None => return self.fail("a field id out of range"),
+            }
+        };
+        *last = id;
+        Some(Some((id, kind)))
+    }
+
+    /// A list's (or set's) length and element type.
+    fn list_header(&mut self) -> Option<(usize, u8)> {
+        let b = self.byte()?;
+        let len = match b >> 4 {
+            15 => self.length()?,
+            short => usize::from(short),
+        };
+        // Every element takes at least one byte: a longer list cannot fit in what is left.
+        if len > self.bytes.len() - self.at {
+            return self.fail("a list longer than the rest of the footer");
+        }
+        Some((len, b & 0x0f))
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let len = self.length()?;
+        let bytes = self.take(len)?;
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Some(s.to_owned()),
+            Err(_) => self.fail("a metadata string is not UTF-8"),
+        }
+    }
+
+    fn key_value(&mut self) -> Option<(String, Option<String>)> {
+        let (mut key, mut value) = (None, None);
+        let mut last = 0i16;
+        while let Some((id, kind)) = self.field_header(&mut last)? {
+            match (id, kind) {
+                (KV_KEY, BINARY) => key = Some(self.string()?),
+                (KV_VALUE, BINARY) => value = Some(self.string()?),
+                _ => self.skip(kind, 1)?,
+            }
+        }
+        match key {
+            Some(key) => Some((key, value)),
+            None => self.fail("a key-value entry without a key"),
+        }
+    }
+
+    /// Skips one element of a collection: booleans take a byte there.
+    fn skip_element(&mut self, kind: u8, depth: u32) -> Option<()> {
+        match kind {
+            BOOL_TRUE | BOOL_FALSE => self.take(1).map(drop),
+            _ => self.skip(kind, depth),
+        }
+    }
+
+    /// Skips one field value of type `kind` at nesting `depth`.
+    fn skip(&mut self, kind: u8, depth: u32) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return self.fail("the footer nests too deep");
+        }
+        match kind {
+            // In a field header the value is the type itself.
+            BOOL_TRUE | BOOL_FALSE => Some(()),
+            BYTE => self.take(1).map(drop),
+            I16 | I32 | I64 => self.varint().map(drop),
+            DOUBLE => self.take(8).map(drop),
+            BINARY => {
+                let len = self.length()?;
+                self.take(len).map(drop)
+            }
+            UUID => self.take(16).map(drop),
+            LIST | SET => {
+                let (len, element) = self.list_header()?;
+                (0..len).try_for_each(|_| self.skip_element(element, depth + 1))
+            }
+            MAP => {
+                let len = self.length()?;
+                if len == 0 {
+                    return Some(());
+                }
+                if len > self.bytes.len() - self.at {
+                    return self.fail("a map longer than the rest of the footer");
+                }
+                let types = self.byte()?;
+                (0..len).try_for_each(|_| {
+                    self.skip_element(types >> 4, depth + 1)?;
+                    self.skip_element(types & 0x0f, depth + 1)
+                })
+            }
+            STRUCT => {
+                let mut last = 0i16;
+                while let Some((_, field)) = self.field_header(&mut last)? {
+                    self.skip(field, depth + 1)?;
+                }
+                Some(())
+            }
+            _ => self.fail("an unknown Thrift type"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+    use arrow::record_batch::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::{KeyValue, ParquetMetaDataReader};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// A Parquet file with several row groups, statistics, page indexes, a dictionary and
+    /// key-value metadata (one entry without a value); returns the footer's Thrift bytes.
+    fn footer_bytes(rows: i64, row_group_rows: usize) -> Vec<u8> {
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("name-{}", i % 7)),
+        ));
+        let xs: ArrayRef = Arc::new(Float64Array::from_iter(
+            (0..rows).map(|i| (i % 3 != 0).then_some(i as f64)),
+        ));
+        let flags: ArrayRef =
+            Arc::new(BooleanArray::from_iter((0..rows).map(|i| Some(i % 2 == 0))));
+        let batch =
+            RecordBatch::try_from_iter([("id", ids), ("name", names), ("x", xs), ("flag", flags)])
+                .unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(row_group_rows))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new("tally.file_id".into(), "42".to_owned()),
+                KeyValue {
+                    key: "no value".into(),
+                    value: None,
+                },
+                KeyValue::new("ünïcode".into(), "välue".to_owned()),
+            ]))
+            .build();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let meta_len = u32::from_le_bytes(out[out.len() - 8..out.len() - 4].try_into().unwrap());
+        out[out.len() - 8 - meta_len as usize..out.len() - 8].to_vec()
+    }
+
+    fn full_decode(bytes: &[u8]) -> Summary {
+        let meta = ParquetMetaDataReader::decode_metadata(bytes).unwrap();
+        let file = meta.file_metadata();
+        Summary {
+            num_rows: file.num_rows(),
+            key_values: file
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+                .map(|kv| (kv.key.clone(), kv.value.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn summary_matches_a_full_decode() {
+        for (rows, per_group) in [(0, 10), (1, 10), (1000, 100), (5000, 4096)] {
+            let bytes = footer_bytes(rows, per_group);
+            let summary = summarize(&bytes).unwrap();
+            assert_eq!(summary, full_decode(&bytes), "{rows} rows");
+            assert_eq!(summary.num_rows, rows);
+            assert_eq!(summary.value("tally.file_id"), Some("42"));
+            assert_eq!(summary.value("no value"), None);
+        }
+    }
+
+    #[test]
+    fn every_torn_footer_is_rejected() {
+        let bytes = footer_bytes(1000, 100);
+        for len in 0..bytes.len() {
+            assert!(
+                summarize(&bytes[..len]).is_err(),
+                "accepted {len} of {}",
+                bytes.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_footer_without_num_rows_is_rejected() {
+        // FileMetaData with only field 1 (version = 1), then stop.
+        let err = summarize(&[0x15, 0x02, 0x00]).unwrap_err();
+        assert!(err.starts_with("the footer has no num_rows"), "{err}");
+    }
+
+    proptest! {
+        /// Flipped bytes give an error or some summary, never a panic or a hang, and a
+        /// summary the full decoder also accepts agrees with it.
+        #[test]
+        fn damaged_footers_never_panic(flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4)) {
+            let mut bytes = footer_bytes(300, 100);
+            for (at, mask) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= mask;
+            }
+            let ours = summarize(&bytes);
+            if let (Ok(ours), Ok(meta)) = (&ours, ParquetMetaDataReader::decode_metadata(&bytes)) {
+                prop_assert_eq!(ours.num_rows, meta.file_metadata().num_rows());
+            }
+        }
+    }
+}
