@@ -9,21 +9,22 @@
 //! whose structure is torn or malformed is rejected as it would be by a full decode; what it
 //! does not check is what the fields it skips mean. Reading rows decodes the footer fully.
 
-/// What [`summarize`] keeps of a `FileMetaData`.
+/// What [`summarize`] keeps of a `FileMetaData`, borrowed from its bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
+pub struct Summary<'a> {
     pub num_rows: i64,
-    /// Key-value metadata in footer order; a value may be absent.
-    pub key_values: Vec<(String, Option<String>)>,
+    /// Key-value metadata in footer order, as bytes (Thrift strings are meant to be UTF-8; they
+    /// are checked when read with [`Summary::value`]); a value may be absent.
+    pub key_values: Vec<(&'a [u8], Option<&'a [u8]>)>,
 }
 
-impl Summary {
-    /// The value of the first entry with `key`.
+impl Summary<'_> {
+    /// The value of the first entry with `key`, if it has one and it is UTF-8.
     pub fn value(&self, key: &str) -> Option<&str> {
         self.key_values
             .iter()
-            .find(|(k, _)| k == key)
-            .and_then(|(_, v)| v.as_deref())
+            .find(|(k, _)| *k == key.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8((*v)?).ok())
     }
 }
 
@@ -54,7 +55,7 @@ const MAX_DEPTH: u32 = 32;
 
 /// Reads the row count and key-value metadata of a serialized `FileMetaData` (the bytes
 /// between a file's data and its 8-byte tail).
-pub fn summarize(bytes: &[u8]) -> Result<Summary, String> {
+pub fn summarize(bytes: &[u8]) -> Result<Summary<'_>, String> {
     let mut input = Input {
         bytes,
         at: 0,
@@ -73,14 +74,14 @@ struct Input<'a> {
     why: &'static str,
 }
 
-impl Input<'_> {
+impl<'a> Input<'a> {
     #[cold]
     fn fail<T>(&mut self, why: &'static str) -> Option<T> {
         self.why = why;
         None
     }
 
-    fn file_metadata(&mut self) -> Option<Summary> {
+    fn file_metadata(&mut self) -> Option<Summary<'a>> {
         let mut num_rows = None;
         let mut key_values = Vec::new();
         let mut last = 0i16;
@@ -120,7 +121,7 @@ impl Input<'_> {
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.bytes.len() - self.at {
             return self.fail("a field runs past the footer's end");
         }
@@ -193,22 +194,18 @@ impl Input<'_> {
         Some((len, b & 0x0f))
     }
 
-    fn string(&mut self) -> Option<String> {
+    fn binary(&mut self) -> Option<&'a [u8]> {
         let len = self.length()?;
-        let bytes = self.take(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(s) => Some(s.to_owned()),
-            Err(_) => self.fail("a metadata string is not UTF-8"),
-        }
+        self.take(len)
     }
 
-    fn key_value(&mut self) -> Option<(String, Option<String>)> {
+    fn key_value(&mut self) -> Option<(&'a [u8], Option<&'a [u8]>)> {
         let (mut key, mut value) = (None, None);
         let mut last = 0i16;
         while let Some((id, kind)) = self.field_header(&mut last)? {
             match (id, kind) {
-                (KV_KEY, BINARY) => key = Some(self.string()?),
-                (KV_VALUE, BINARY) => value = Some(self.string()?),
+                (KV_KEY, BINARY) => key = Some(self.binary()?),
+                (KV_VALUE, BINARY) => value = Some(self.binary()?),
                 _ => self.skip(kind, 1)?,
             }
         }
@@ -263,7 +260,14 @@ impl Input<'_> {
             STRUCT => {
                 let mut last = 0i16;
                 while let Some((_, field)) = self.field_header(&mut last)? {
-                    self.skip(field, depth + 1)?;
+                    // Most fields are scalars: skip those without a call.
+                    match field {
+                        BOOL_TRUE | BOOL_FALSE => {}
+                        I16 | I32 | I64 => {
+                            self.varint()?;
+                        }
+                        _ => self.skip(field, depth + 1)?,
+                    }
                 }
                 Some(())
             }
@@ -318,18 +322,27 @@ mod tests {
         out[out.len() - 8 - meta_len as usize..out.len() - 8].to_vec()
     }
 
-    fn full_decode(bytes: &[u8]) -> Summary {
+    /// Row count and key-value metadata as parquet's full decoder reads them.
+    fn full_decode(bytes: &[u8]) -> (i64, Vec<(String, Option<String>)>) {
         let meta = ParquetMetaDataReader::decode_metadata(bytes).unwrap();
         let file = meta.file_metadata();
-        Summary {
-            num_rows: file.num_rows(),
-            key_values: file
-                .key_value_metadata()
-                .into_iter()
-                .flatten()
-                .map(|kv| (kv.key.clone(), kv.value.clone()))
-                .collect(),
-        }
+        let kv = file
+            .key_value_metadata()
+            .into_iter()
+            .flatten()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        (file.num_rows(), kv)
+    }
+
+    fn owned(summary: &Summary<'_>) -> (i64, Vec<(String, Option<String>)>) {
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let kv = summary
+            .key_values
+            .iter()
+            .map(|(k, v)| (text(k), v.map(text)))
+            .collect();
+        (summary.num_rows, kv)
     }
 
     #[test]
@@ -337,7 +350,7 @@ mod tests {
         for (rows, per_group) in [(0, 10), (1, 10), (1000, 100), (5000, 4096)] {
             let bytes = footer_bytes(rows, per_group);
             let summary = summarize(&bytes).unwrap();
-            assert_eq!(summary, full_decode(&bytes), "{rows} rows");
+            assert_eq!(owned(&summary), full_decode(&bytes), "{rows} rows");
             assert_eq!(summary.num_rows, rows);
             assert_eq!(summary.value("tally.file_id"), Some("42"));
             assert_eq!(summary.value("no value"), None);

@@ -645,7 +645,10 @@ async fn tree<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<(String, Option<Vec<u8>>)
     while let Some(dir) = stack.pop() {
         for entry in fs.list_dir(&dir).await.map_err(failed)? {
             let path = dir.join(&entry.name);
-            let name = path.to_string_lossy().into_owned();
+            let name = match path.to_str() {
+                Some(text) => text.to_owned(),
+                None => path.to_string_lossy().into_owned(),
+            };
             if entry.is_dir {
                 out.push((name, None));
                 stack.push(path);

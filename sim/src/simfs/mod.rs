@@ -165,10 +165,8 @@ impl SimFs {
         let record = OpRecord {
             index: shared.log.len() as u64,
             kind,
-            // `to_string_lossy` gives the same text as `display()` without the formatting
-            // machinery: every call of every disk (crash images included) is logged.
-            path: path.to_string_lossy().into_owned(),
-            to: to.map(|p| p.to_string_lossy().into_owned()),
+            path: path_text(path),
+            to: to.map(path_text),
             size,
             outcome,
         };
@@ -192,6 +190,16 @@ impl SimFs {
             path: Arc::from(path),
             writable,
         }
+    }
+}
+
+/// A path as logged: the same text as `display()`, without the formatting machinery or the
+/// lossy decoder for the common case (every call of every disk, crash images included, is
+/// logged).
+fn path_text(path: &Path) -> String {
+    match path.to_str() {
+        Some(text) => text.to_owned(),
+        None => path.to_string_lossy().into_owned(),
     }
 }
 
