@@ -119,6 +119,27 @@ fn m(rows_per_second: f64) -> String {
     format!("{:.2} M rows/s", rows_per_second / 1e6)
 }
 
+fn memory_bound(r: &Report, small: u64, large: u64) -> String {
+    let segment = tally_pipeline::Config::default().segment_bytes;
+    let mut bound = format!(
+        "Staging reads a whole sealed segment (up to {}) into memory and decodes it while the \
+         next segment fills, and holds the row group being encoded.",
+        mib(segment)
+    );
+    if let Some(i) = &r.ingest {
+        let p = &i.pipeline;
+        let log_per_row = (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64;
+        let segments = |rows: u64| rows as f64 * log_per_row / segment as f64;
+        bound.push_str(&format!(
+            " At {log_per_row:.0} log bytes a row, {small} rows fill {:.1} segments and {large} \
+             rows {:.1}: the smaller run stages its input in fewer, partly filled segments.",
+            segments(small),
+            segments(large)
+        ));
+    }
+    bound
+}
+
 pub fn targets(r: &Report) -> Vec<Target> {
     let mut out = Vec::new();
     if let Some(i) = &r.ingest {
@@ -213,10 +234,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                     small.peak_rss_bytes as f64 / 1048576.0
                 ),
                 ratio <= 1.25,
-                "Staging reads a whole sealed segment (up to the segment size, 64 MiB by \
-                 default) into memory and decodes it while the next segment fills, and holds \
-                 the row group being encoded."
-                    .into(),
+                memory_bound(r, small.rows, large.rows),
             );
         }
     }
