@@ -199,14 +199,7 @@ pub async fn export<F: Fs, C: Clock>(
             if batch.num_rows() == 0 {
                 continue;
             }
-            if writer.is_none() {
-                writer =
-                    Some(TableWriter::create(fs, &temp, &batch, &pipeline.config().table).await?);
-            }
-            writer
-                .as_mut()
-                .expect("created above")
-                .write(&batch)
+            TableWriter::write_creating(&mut writer, fs, &temp, &batch, &pipeline.config().table)
                 .await?;
         }
         if file.seq_min >= watermark && rows_this != file.rows {

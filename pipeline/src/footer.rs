@@ -26,6 +26,11 @@ impl Summary<'_> {
             .find(|(k, _)| *k == key.as_bytes())
             .and_then(|(_, v)| std::str::from_utf8((*v)?).ok())
     }
+
+    /// The value of `key` parsed, if present and well-formed.
+    pub fn parsed<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.value(key)?.parse().ok()
+    }
 }
 
 // Compact-protocol type codes (Thrift's `TCompactProtocol`).
@@ -120,9 +125,15 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// Bytes left to read: every element of a collection takes at least one, which bounds
+    /// what a length field may claim.
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.bytes.len() - self.at {
+        if n > self.remaining() {
             return self.fail("a field runs past the footer's end");
         }
         let out = &self.bytes[self.at..self.at + n];
@@ -187,8 +198,7 @@ impl<'a> Input<'a> {
             15 => self.length()?,
             short => usize::from(short),
         };
-        // Every element takes at least one byte: a longer list cannot fit in what is left.
-        if len > self.bytes.len() - self.at {
+        if len > self.remaining() {
             return self.fail("a list longer than the rest of the footer");
         }
         Some((len, b & 0x0f))
@@ -248,7 +258,7 @@ impl<'a> Input<'a> {
                 if len == 0 {
                     return Some(());
                 }
-                if len > self.bytes.len() - self.at {
+                if len > self.remaining() {
                     return self.fail("a map longer than the rest of the footer");
                 }
                 let types = self.byte()?;

@@ -860,13 +860,14 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                     None => table::stored_schema(&batch.schema()),
                 };
                 let batch = with_seq(&batch, part.meta.seq_start, &stored)?;
-                if writer.is_none() {
-                    let created =
-                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
-                    writer = Some(created);
-                }
-                let w = writer.as_mut().expect("created above");
-                w.write(&batch).await?;
+                TableWriter::write_creating(
+                    &mut writer,
+                    fs,
+                    &temp,
+                    &batch,
+                    &self.inner.config.table,
+                )
+                .await?;
             }
             let written = writer.expect("rows > 0").finish(id, 0).await?;
             if written.rows != rows {
@@ -995,13 +996,14 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 let batch = RecordBatch::try_new(stored, batch.columns().to_vec())
                     .map_err(|e| Error::corrupt(&path, e.to_string()))?;
                 rows_this += batch.num_rows() as u64;
-                if writer.is_none() {
-                    let created =
-                        TableWriter::create(fs, &temp, &batch, &self.inner.config.table).await?;
-                    writer = Some(created);
-                }
-                let w = writer.as_mut().expect("created above");
-                w.write(&batch).await?;
+                TableWriter::write_creating(
+                    &mut writer,
+                    fs,
+                    &temp,
+                    &batch,
+                    &self.inner.config.table,
+                )
+                .await?;
             }
             if rows_this != input.rows {
                 let _ = fs.unlink(&temp).await;

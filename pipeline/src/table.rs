@@ -258,6 +258,23 @@ impl<F: Fs> TableWriter<F> {
         })
     }
 
+    /// Writes `batch` to the writer in `slot`, creating the file at `path` from this batch
+    /// when the slot is empty: loops that copy rows into a new table file create it only once
+    /// they hold a batch, since the first batch decides the schema and the encodings.
+    pub async fn write_creating(
+        slot: &mut Option<Self>,
+        fs: &F,
+        path: &Path,
+        batch: &RecordBatch,
+        options: &TableOptions,
+    ) -> Result<()> {
+        let writer = match slot.take() {
+            Some(writer) => writer,
+            None => Self::create(fs, path, batch, options).await?,
+        };
+        slot.insert(writer).write(batch).await
+    }
+
     /// The file's columns, fixed by its first batch.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
@@ -511,14 +528,13 @@ pub async fn read_footer<F: Fs>(fs: &F, path: &Path) -> Result<Footer> {
     let meta = read_metadata_bytes(path, &file, len).await?;
     let summary = crate::footer::summarize(&meta)
         .map_err(|e| Error::corrupt(path, format!("unreadable Parquet footer: {e}")))?;
-    let number = |key: &str| summary.value(key).and_then(|v| v.parse().ok());
     Ok(Footer {
         rows: u64::try_from(summary.num_rows).unwrap_or(0),
         bytes: len,
-        file_id: number(KEY_FILE_ID),
-        level: summary.value(KEY_LEVEL).and_then(|v| v.parse().ok()),
-        seq_min: number(KEY_SEQ_MIN),
-        seq_max: number(KEY_SEQ_MAX),
+        file_id: summary.parsed(KEY_FILE_ID),
+        level: summary.parsed(KEY_LEVEL),
+        seq_min: summary.parsed(KEY_SEQ_MIN),
+        seq_max: summary.parsed(KEY_SEQ_MAX),
     })
 }
 

@@ -632,7 +632,10 @@ async fn check_export<F: Fs>(
 
 /// Every file under `dir` (path and bytes) and every directory (`None`), sorted.
 /// Every path under `dir` with the file's bytes (`None` for a directory), sorted by path.
-async fn tree<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<(String, Option<Vec<u8>>)>, Breach> {
+async fn tree<F: Fs>(
+    fs: &F,
+    dir: &Path,
+) -> Result<Vec<(std::ffi::OsString, Option<Vec<u8>>)>, Breach> {
     let failed = |e: std::io::Error| {
         Breach::new(
             Invariant::RecoveryIdempotent,
@@ -645,20 +648,17 @@ async fn tree<F: Fs>(fs: &F, dir: &Path) -> Result<Vec<(String, Option<Vec<u8>>)
     while let Some(dir) = stack.pop() {
         for entry in fs.list_dir(&dir).await.map_err(failed)? {
             let path = dir.join(&entry.name);
-            let name = match path.to_str() {
-                Some(text) => text.to_owned(),
-                None => path.to_string_lossy().into_owned(),
-            };
             if entry.is_dir {
-                out.push((name, None));
+                out.push((path.clone().into_os_string(), None));
                 stack.push(path);
             } else {
                 let bytes = fs.read(&path).await.map_err(failed)?;
-                out.push((name, Some(bytes)));
+                out.push((path.into_os_string(), Some(bytes)));
             }
         }
     }
-    // Keyed by text, not `Path`: comparing strings is far cheaper than comparing components.
+    // Keyed by the path's bytes, not `Path`: comparing bytes is far cheaper than comparing
+    // components.
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }

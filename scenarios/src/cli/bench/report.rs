@@ -83,13 +83,18 @@ fn target(out: &mut Vec<Target>, target: &str, measured: String, met: bool, boun
 }
 
 /// What bounds ingest, from the run's byte counts.
+/// Bytes a row costs outside the table files (log frames, ledger records, manifests).
+fn log_bytes_per_row(p: &super::real::Ingest) -> f64 {
+    (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64
+}
+
 fn ingest_bound(i: &super::IngestRuns) -> String {
     let p = &i.pipeline;
-    let log_per_row = (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64;
+    let log_per_row = log_bytes_per_row(p);
     format!(
         "The pipeline writes every row twice before it is published: to the log ({log_per_row:.0} \
-         bytes a row of uncompressed Arrow IPC, fsynced before each acknowledgement; {} of the \
-         {} written) and then as Parquet ({:.0} bytes a row), reading the log back to stage it; \
+         bytes a row outside the table files, nearly all of it uncompressed Arrow IPC fsynced \
+         before each acknowledgement; {} of the {} written) and then as Parquet ({:.0} bytes a row), reading the log back to stage it; \
          the baseline writes {:.0} bytes a row once. The last segment is staged only after the \
          last acknowledgement.",
         mib(p.bytes_written - p.table_bytes_written),
@@ -127,8 +132,7 @@ fn memory_bound(r: &Report, small: u64, large: u64) -> String {
         mib(segment)
     );
     if let Some(i) = &r.ingest {
-        let p = &i.pipeline;
-        let log_per_row = (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64;
+        let log_per_row = log_bytes_per_row(&i.pipeline);
         let segments = |rows: u64| rows as f64 * log_per_row / segment as f64;
         bound.push_str(&format!(
             " At {log_per_row:.0} log bytes a row, {small} rows fill {:.1} segments and {large} \
