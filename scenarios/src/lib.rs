@@ -1,7 +1,20 @@
-//! The simulation harness (workloads, oracle, seeded runs, sweeps, exploration, shrinking), the
-//! production commands' input readers, and the runtime each seeded run gets.
+//! The simulation harness: workloads, the oracle, seeded runs with a crash check after every
+//! call, sweeps, exhaustive exploration, shrinking, real-disk crash runs, the incident
+//! scenarios with their buggy twins, and the runtime each seeded run gets.
+//!
+//! A test depends on this crate to run the pipeline under simulation; the `tally` binary
+//! (`scenarios/cli`) is a thin command line over it.
 
-pub mod harness;
-pub mod input;
-pub mod production;
+pub mod crashtest;
+pub mod explore;
+pub mod oracle;
+pub mod outcome;
+pub mod probe;
+pub mod run;
 pub mod runtime;
+pub mod scenario;
+pub mod shrink;
+pub mod sweep;
+pub mod trace;
+pub mod twin;
+pub mod workload;

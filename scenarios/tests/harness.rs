@@ -6,17 +6,17 @@
 use std::path::Path;
 
 use tally_faults::Control;
+use tally_harness::oracle::{self, Expectation, Invariant, ROOT, SourceProgress};
+use tally_harness::run::{Images, RunSpec, run, run_with};
+use tally_harness::runtime::run_seeded;
+use tally_harness::scenario::Scenario;
+use tally_harness::shrink::shrink;
+use tally_harness::sweep::Sweep;
+use tally_harness::workload::{Workload, batch};
 use tally_pipeline::Pipeline;
-use tally_scenarios::harness::oracle::{self, Expectation, Invariant, ROOT, SourceProgress};
-use tally_scenarios::harness::run::{Images, RunSpec, run, run_with};
-use tally_scenarios::harness::scenario::Scenario;
-use tally_scenarios::harness::shrink::shrink;
-use tally_scenarios::harness::sweep::Sweep;
-use tally_scenarios::harness::workload::{Workload, batch};
-use tally_scenarios::runtime::run_seeded;
 use tally_sim::{CrashModel, Fs, SimFs, SystemClock, World};
 
-fn replay(spec: &RunSpec) -> tally_scenarios::harness::run::RunOutcome {
+fn replay(spec: &RunSpec) -> tally_harness::run::RunOutcome {
     run_seeded(spec.seed, run(spec))
 }
 

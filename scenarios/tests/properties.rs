@@ -11,9 +11,9 @@ use proptest::test_runner::{
     Config as ProptestConfig, RngAlgorithm, TestError, TestRng, TestRunner,
 };
 use tally_faults::{Control, FaultPlan};
-use tally_scenarios::harness::run::{RunOutcome, RunSpec, run};
-use tally_scenarios::harness::workload::{Entry, Resume, SourcePlan, Workload};
-use tally_scenarios::runtime::run_seeded;
+use tally_harness::run::{RunOutcome, RunSpec, run};
+use tally_harness::runtime::run_seeded;
+use tally_harness::workload::{Entry, Resume, SourcePlan, Workload};
 use tally_sim::CrashModel;
 
 fn workloads() -> impl Strategy<Value = Workload> {

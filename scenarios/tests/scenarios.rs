@@ -8,11 +8,11 @@
 //! model run in release (`scripts/sweep-scenarios`, part of `scripts/test-all`).
 #![cfg(madsim)]
 
-use tally_scenarios::harness::oracle::Invariant;
-use tally_scenarios::harness::run::{Images, RunOutcome, RunSpec, run, run_with};
-use tally_scenarios::harness::scenario::Scenario;
-use tally_scenarios::harness::twin::Twin;
-use tally_scenarios::runtime::run_seeded;
+use tally_harness::oracle::Invariant;
+use tally_harness::run::{Images, RunOutcome, RunSpec, run, run_with};
+use tally_harness::runtime::run_seeded;
+use tally_harness::scenario::Scenario;
+use tally_harness::twin::Twin;
 use tally_sim::CrashModel;
 
 fn replay(spec: &RunSpec) -> RunOutcome {

@@ -5,9 +5,9 @@
 //! The small forms run one task and inject no faults, so the same calls happen in the normal
 //! and the simulation build: both runs of CI check the same snapshots.
 
-use tally_scenarios::harness::outcome::{Pin, recovery_outcome};
-use tally_scenarios::harness::scenario::Scenario;
-use tally_scenarios::runtime::run_seeded;
+use tally_harness::outcome::{Pin, recovery_outcome};
+use tally_harness::runtime::run_seeded;
+use tally_harness::scenario::Scenario;
 use tally_sim::CrashModel;
 
 /// Recovers the crash image at `pin` of `scenario`'s small form under `model` and compares

@@ -1,24 +1,22 @@
-//! The simulation commands: `sweep`, `replay` and `explore`.
+//! `tally sweep`, `tally replay` and `tally explore`.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tally_faults::Control;
-use tally_scenarios::harness::run::{Images, RunOutcome, RunSpec, Violation, run, run_with};
-use tally_scenarios::harness::scenario::Scenario;
-use tally_scenarios::harness::shrink::{Shrunk, shrink};
-use tally_scenarios::harness::sweep::{Sweep, reproduce_command, shard_seeds};
-use tally_scenarios::harness::twin::Twin;
-use tally_scenarios::runtime::run_seeded;
+use tally_harness::run::{Images, RunOutcome, RunSpec, Violation, run, run_with};
+use tally_harness::runtime::run_seeded;
+use tally_harness::scenario::Scenario;
+use tally_harness::shrink::{Shrunk, shrink};
+use tally_harness::sweep::{Sweep, reproduce_command, shard_seeds};
+use tally_harness::twin::Twin;
 use tally_sim::CrashModel;
 
-use crate::{emit, parse_seeds};
+use crate::output::{emit, progress_bar};
 
 /// What every seed of a sweep or replay runs: the scenario and what overrides its seeds.
 #[derive(Args)]
@@ -101,6 +99,27 @@ pub struct ExploreArgs {
     model: Option<CrashModel>,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("bad seed {s:?}: {e}"))
+    };
+    match text.split_once("..") {
+        Some((start, end)) => {
+            let (start, end) = (number(start)?, number(end)?);
+            if start >= end {
+                return Err(format!("empty seed range {text:?}: write A..B with A < B"));
+            }
+            Ok(start..end)
+        }
+        None => {
+            let seed = number(text)?;
+            Ok(seed..seed.checked_add(1).ok_or("seed too large")?)
+        }
+    }
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -227,14 +246,11 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             .map(|t| format!(" twin {t} ({})", t.describe()))
             .unwrap_or_default(),
     ))?;
-    let bar = ProgressBar::new(sweep.seeds.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} seeds ({per_sec}) {msg}",
-        )
-        .expect("the template is valid"),
+    let bar = progress_bar(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} seeds ({per_sec}) {msg}",
+        Some(sweep.seeds.len() as u64),
+        false,
     );
-    bar.enable_steady_tick(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let (mut failing, mut points) = (0u64, 0u64);
     let outcomes = sweep.run(|outcome| {

@@ -760,7 +760,7 @@ pub async fn check_cached<F: Fs>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::workload::key;
+    use crate::workload::key;
 
     fn row(source: &str, n: u64, seq: u64) -> RowRead {
         let key = key(source, n);

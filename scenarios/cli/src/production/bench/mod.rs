@@ -7,27 +7,19 @@
 //! normal build runs that binary's `bench --json` and folds its figures into the report, so
 //! that sim-vs-real ratios come from one run. `scripts/bench` builds both and does this.
 
-#[cfg(not(madsim))]
 mod data;
-#[cfg(not(madsim))]
 mod real;
-#[cfg(not(madsim))]
 mod report;
-mod simulator;
 
-#[cfg(not(madsim))]
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[cfg(not(madsim))]
-use anyhow::Context;
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
-#[cfg(not(madsim))]
 use serde::Serialize;
 
-use crate::emit;
+use crate::output::{emit, say};
+use crate::simulator_figures as simulator;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -58,7 +50,7 @@ pub struct BenchArgs {
     /// Seeds of the `standard` scenario per simulator sweep.
     #[arg(long, default_value_t = 100)]
     sim_seeds: u64,
-    /// The simulation build's `tally` (`target/sim/release/tally`), for the simulator sections.
+    /// The simulation build's `tally` (`target/sim/sim/tally`), for the simulator sections.
     #[arg(long)]
     sim_binary: Option<PathBuf>,
     /// Where the stores and files measured are made (a temporary directory inside it).
@@ -89,14 +81,12 @@ pub enum Section {
 }
 
 impl BenchArgs {
-    #[cfg_attr(madsim, allow(dead_code))]
     fn wants(&self, section: Section) -> bool {
         self.only.is_empty() || self.only.contains(&section)
     }
 }
 
 /// Everything one `tally bench` run measured.
-#[cfg(not(madsim))]
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub command: String,
@@ -111,7 +101,6 @@ pub struct Report {
     pub simulator: Option<simulator::Simulator>,
 }
 
-#[cfg(not(madsim))]
 #[derive(Clone, Debug, Serialize)]
 /// The ingest runs of one report: the pipeline twice and the arrow-rs baseline twice.
 pub struct IngestRuns {
@@ -125,7 +114,6 @@ pub struct IngestRuns {
     pub baseline_default: real::Baseline,
 }
 
-#[cfg(not(madsim))]
 #[derive(Clone, Debug, Serialize)]
 pub struct Memory {
     pub rows: u64,
@@ -133,7 +121,6 @@ pub struct Memory {
     pub seconds: f64,
 }
 
-#[cfg(not(madsim))]
 #[derive(Clone, Debug, Serialize)]
 pub struct Crashtest {
     pub runs: u64,
@@ -141,23 +128,6 @@ pub struct Crashtest {
     pub cycles_per_second: f64,
 }
 
-pub(crate) fn say(line: &str) {
-    eprintln!("bench: {line}");
-}
-
-#[cfg(madsim)]
-pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let simulator = simulator::measure(args.sim_seeds, say)?;
-    if !args.json {
-        bail!(
-            "in the simulation build `tally bench` measures the simulator only, for the normal build's report: pass --json"
-        );
-    }
-    emit(&format!("{}\n", serde_json::to_string_pretty(&simulator)?))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(not(madsim))]
 #[allow(
     clippy::disallowed_methods,
     reason = "the binary's edge: a work directory, child processes, the wall clock"
@@ -264,7 +234,6 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(madsim))]
 #[allow(
     clippy::disallowed_methods,
     reason = "removing the benchmark's own stores"
@@ -308,7 +277,6 @@ async fn ingest_sections(
 }
 
 /// Runs this binary with `args`, returning its stdout parsed as JSON.
-#[cfg(not(madsim))]
 #[allow(
     clippy::disallowed_methods,
     reason = "a child process of the benchmark"
@@ -336,14 +304,12 @@ fn child_json(binary: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value>
     })
 }
 
-#[cfg(not(madsim))]
 fn number(value: &serde_json::Value, key: &str) -> anyhow::Result<f64> {
     value[key]
         .as_f64()
         .with_context(|| format!("no number {key:?} in {value}"))
 }
 
-#[cfg(not(madsim))]
 #[allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
@@ -390,7 +356,6 @@ fn memory(rows: u64, batch_rows: usize, work: &Path) -> anyhow::Result<Memory> {
     })
 }
 
-#[cfg(not(madsim))]
 #[allow(
     clippy::disallowed_methods,
     reason = "a child process of the benchmark"
@@ -424,7 +389,6 @@ fn crashtest(runs: u64, work: &Path) -> anyhow::Result<Crashtest> {
     })
 }
 
-#[cfg(not(madsim))]
 fn simulator(binary: &Path, seeds: u64) -> anyhow::Result<simulator::Simulator> {
     say(&format!(
         "simulator: {} bench --json --sim-seeds {seeds}",

@@ -1,5 +1,6 @@
-//! The `tally` binary's simulation commands as a user runs them. In the normal build they
-//! refuse, naming `cargo sim`; in the simulation build they run.
+//! The `tally` binary's simulation commands as a user runs them. Each build carries only its
+//! own commands: in the normal build the simulation commands are unknown, and the error names
+//! `cargo sim`; in the simulation build they run, and the real-disk commands are unknown.
 
 use std::process::{Command, Output};
 
@@ -18,6 +19,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+#[cfg(madsim)]
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let out = tally(&["sweep", "--seeds", "9..3"]);
@@ -33,16 +35,63 @@ fn bad_arguments_are_refused_clearly() {
 
 #[cfg(not(madsim))]
 #[test]
-fn simulation_commands_name_the_way_to_run_them() {
+fn simulation_commands_are_unknown_and_name_the_way_to_run_them() {
     for args in [&["sweep"][..], &["replay", "--seed", "1"], &["explore"]] {
         let out = tally(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+        assert!(stderr.contains("cargo sim <command>"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[cfg(madsim)]
+#[test]
+fn real_disk_commands_are_unknown_and_name_the_way_to_run_them() {
+    for args in [
+        &["run", "--input", "a.csv"][..],
+        &["verify"],
+        &["crashtest"],
+    ] {
+        let out = tally(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
         assert!(
-            stderr.contains(&format!("cargo sim {}", args[0])),
+            stderr.contains("cargo run --release -p tally-cli"),
             "{stderr}"
         );
-        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_only_this_builds_commands() {
+    let out = tally(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    let (own, other) = if cfg!(madsim) {
+        (
+            ["sweep", "replay", "explore"],
+            ["run", "verify", "crashtest"],
+        )
+    } else {
+        (
+            ["run", "verify", "crashtest"],
+            ["sweep", "replay", "explore"],
+        )
+    };
+    for command in own {
+        assert!(
+            help.contains(&format!("  {command} ")),
+            "{command} missing:\n{help}"
+        );
+    }
+    for command in other {
+        assert!(
+            !help.contains(&format!("  {command} ")),
+            "{command} listed:\n{help}"
+        );
     }
 }
 

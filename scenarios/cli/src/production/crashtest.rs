@@ -2,15 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use tally_scenarios::harness::crashtest::{self, CHILD_ERROR_EXIT, CrashRun};
+use tally_harness::crashtest::{self, CHILD_ERROR_EXIT, CrashRun};
 
-use crate::emit;
+use crate::output::{emit, progress_bar};
 
 #[derive(Args)]
 pub struct CrashtestArgs {
@@ -92,18 +90,11 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
             root.display()
         ))?;
     }
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.runs)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs ({per_sec}) {msg}",
-        )
-        .expect("the template is valid"),
+    let bar = progress_bar(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs ({per_sec}) {msg}",
+        Some(args.runs),
+        args.json,
     );
-    bar.enable_steady_tick(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let mut runs = Vec::new();
     let (mut aborted, mut failing) = (0, 0);

@@ -1,4 +1,4 @@
-//! `tally run`, `tally verify` and `tally inspect`: the pipeline on a real disk.
+//! `tally run`: input files ingested through the pipeline on a real disk and published.
 //!
 //! `run` treats each input file as one source, identified by its canonical path. A source is
 //! read twice: once to validate every row (so that a bad line refuses the whole source before
@@ -8,13 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::ProgressBar;
 use serde::Serialize;
-use tally_pipeline::verify::{StoreReport, check_store};
-use tally_pipeline::{Config, Layout, Pipeline, RecoveryReport};
+use tally_pipeline::{Config, Pipeline, RecoveryReport, SourceState};
 use tally_sim::{Fs, RealFs, SystemClock, World};
 
 use crate::input::{Format, InputError, InputReader};
+use crate::progress::Progress;
 
 /// How `run` reads its inputs.
 #[derive(Clone, Debug)]
@@ -147,12 +146,12 @@ fn validate(
     format: Format,
     options: &RunOptions,
     table: Option<&arrow::datatypes::Schema>,
-    bar: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<(u64, Projection), RunError> {
     let mut reader = InputReader::open(path, format, options.batch_rows)?;
     let projection = projection(path, reader.schema(), table)?;
     while let Some(batch) = reader.next_batch()? {
-        bar.inc(batch.num_rows() as u64);
+        progress.advance(batch.num_rows() as u64);
     }
     Ok((reader.rows(), projection))
 }
@@ -166,7 +165,7 @@ fn describe_fields(fields: &arrow::datatypes::Fields) -> String {
 }
 
 /// Ingests every input through the whole pipeline on the real disk and publishes it.
-pub async fn run(options: &RunOptions, bar: &ProgressBar) -> Result<RunSummary, RunError> {
+pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunSummary, RunError> {
     let world = World::new(RealFs, SystemClock);
     let (pipeline, recovery) =
         Pipeline::open(world, options.root.clone(), options.config.clone()).await?;
@@ -174,7 +173,7 @@ pub async fn run(options: &RunOptions, bar: &ProgressBar) -> Result<RunSummary, 
         tracing::warn!("recovery repaired the store:\n{recovery}");
     }
     let maintenance = pipeline.spawn_maintenance();
-    let result = ingest_all(&pipeline, options, bar).await;
+    let result = ingest_all(&pipeline, options, progress).await;
     // Publish whatever was acknowledged, even if a later input was refused.
     pipeline.stop_maintenance();
     let background = maintenance
@@ -203,109 +202,105 @@ pub async fn run(options: &RunOptions, bar: &ProgressBar) -> Result<RunSummary, 
 async fn ingest_all<F: Fs>(
     pipeline: &Pipeline<F, SystemClock>,
     options: &RunOptions,
-    bar: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<Vec<SourceOutcome>, RunError> {
     let mut outcomes = Vec::new();
     for path in &options.inputs {
         let format = format_of(path, options.format)?;
         let source = source_id(path)?;
         let state = pipeline.source_state(&source).await;
+        let mut outcome = SourceOutcome {
+            file: path.clone(),
+            source,
+            format,
+            status: "already-ingested",
+            rows_written: 0,
+            rows_already_acknowledged: state.rows,
+        };
         if state.complete {
-            bar.println(format!(
+            progress.note(format!(
                 "{}: already ingested ({} rows); nothing to do",
                 path.display(),
                 state.rows
             ));
-            outcomes.push(SourceOutcome {
-                file: path.clone(),
-                source,
-                format,
-                status: "already-ingested",
-                rows_written: 0,
-                rows_already_acknowledged: state.rows,
-            });
-            continue;
+        } else {
+            let (written, already) =
+                ingest_source(pipeline, options, progress, &outcome, state).await?;
+            outcome.status = if already > 0 { "resumed" } else { "ingested" };
+            outcome.rows_written = written;
+            outcome.rows_already_acknowledged = already;
         }
-        bar.set_message(format!("validating {}", path.display()));
-        bar.set_position(0);
-        bar.unset_length();
-        let schema = pipeline.schema();
-        let (total, projection) = validate(path, format, options, schema.as_deref(), bar)?;
-        bar.set_message(format!("ingesting {}", path.display()));
-        bar.set_position(0);
-        bar.set_length(total);
-        let mut reader = InputReader::open(path, format, options.batch_rows)?;
-        let mut written = 0;
-        let mut already = 0;
-        let mut first_row = 0u64;
-        let mut sent_last = false;
-        while let Some(batch) = reader.next_batch()? {
-            let batch = match &projection {
-                None => batch,
-                Some(indices) => batch.project(indices).map_err(|e| InputError {
-                    file: path.clone(),
-                    location: None,
-                    message: e.to_string(),
-                })?,
-            };
-            let rows = batch.num_rows() as u64;
-            let end = first_row + rows;
-            if end <= state.rows && end < total {
-                // Acknowledged by an earlier run: skip without encoding it again.
-                already += rows;
-            } else {
-                let last = end == total;
-                let ack = pipeline
-                    .ingest_part(&source, first_row, batch, last)
-                    .await?;
-                written += ack.rows_written;
-                already += ack.rows_already_acknowledged;
-                sent_last |= last;
-            }
-            bar.inc(rows);
-            first_row = end;
-        }
-        if first_row != total {
-            return Err(RunError::Usage {
-                file: path.clone(),
-                message: format!(
-                    "the file changed while being read ({total} rows validated, {first_row} read)"
-                ),
-            });
-        }
-        if !sent_last {
-            // An empty file: record the source as complete with no rows.
-            let schema = match (&projection, pipeline.schema()) {
-                (Some(_), Some(table)) => table,
-                _ => reader.schema().clone(),
-            };
-            let empty = arrow::array::RecordBatch::new_empty(schema);
-            pipeline.ingest_part(&source, 0, empty, true).await?;
-        }
-        outcomes.push(SourceOutcome {
-            file: path.clone(),
-            source,
-            format,
-            status: if already > 0 { "resumed" } else { "ingested" },
-            rows_written: written,
-            rows_already_acknowledged: already,
-        });
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
 
-/// `tally verify` / `tally inspect`: a read-only report of the store at `root`.
-pub async fn check(root: &Path, deep: bool) -> Result<StoreReport, tally_pipeline::Error> {
-    check_store(&RealFs, &Layout::new(root), deep).await
+/// Validates one input in full, then ingests it part by part from the row the ledger holds.
+/// Returns the rows written and the rows already acknowledged.
+async fn ingest_source<F: Fs>(
+    pipeline: &Pipeline<F, SystemClock>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    input: &SourceOutcome,
+    state: SourceState,
+) -> Result<(u64, u64), RunError> {
+    let (path, format, source) = (&input.file, input.format, &input.source);
+    progress.phase(format!("validating {}", path.display()), None);
+    let schema = pipeline.schema();
+    let (total, projection) = validate(path, format, options, schema.as_deref(), progress)?;
+    progress.phase(format!("ingesting {}", path.display()), Some(total));
+    let mut reader = InputReader::open(path, format, options.batch_rows)?;
+    let (mut written, mut already) = (0, 0);
+    let mut first_row = 0u64;
+    let mut sent_last = false;
+    while let Some(batch) = reader.next_batch()? {
+        let batch = project(path, batch, &projection)?;
+        let rows = batch.num_rows() as u64;
+        let end = first_row + rows;
+        if end <= state.rows && end < total {
+            // Acknowledged by an earlier run: skip without encoding it again.
+            already += rows;
+        } else {
+            let last = end == total;
+            let ack = pipeline.ingest_part(source, first_row, batch, last).await?;
+            written += ack.rows_written;
+            already += ack.rows_already_acknowledged;
+            sent_last |= last;
+        }
+        progress.advance(rows);
+        first_row = end;
+    }
+    if first_row != total {
+        return Err(RunError::Usage {
+            file: path.clone(),
+            message: format!(
+                "the file changed while being read ({total} rows validated, {first_row} read)"
+            ),
+        });
+    }
+    if !sent_last {
+        // An empty file: record the source as complete with no rows.
+        let schema = match (&projection, pipeline.schema()) {
+            (Some(_), Some(table)) => table,
+            _ => reader.schema().clone(),
+        };
+        let empty = arrow::array::RecordBatch::new_empty(schema);
+        pipeline.ingest_part(source, 0, empty, true).await?;
+    }
+    Ok((written, already))
 }
 
-/// `tally export`: opens the store at `root` (recovering it, as every open does) and exports
-/// the rows published since the watermark of `to` into one new batch there.
-pub async fn export(
-    root: &Path,
-    to: &Path,
-) -> Result<tally_pipeline::export::ExportReport, tally_pipeline::Error> {
-    let world = World::new(RealFs, SystemClock);
-    let (pipeline, _) = Pipeline::open(world, root, Config::default()).await?;
-    tally_pipeline::export::export(&pipeline, to).await
+fn project(
+    path: &Path,
+    batch: arrow::array::RecordBatch,
+    projection: &Projection,
+) -> Result<arrow::array::RecordBatch, InputError> {
+    match projection {
+        None => Ok(batch),
+        Some(indices) => batch.project(indices).map_err(|e| InputError {
+            file: path.to_path_buf(),
+            location: None,
+            message: e.to_string(),
+        }),
+    }
 }

@@ -1,0 +1,44 @@
+//! The commands of the simulation build (`cargo sim <command>`): every one of them runs the
+//! pipeline on the simulated disk, where madsim decides every task interleaving from the seed.
+
+mod bench;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::scenarios::{self, ScenariosArgs};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run many seeds of a scenario, checking a crash image after every filesystem call;
+    /// print failing seeds with the command that replays them.
+    Sweep(commands::SweepArgs),
+    /// Reproduce one seed exactly, optionally printing its whole trace.
+    Replay(commands::ReplayArgs),
+    /// Check every persistence variant of every crash point of a scenario's small workload.
+    Explore(commands::ExploreArgs),
+    /// List the scenarios, the incidents they come from and their buggy twins.
+    Scenarios(ScenariosArgs),
+    /// Measure the simulator: crash points per second and their cost part by part (the normal
+    /// build's `tally bench --sim-binary` folds these figures into its report).
+    Bench(bench::BenchArgs),
+}
+
+/// Under simulation the pipeline's error logs are the faults the harness injects; the harness
+/// reports what matters. `RUST_LOG` brings them back.
+pub const DEFAULT_LOG_FILTER: &str = "warn,tally_pipeline=off";
+
+/// Shown under `tally --help`.
+pub const BUILD_NOTE: &str = "This is the simulation build (`cargo sim ...`). The real-disk commands (run, verify, inspect, export, crashtest, bench) are in the normal build: `cargo run --release -p tally-cli -- <command>`.";
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Sweep(args) => commands::sweep(args),
+        Command::Replay(args) => commands::replay(args),
+        Command::Explore(args) => commands::explore(args),
+        Command::Scenarios(args) => scenarios::list(args),
+        Command::Bench(args) => bench::bench(args),
+    }
+}
