@@ -62,10 +62,6 @@ fn describe(status: std::process::ExitStatus) -> (String, bool, bool) {
     }
 }
 
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the binary's edge: wall-clock time, the run directories, child processes"
-)]
 pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
     if args.child {
         return Ok(
@@ -78,6 +74,24 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
             },
         );
     }
+    let report = run_all(&args)?;
+    if args.json {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    } else {
+        emit(&report_text(&report))?;
+    }
+    Ok(if report.failing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge: wall-clock time, the run directories"
+)]
+fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&args.root)
         .with_context(|| format!("creating {}", args.root.display()))?;
     let root = std::fs::canonicalize(&args.root)?;
@@ -99,86 +113,100 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
     let mut runs = Vec::new();
     let (mut aborted, mut failing) = (0, 0);
     for seed in args.seed..args.seed + args.runs {
-        let dir = root.join(format!("run-{seed}"));
-        if dir.exists() {
-            bail!("{} exists: use an empty --root", dir.display());
-        }
-        let child = Command::new(&exe)
-            .args([
-                "crashtest",
-                "--child",
-                "--seed",
-                &seed.to_string(),
-                "--root",
-            ])
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .context("starting the child")?;
-        let (progress, done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
-        let (how, expected, was_aborted) = describe(child.status);
+        let (run, was_aborted) = crash_run(&exe, &root, seed, args.keep)?;
         aborted += u64::from(was_aborted);
-        let mut violations = Vec::new();
-        if !expected {
-            violations.push(format!("the child {how}"));
-        } else if child.status.success() && !done {
-            violations.push("the child exited 0 without finishing its lifetime".to_owned());
-        }
-        let rows_acknowledged = progress.values().map(|p| p.acked).sum();
-        if dir.exists() {
-            let breaches = runtime()?.block_on(crashtest::after_child(&dir, seed, progress));
-            violations.extend(breaches.iter().map(ToString::to_string));
-        }
-        if violations.is_empty() {
-            if !args.keep {
-                std::fs::remove_dir_all(&dir).ok();
-            }
-        } else {
+        if let Some(first) = run.violations.first() {
             failing += 1;
-            bar.println(format!("FAIL seed {seed}: {}", violations[0]));
+            bar.println(format!("FAIL seed {seed}: {first}"));
         }
-        runs.push(CrashRun {
-            seed,
-            child: how,
-            rows_acknowledged,
-            violations,
-        });
+        runs.push(run);
         bar.set_message(format!("{aborted} aborted, {failing} failing"));
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    if args.json {
-        let report = Report {
-            root: root.display().to_string(),
-            first_seed: args.seed,
-            runs,
-            aborted,
-            failing,
-            seconds,
-        };
-        emit(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
-    } else {
-        let mut text = format!(
-            "{} runs ({aborted} aborted mid-run), {failing} failing, in {seconds:.1} s ({:.1} crash-restart cycles/s)\n",
-            args.runs,
-            args.runs as f64 / seconds.max(1e-9)
-        );
-        for run in runs.iter().filter(|r| !r.violations.is_empty()) {
-            text += &format!(
-                "FAIL seed {}: the child {}; {}\n  store kept in {}\n",
-                run.seed,
-                run.child,
-                run.violations.join("; "),
-                root.join(format!("run-{}", run.seed)).display()
-            );
-        }
-        emit(&text)?;
-    }
-    Ok(if failing == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Report {
+        root: root.display().to_string(),
+        first_seed: args.seed,
+        runs,
+        aborted,
+        failing,
+        seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One run: its first lifetime in a child that aborts itself, then recovery and the oracle
+/// here. Returns the run and whether the child aborted. A passing run's store is removed
+/// unless `keep`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge: the run's directory, a child process"
+)]
+fn crash_run(
+    exe: &std::path::Path,
+    root: &std::path::Path,
+    seed: u64,
+    keep: bool,
+) -> anyhow::Result<(CrashRun, bool)> {
+    let dir = root.join(format!("run-{seed}"));
+    if dir.exists() {
+        bail!("{} exists: use an empty --root", dir.display());
+    }
+    let child = Command::new(exe)
+        .args([
+            "crashtest",
+            "--child",
+            "--seed",
+            &seed.to_string(),
+            "--root",
+        ])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context("starting the child")?;
+    let (progress, done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
+    let (how, expected, aborted) = describe(child.status);
+    let mut violations = Vec::new();
+    if !expected {
+        violations.push(format!("the child {how}"));
+    } else if child.status.success() && !done {
+        violations.push("the child exited 0 without finishing its lifetime".to_owned());
+    }
+    let rows_acknowledged = progress.values().map(|p| p.acked).sum();
+    if dir.exists() {
+        let breaches = runtime()?.block_on(crashtest::after_child(&dir, seed, progress));
+        violations.extend(breaches.iter().map(ToString::to_string));
+    }
+    if violations.is_empty() && !keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    let run = CrashRun {
+        seed,
+        child: how,
+        rows_acknowledged,
+        violations,
+    };
+    Ok((run, aborted))
+}
+
+fn report_text(report: &Report) -> String {
+    let runs = report.runs.len() as u64;
+    let mut text = format!(
+        "{runs} runs ({} aborted mid-run), {} failing, in {:.1} s ({:.1} crash-restart cycles/s)\n",
+        report.aborted,
+        report.failing,
+        report.seconds,
+        runs as f64 / report.seconds.max(1e-9)
+    );
+    for run in report.runs.iter().filter(|r| !r.violations.is_empty()) {
+        text += &format!(
+            "FAIL seed {}: the child {}; {}\n  store kept in {}/run-{}\n",
+            run.seed,
+            run.child,
+            run.violations.join("; "),
+            report.root,
+            run.seed
+        );
+    }
+    text
 }

@@ -2,7 +2,10 @@
 //! pipeline on the simulated disk, where madsim decides every task interleaving from the seed.
 
 mod bench;
-mod commands;
+mod choice;
+mod explore;
+mod replay;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -14,11 +17,11 @@ use crate::scenarios::{self, ScenariosArgs};
 pub enum Command {
     /// Run many seeds of a scenario, checking a crash image after every filesystem call;
     /// print failing seeds with the command that replays them.
-    Sweep(commands::SweepArgs),
+    Sweep(sweep::SweepArgs),
     /// Reproduce one seed exactly, optionally printing its whole trace.
-    Replay(commands::ReplayArgs),
+    Replay(replay::ReplayArgs),
     /// Check every persistence variant of every crash point of a scenario's small workload.
-    Explore(commands::ExploreArgs),
+    Explore(explore::ExploreArgs),
     /// List the scenarios, the incidents they come from and their buggy twins.
     Scenarios(ScenariosArgs),
     /// Measure the simulator: crash points per second and their cost part by part (the normal
@@ -35,9 +38,9 @@ pub const BUILD_NOTE: &str = "This is the simulation build (`cargo sim ...`). Th
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Sweep(args) => commands::sweep(args),
-        Command::Replay(args) => commands::replay(args),
-        Command::Explore(args) => commands::explore(args),
+        Command::Sweep(args) => sweep::sweep(args),
+        Command::Replay(args) => replay::replay(args),
+        Command::Explore(args) => explore::explore(args),
         Command::Scenarios(args) => scenarios::list(args),
         Command::Bench(args) => bench::bench(args),
     }

@@ -153,35 +153,9 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
 
-    let mut latency = Vec::new();
-    for &callers in args.callers.iter().filter(|_| args.wants(Section::Latency)) {
-        say(&format!("latency: {callers} callers"));
-        let per_caller = args.latency_batches.div_ceil(callers as u64).max(1);
-        let root = work.join(format!("latency-{callers}"));
-        latency.push(runtime.block_on(real::latency(callers, per_caller, 1000, &root))?);
-        std::fs::remove_dir_all(&root).ok();
-    }
+    let latency = latency_sections(&args, &runtime, work)?;
 
-    let mut recovery = Vec::new();
-    for &rows in args
-        .recovery_rows
-        .iter()
-        .filter(|_| args.wants(Section::Recovery))
-    {
-        say(&format!(
-            "recovery: building a store of {rows} published rows"
-        ));
-        let root = work.join(format!("recovery-{rows}"));
-        runtime.block_on(real::build_store(
-            &root,
-            rows,
-            args.staged_rows,
-            args.batch_rows,
-        ))?;
-        say(&format!("recovery: timing opens of {rows} published rows"));
-        recovery.push(runtime.block_on(real::recovery(&root, rows, args.staged_rows, 7))?);
-        std::fs::remove_dir_all(&root).ok();
-    }
+    let recovery = recovery_sections(&args, &runtime, work)?;
     drop(runtime);
 
     let memory = args
@@ -216,10 +190,72 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         crashtest,
         simulator,
     };
-    let mut value = serde_json::to_value(&report)?;
-    value["targets"] = serde_json::to_value(report::targets(&report))?;
+    write_report(&args, &report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "removing the benchmark's own stores"
+)]
+fn latency_sections(
+    args: &BenchArgs,
+    runtime: &tokio::runtime::Runtime,
+    work: &Path,
+) -> anyhow::Result<Vec<real::Latency>> {
+    let mut latency = Vec::new();
+    for &callers in args.callers.iter().filter(|_| args.wants(Section::Latency)) {
+        say(&format!("latency: {callers} callers"));
+        let per_caller = args.latency_batches.div_ceil(callers as u64).max(1);
+        let root = work.join(format!("latency-{callers}"));
+        latency.push(runtime.block_on(real::latency(callers, per_caller, 1000, &root))?);
+        std::fs::remove_dir_all(&root).ok();
+    }
+    Ok(latency)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "removing the benchmark's own stores"
+)]
+fn recovery_sections(
+    args: &BenchArgs,
+    runtime: &tokio::runtime::Runtime,
+    work: &Path,
+) -> anyhow::Result<Vec<real::Recovery>> {
+    let mut recovery = Vec::new();
+    for &rows in args
+        .recovery_rows
+        .iter()
+        .filter(|_| args.wants(Section::Recovery))
+    {
+        say(&format!(
+            "recovery: building a store of {rows} published rows"
+        ));
+        let root = work.join(format!("recovery-{rows}"));
+        runtime.block_on(real::build_store(
+            &root,
+            rows,
+            args.staged_rows,
+            args.batch_rows,
+        ))?;
+        say(&format!("recovery: timing opens of {rows} published rows"));
+        recovery.push(runtime.block_on(real::recovery(&root, rows, args.staged_rows, 7))?);
+        std::fs::remove_dir_all(&root).ok();
+    }
+    Ok(recovery)
+}
+
+/// Writes the report where `--out` and `--json-out` say, and prints one of them.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge writes the report files"
+)]
+fn write_report(args: &BenchArgs, report: &Report) -> anyhow::Result<()> {
+    let mut value = serde_json::to_value(report)?;
+    value["targets"] = serde_json::to_value(report::targets(report))?;
     let json = serde_json::to_string_pretty(&value)?;
-    let markdown = report::markdown(&report);
+    let markdown = report::markdown(report);
     if let Some(path) = &args.json_out {
         std::fs::write(path, format!("{json}\n")).with_context(|| path.display().to_string())?;
     }
@@ -231,7 +267,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         markdown
     })?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[allow(

@@ -146,10 +146,19 @@ fn memory_bound(r: &Report, small: u64, large: u64) -> String {
 
 pub fn targets(r: &Report) -> Vec<Target> {
     let mut out = Vec::new();
+    ingest_targets(&mut out, r);
+    latency_targets(&mut out, r);
+    recovery_targets(&mut out, r);
+    memory_targets(&mut out, r);
+    simulator_targets(&mut out, r);
+    out
+}
+
+fn ingest_targets(out: &mut Vec<Target>, r: &Report) {
     if let Some(i) = &r.ingest {
         let ratio = i.pipeline.rows_per_second / i.baseline.rows_per_second;
         target(
-            &mut out,
+            out,
             "ingest→published ≥ 0.7× arrow-rs durable baseline (same encodings)",
             format!(
                 "{ratio:.2}× ({} vs {})",
@@ -160,7 +169,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
             ingest_bound(i),
         );
         target(
-            &mut out,
+            out,
             "ingest→published ≥ 3 M rows/s, ZSTD(1), both cores",
             m(i.pipeline.rows_per_second),
             i.pipeline.rows_per_second >= 3e6,
@@ -168,7 +177,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
         );
         let bound = u64::from(i.merge_max_level + 1) * i.with_merges.published_bytes;
         target(
-            &mut out,
+            out,
             "with merges, table bytes written ≤ (levels + 1) × final size",
             format!(
                 "{:.2}× final size ({} levels + 1 = {})",
@@ -180,10 +189,13 @@ pub fn targets(r: &Report) -> Vec<Target> {
             String::new(),
         );
     }
+}
+
+fn latency_targets(out: &mut Vec<Target>, r: &Report) {
     for l in &r.latency {
         if l.callers > 1 {
             target(
-                &mut out,
+                out,
                 &format!(
                     "fsyncs per acknowledged batch well below 1 ({} callers)",
                     l.callers
@@ -194,10 +206,13 @@ pub fn targets(r: &Report) -> Vec<Target> {
             );
         }
     }
+}
+
+fn recovery_targets(out: &mut Vec<Target>, r: &Report) {
     if let (Some(small), Some(large)) = (r.recovery.first(), r.recovery.last()) {
         if large.published_rows > small.published_rows {
             target(
-                &mut out,
+                out,
                 &format!(
                     "recovery of {} published rows < 100 ms",
                     large.published_rows
@@ -207,7 +222,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
                 String::new(),
             );
             target(
-                &mut out,
+                out,
                 &format!(
                     "recovery of {} rows within 2× of {} rows",
                     large.published_rows, small.published_rows
@@ -223,11 +238,14 @@ pub fn targets(r: &Report) -> Vec<Target> {
             );
         }
     }
+}
+
+fn memory_targets(out: &mut Vec<Target>, r: &Report) {
     if let (Some(small), Some(large)) = (r.memory.first(), r.memory.last()) {
         if large.rows > small.rows {
             let ratio = large.peak_rss_bytes as f64 / small.peak_rss_bytes as f64;
             target(
-                &mut out,
+                out,
                 &format!(
                     "peak memory of tally run does not grow with input: ≤ 1.25× ({} vs {} rows)",
                     large.rows, small.rows
@@ -242,9 +260,12 @@ pub fn targets(r: &Report) -> Vec<Target> {
             );
         }
     }
+}
+
+fn simulator_targets(out: &mut Vec<Target>, r: &Report) {
     if let Some(s) = &r.simulator {
         target(
-            &mut out,
+            out,
             "simulator ≥ 10,000 crash points/s per core (standard, 1 job)",
             format!("{:.0} /s", s.jobs1.crash_points_per_second),
             s.jobs1.crash_points_per_second >= 10_000.0,
@@ -252,7 +273,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
         );
         let scaling = s.jobs2.crash_points_per_second / s.jobs1.crash_points_per_second;
         target(
-            &mut out,
+            out,
             "2 jobs ≥ 1.8× 1 job",
             format!("{scaling:.2}×"),
             scaling >= 1.8,
@@ -263,7 +284,7 @@ pub fn targets(r: &Report) -> Vec<Target> {
         if let Some(c) = &r.crashtest {
             let ratio = s.jobs1.crash_points_per_second / c.cycles_per_second;
             target(
-                &mut out,
+                out,
                 "sim vs real ≥ 1000× (crash points/s, 1 job, vs crashtest cycles/s)",
                 format!(
                     "{ratio:.0}× ({:.0} /s vs {:.1} /s)",
@@ -274,7 +295,6 @@ pub fn targets(r: &Report) -> Vec<Target> {
             );
         }
     }
-    out
 }
 
 fn mib(bytes: u64) -> String {
@@ -283,20 +303,30 @@ fn mib(bytes: u64) -> String {
 
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
-    s += "# Performance\n\n";
-    s += "The latest figures of `tally bench`: the production path on the real disk and the \
-          simulator, measured in one run. Regenerate with `./scripts/bench` (release builds of \
-          both; it writes this file and `docs/performance.json`).\n\n";
-    s += &format!("Command: `{}`\n\n", r.command);
+    intro(&mut s, r);
+    ingest_section(&mut s, r);
+    latency_section(&mut s, r);
+    recovery_section(&mut s, r);
+    memory_section(&mut s, r);
+    simulator_section(&mut s, r);
+    sim_vs_real_section(&mut s, r);
+    s
+}
+
+fn intro(s: &mut String, r: &Report) {
+    *s += "# Performance\n\n";
+    *s += "The latest figures of `tally bench`: the production path on the real disk and the \
+          simulator, measured in one run. Regenerate with `./scripts/bench` (release build and simulation build; it writes this file and `docs/performance.json`).\n\n";
+    *s += &format!("Command: `{}`\n\n", r.command);
     let mc = &r.machine;
-    s += &format!(
+    *s += &format!(
         "Machine: {} × {}, {:.1} GiB memory, Linux {}; run on {}.\n\n",
         mc.cores, mc.cpu, mc.memory_gib, mc.kernel, mc.date
     );
-    s += "## Targets\n\n| target | measured | met |\n|---|---|---|\n";
+    *s += "## Targets\n\n| target | measured | met |\n|---|---|---|\n";
     let targets = targets(r);
     for t in &targets {
-        s += &format!(
+        *s += &format!(
             "| {} | {} | {} |\n",
             t.target,
             t.measured,
@@ -307,11 +337,14 @@ pub fn markdown(r: &Report) -> String {
     for t in targets.iter().filter(|t| !t.bound.is_empty()) {
         if !explained.contains(&t.bound.as_str()) {
             explained.push(&t.bound);
-            s += &format!("\n**{}** — {}\n", t.target, t.bound);
+            *s += &format!("\n**{}** — {}\n", t.target, t.bound);
         }
     }
+}
+
+fn ingest_section(s: &mut String, r: &Report) {
     if let Some(i) = &r.ingest {
-        s += &format!(
+        *s += &format!(
             "\n## Ingest to published Parquet\n\n{} rows of 8 columns (u64 id, i64 timestamp, a \
              100-value string, a unique 24-character string, three f64, a bool) in batches of {} \
              rows, ZSTD(1), on the real disk. The pipeline's figure runs from `open` to the \
@@ -322,12 +355,12 @@ pub fn markdown(r: &Report) -> String {
              arrow-rs defaults.\n\n",
             r.rows, r.batch_rows
         );
-        s += "| run | rows/s | seconds | Parquet bytes | bytes/row | files | merges | table bytes written | all bytes written | fsyncs (file + dir) |\n|---|---|---|---|---|---|---|---|---|---|\n";
+        *s += "| run | rows/s | seconds | Parquet bytes | bytes/row | files | merges | table bytes written | all bytes written | fsyncs (file + dir) |\n|---|---|---|---|---|---|---|---|---|---|\n";
         for (name, x) in [
             ("pipeline, no merges", &i.pipeline),
             ("pipeline, with merges", &i.with_merges),
         ] {
-            s += &format!(
+            *s += &format!(
                 "| {name} | {} | {:.2} | {} | {:.1} | {} (max level {}) | {} | {} | {} | {} + {} |\n",
                 m(x.rows_per_second),
                 x.seconds,
@@ -343,7 +376,7 @@ pub fn markdown(r: &Report) -> String {
             );
         }
         for b in [&i.baseline, &i.baseline_default] {
-            s += &format!(
+            *s += &format!(
                 "| arrow-rs, {} encodings | {} | {:.2} | {} | {:.1} | 1 | – | {} | {} | 1 + 1 |\n",
                 b.encodings,
                 m(b.rows_per_second),
@@ -354,20 +387,23 @@ pub fn markdown(r: &Report) -> String {
                 mib(b.bytes)
             );
         }
-        s += &format!(
+        *s += &format!(
             "\nWith merges: segments of {} bytes, fan-in {}, {} levels above level 0. \
              \"All bytes written\" adds the log (Arrow IPC frames, written once before staging), \
              ledger records and manifests to the table files.\n",
             i.merge_segment_bytes, i.merge_fan_in, i.merge_max_level
         );
     }
+}
+
+fn latency_section(s: &mut String, r: &Report) {
     if !r.latency.is_empty() {
-        s += "\n## Acknowledged-ingest latency\n\nEach caller ingests 1,000-row batches of its \
+        *s += "\n## Acknowledged-ingest latency\n\nEach caller ingests 1,000-row batches of its \
               own source; latency is from the call to its acknowledgement (rows durable). fsyncs \
               count file and directory syncs over all acknowledged batches.\n\n\
               | callers | batches | p50 | p99 | max | batches/s | fsyncs per batch | group commits |\n|---|---|---|---|---|---|---|---|\n";
         for l in &r.latency {
-            s += &format!(
+            *s += &format!(
                 "| {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} | {:.3} | {} |\n",
                 l.callers,
                 l.batches,
@@ -380,13 +416,16 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+fn recovery_section(s: &mut String, r: &Report) {
     if !r.recovery.is_empty() {
-        s += "\n## Recovery time\n\nOpening a store (recovery runs on every open) with the \
+        *s += "\n## Recovery time\n\nOpening a store (recovery runs on every open) with the \
               published rows shown and the same unpublished staging in the log. Median of 7 \
               opens after a first one.\n\n\
               | published rows | staged rows | files | live segments | median | runs |\n|---|---|---|---|---|---|\n";
         for x in &r.recovery {
-            s += &format!(
+            *s += &format!(
                 "| {} | {} | {} | {} | {:.2} ms | {} |\n",
                 x.published_rows,
                 x.staged_rows,
@@ -401,12 +440,15 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+fn memory_section(s: &mut String, r: &Report) {
     if !r.memory.is_empty() {
-        s += "\n## Peak memory of `tally run`\n\nOne Parquet input of the benchmark's rows; \
+        *s += "\n## Peak memory of `tally run`\n\nOne Parquet input of the benchmark's rows; \
               peak resident set (VmHWM) of the `tally run` process.\n\n\
               | rows | peak RSS | seconds |\n|---|---|---|\n";
         for x in &r.memory {
-            s += &format!(
+            *s += &format!(
                 "| {} | {} | {:.2} |\n",
                 x.rows,
                 mib(x.peak_rss_bytes),
@@ -414,26 +456,29 @@ pub fn markdown(r: &Report) -> String {
             );
         }
     }
+}
+
+fn simulator_section(s: &mut String, r: &Report) {
     if let Some(sim) = &r.simulator {
-        s += &format!(
-            "\n## Simulator\n\nScenario `{}`, seeds 0..{}, release simulation build. A crash \
+        *s += &format!(
+            "\n## Simulator\n\nScenario `{}`, seeds 0..{}, simulation build (`cargo sim`, profile `sim`). A crash \
              point is one crash image recovered with the real recovery code and checked by the \
              oracle.\n\n| jobs | seconds | seeds/s | crash points | crash points/s |\n|---|---|---|---|---|\n",
             sim.scenario, sim.jobs1.seeds
         );
         for j in [&sim.jobs1, &sim.jobs2] {
-            s += &format!(
+            *s += &format!(
                 "| {} | {:.1} | {:.2} | {} | {:.0} |\n",
                 j.jobs, j.seconds, j.seeds_per_second, j.crash_points, j.crash_points_per_second
             );
         }
-        s += &format!(
+        *s += &format!(
             "\nExplore (every persistence variant of every crash point of the small workload, \
              all six models): {} states in {:.1} s, {:.0} states/s.\n",
             sim.explore.states, sim.explore.seconds, sim.explore.states_per_second
         );
         let b = &sim.breakdown;
-        s += &format!(
+        *s += &format!(
             "\nCost per crash point, 1 job, seeds 0..{} ({} points): the same seeds run to \
              each depth (count the point, copy the disk, apply the crash model, recover) and in \
              full; each part is the difference between consecutive depths.\n\n\
@@ -453,28 +498,30 @@ pub fn markdown(r: &Report) -> String {
                 b.oracle_us,
             ),
         ] {
-            s += &format!(
+            *s += &format!(
                 "| {name} | {us:.1} | {:.0}% |\n",
                 100.0 * us / b.total_us.max(1e-9)
             );
         }
-        s += &format!("| total (full run) | {:.1} | |\n", b.total_us);
+        *s += &format!("| total (full run) | {:.1} | |\n", b.total_us);
     }
+}
+
+fn sim_vs_real_section(s: &mut String, r: &Report) {
     if let Some(c) = &r.crashtest {
-        s += &format!(
+        *s += &format!(
             "\n## Sim vs real\n\n`tally crashtest`: {} crash-restart cycles on the real disk \
              (child process aborted at a seeded call, recovery and the oracle in a fresh \
              process) in {:.1} s: {:.1} cycles/s.",
             c.runs, c.seconds, c.cycles_per_second
         );
         if let Some(sim) = &r.simulator {
-            s += &format!(
+            *s += &format!(
                 " The simulator checks {:.0} crash points/s on one job: {:.0}× as many.",
                 sim.jobs1.crash_points_per_second,
                 sim.jobs1.crash_points_per_second / c.cycles_per_second
             );
         }
-        s += "\n";
+        *s += "\n";
     }
-    s
 }
