@@ -23,10 +23,7 @@ pub(super) async fn check_export<F: Fs>(
     expect: &Expectation,
 ) -> Result<(), Breach> {
     let (exported, watermark) = read_export(fs, dir).await?;
-    let mut times: Exported = BTreeMap::new();
-    for row in &exported {
-        *times.entry(&row.key).or_default() += 1;
-    }
+    let times = times_exported(&exported);
     exported_at_most_once(&times)?;
     exported_as_published(&exported, published)?;
     nothing_committed_at_or_above(&exported, watermark)?;
@@ -59,12 +56,21 @@ async fn read_export<F: Fs>(fs: &F, dir: &Path) -> Result<(Vec<RowRead>, u64), B
     Ok((exported, watermark))
 }
 
+/// How many committed batches hold each key.
+pub(super) fn times_exported(exported: &[RowRead]) -> Exported<'_> {
+    let mut times: Exported = BTreeMap::new();
+    for row in exported {
+        *times.entry(&row.key).or_default() += 1;
+    }
+    times
+}
+
 fn breach(rows: Vec<String>, detail: String) -> Breach {
     Breach::new(Invariant::ExportExactlyOnce, rows, detail)
 }
 
 /// No row is in two committed batches.
-fn exported_at_most_once(times: &Exported) -> Result<(), Breach> {
+pub(super) fn exported_at_most_once(times: &Exported) -> Result<(), Breach> {
     let twice: Vec<String> = times
         .iter()
         .filter(|(_, n)| **n > 1)
@@ -80,7 +86,10 @@ fn exported_at_most_once(times: &Exported) -> Result<(), Breach> {
 }
 
 /// Every exported row is a published row, with its values and sequence number.
-fn exported_as_published(exported: &[RowRead], published: &[RowRead]) -> Result<(), Breach> {
+pub(super) fn exported_as_published(
+    exported: &[RowRead],
+    published: &[RowRead],
+) -> Result<(), Breach> {
     let by_seq: BTreeMap<u64, &RowRead> = published.iter().map(|r| (r.seq, r)).collect();
     let foreign: Vec<String> = exported
         .iter()
@@ -100,7 +109,10 @@ fn exported_as_published(exported: &[RowRead], published: &[RowRead]) -> Result<
 }
 
 /// No committed row at or above the watermark: the watermark covers every committed batch.
-fn nothing_committed_at_or_above(exported: &[RowRead], watermark: u64) -> Result<(), Breach> {
+pub(super) fn nothing_committed_at_or_above(
+    exported: &[RowRead],
+    watermark: u64,
+) -> Result<(), Breach> {
     let above: Vec<String> = exported
         .iter()
         .filter(|r| r.seq >= watermark)
@@ -120,7 +132,7 @@ fn nothing_committed_at_or_above(exported: &[RowRead], watermark: u64) -> Result
 
 /// Every published row below the watermark is exported; at the end of a run, every published
 /// row.
-fn published_rows_exported(
+pub(super) fn published_rows_exported(
     published: &[RowRead],
     times: &Exported,
     watermark: u64,

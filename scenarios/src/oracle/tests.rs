@@ -3,6 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::expect::{Expectation, SourceProgress};
+use super::export::{
+    exported_as_published, exported_at_most_once, nothing_committed_at_or_above,
+    published_rows_exported, times_exported,
+};
 use super::invariant::{Breach, Invariant};
 use super::ledger::check_ledger;
 use super::on_disk::altered_keys;
@@ -162,5 +166,63 @@ fn a_ledger_that_disagrees_with_the_disk_is_caught() {
         invariant(check_ledger(&good(), &ledger(4, false), &e)),
         Invariant::RunCompletes,
         "a source not complete at the end"
+    );
+}
+
+#[test]
+fn a_row_in_two_committed_batches_is_caught() {
+    let mut exported = good();
+    exported.push(row("s", 1, 11));
+    assert_eq!(
+        invariant(exported_at_most_once(&times_exported(&exported))),
+        Invariant::ExportExactlyOnce
+    );
+    exported_at_most_once(&times_exported(&good())).unwrap();
+}
+
+#[test]
+fn an_exported_row_unlike_its_published_one_is_caught() {
+    let published = good();
+    exported_as_published(&published[..2], &published).unwrap();
+    let mut altered = published[..2].to_vec();
+    altered[1].value ^= 1;
+    assert_eq!(
+        invariant(exported_as_published(&altered, &published)),
+        Invariant::ExportExactlyOnce
+    );
+    let mut moved = published[..2].to_vec();
+    moved[0].seq = 99;
+    assert_eq!(
+        invariant(exported_as_published(&moved, &published)),
+        Invariant::ExportExactlyOnce,
+        "a sequence number nothing was published under"
+    );
+}
+
+#[test]
+fn a_committed_row_at_or_above_the_watermark_is_caught() {
+    let exported = &good()[..2];
+    nothing_committed_at_or_above(exported, 12).unwrap();
+    assert_eq!(
+        invariant(nothing_committed_at_or_above(exported, 11)),
+        Invariant::ExportExactlyOnce
+    );
+}
+
+#[test]
+fn a_published_row_left_unexported_is_caught_below_the_watermark_and_at_the_end() {
+    let published = good();
+    let exported = &published[..2];
+    let times = times_exported(exported);
+    published_rows_exported(&published, &times, 12, false).unwrap();
+    assert_eq!(
+        invariant(published_rows_exported(&published, &times, 13, false)),
+        Invariant::ExportExactlyOnce
+    );
+    let breach = published_rows_exported(&published, &times, 12, true).unwrap_err();
+    assert_eq!(
+        breach.rows,
+        vec!["s#2", "s#3"],
+        "at the end, every published row"
     );
 }
