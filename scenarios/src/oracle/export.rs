@@ -8,7 +8,7 @@ use std::path::Path;
 use tally_sim::Fs;
 
 use super::expect::Expectation;
-use super::invariant::{Breach, Invariant, first_keys};
+use super::invariant::{self, Breach, Invariant};
 use crate::workload::{RowRead, rows_of};
 
 /// How many times each key was exported.
@@ -43,15 +43,12 @@ async fn read_export<F: Fs>(fs: &F, dir: &Path) -> Result<(Vec<RowRead>, u64), B
             Ok(())
         })
         .await
-        .map_err(|e| breach(vec![], format!("reading the export: {e}")))?
+        .map_err(|e| breach(&format!("reading the export: {e}")))?
     } else {
         0
     };
     if bad_columns {
-        return Err(breach(
-            vec![],
-            "an export batch without the workload's columns".into(),
-        ));
+        return Err(breach("an export batch without the workload's columns"));
     }
     Ok((exported, watermark))
 }
@@ -65,8 +62,21 @@ pub(super) fn times_exported(exported: &[RowRead]) -> Exported<'_> {
     times
 }
 
-fn breach(rows: Vec<String>, detail: String) -> Breach {
-    Breach::new(Invariant::ExportExactlyOnce, rows, detail)
+fn breach(detail: &str) -> Breach {
+    Breach::new(Invariant::ExportExactlyOnce, vec![], detail)
+}
+
+/// Holds when no row is in `keys`; otherwise the breach, `detail` given how many.
+fn no_rows(keys: &[String], detail: impl FnOnce(usize) -> String) -> Result<(), Breach> {
+    invariant::no_rows(Invariant::ExportExactlyOnce, keys, detail)
+}
+
+/// The keys of the rows of `rows` that `holds` holds for, in order.
+fn keys_where(rows: &[RowRead], holds: impl Fn(&RowRead) -> bool) -> Vec<String> {
+    rows.iter()
+        .filter(|r| holds(r))
+        .map(|r| r.key.clone())
+        .collect()
 }
 
 /// No row is in two committed batches.
@@ -76,13 +86,7 @@ pub(super) fn exported_at_most_once(times: &Exported) -> Result<(), Breach> {
         .filter(|(_, n)| **n > 1)
         .map(|(k, _)| (*k).to_owned())
         .collect();
-    if twice.is_empty() {
-        return Ok(());
-    }
-    Err(breach(
-        first_keys(&twice),
-        format!("{} rows exported more than once", twice.len()),
-    ))
+    no_rows(&twice, |n| format!("{n} rows exported more than once"))
 }
 
 /// Every exported row is a published row, with its values and sequence number.
@@ -91,21 +95,10 @@ pub(super) fn exported_as_published(
     published: &[RowRead],
 ) -> Result<(), Breach> {
     let by_seq: BTreeMap<u64, &RowRead> = published.iter().map(|r| (r.seq, r)).collect();
-    let foreign: Vec<String> = exported
-        .iter()
-        .filter(|r| by_seq.get(&r.seq).is_none_or(|p| **p != **r))
-        .map(|r| r.key.clone())
-        .collect();
-    if foreign.is_empty() {
-        return Ok(());
-    }
-    Err(breach(
-        first_keys(&foreign),
-        format!(
-            "{} exported rows are not published as exported (value or sequence number differ)",
-            foreign.len()
-        ),
-    ))
+    let foreign = keys_where(exported, |r| by_seq.get(&r.seq).is_none_or(|p| *p != r));
+    no_rows(&foreign, |n| {
+        format!("{n} exported rows are not published as exported (value or sequence number differ)")
+    })
 }
 
 /// No committed row at or above the watermark: the watermark covers every committed batch.
@@ -113,21 +106,10 @@ pub(super) fn nothing_committed_at_or_above(
     exported: &[RowRead],
     watermark: u64,
 ) -> Result<(), Breach> {
-    let above: Vec<String> = exported
-        .iter()
-        .filter(|r| r.seq >= watermark)
-        .map(|r| r.key.clone())
-        .collect();
-    if above.is_empty() {
-        return Ok(());
-    }
-    Err(breach(
-        first_keys(&above),
-        format!(
-            "{} committed export rows are at or above the watermark {watermark}",
-            above.len()
-        ),
-    ))
+    let above = keys_where(exported, |r| r.seq >= watermark);
+    no_rows(&above, |n| {
+        format!("{n} committed export rows are at or above the watermark {watermark}")
+    })
 }
 
 /// Every published row below the watermark is exported; at the end of a run, every published
@@ -139,21 +121,14 @@ pub(super) fn published_rows_exported(
     final_state: bool,
 ) -> Result<(), Breach> {
     let bound = if final_state { u64::MAX } else { watermark };
-    let missing: Vec<String> = published
-        .iter()
-        .filter(|r| r.seq < bound && !times.contains_key(r.key.as_str()))
-        .map(|r| r.key.clone())
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let what = if final_state {
-        "published rows never exported by the end of the run".to_owned()
-    } else {
-        format!("published rows below the watermark {watermark} are in no committed batch")
-    };
-    Err(breach(
-        first_keys(&missing),
-        format!("{} {what}", missing.len()),
-    ))
+    let missing = keys_where(published, |r| {
+        r.seq < bound && !times.contains_key(r.key.as_str())
+    });
+    no_rows(&missing, |n| {
+        if final_state {
+            format!("{n} published rows never exported by the end of the run")
+        } else {
+            format!("{n} published rows below the watermark {watermark} are in no committed batch")
+        }
+    })
 }

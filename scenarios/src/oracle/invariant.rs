@@ -128,3 +128,16 @@ pub(super) const SHOWN_ROWS: usize = 5;
 pub(super) fn first_keys<'a>(keys: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     keys.into_iter().take(SHOWN_ROWS).cloned().collect()
 }
+
+/// Holds when no row is in `keys`; otherwise a breach of `invariant` showing the first few,
+/// with `detail` given how many there are.
+pub(super) fn no_rows(
+    invariant: Invariant,
+    keys: &[String],
+    detail: impl FnOnce(usize) -> String,
+) -> Result<(), Breach> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Err(Breach::new(invariant, first_keys(keys), detail(keys.len())))
+}

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::expect::{Expectation, SourceProgress};
-use super::invariant::{Breach, Invariant, SHOWN_ROWS, first_keys};
+use super::invariant::{Breach, Invariant, SHOWN_ROWS, no_rows};
 use crate::workload::{RowRead, key, parse_key};
 
 /// Row numbers present, per source, sorted: rows present twice and rows missing are found from
@@ -56,29 +56,16 @@ fn row_numbers<'a>(rows: &'a [RowRead], expect: &Expectation) -> (Present<'a>, V
 
 /// `nothing-invented`: no row that was never handed to `ingest`.
 fn nothing_invented(invented: &[String]) -> Result<(), Breach> {
-    if invented.is_empty() {
-        return Ok(());
-    }
-    Err(Breach::new(
-        Invariant::NothingInvented,
-        first_keys(invented),
-        format!("{} rows that were never ingested", invented.len()),
-    ))
+    no_rows(Invariant::NothingInvented, invented, |n| {
+        format!("{n} rows that were never ingested")
+    })
 }
 
 /// `nothing-invented`: every row with the values it was handed to `ingest` with.
 fn values_as_ingested(altered: &[String]) -> Result<(), Breach> {
-    if altered.is_empty() {
-        return Ok(());
-    }
-    Err(Breach::new(
-        Invariant::NothingInvented,
-        first_keys(altered),
-        format!(
-            "{} rows whose values differ from those ingested",
-            altered.len()
-        ),
-    ))
+    no_rows(Invariant::NothingInvented, altered, |n| {
+        format!("{n} rows whose values differ from those ingested")
+    })
 }
 
 /// `at-most-once`: no row number of a source present twice.
@@ -91,51 +78,54 @@ fn at_most_once(present: &Present) -> Result<(), Breach> {
             }
         }
     }
-    if twice.is_empty() {
-        return Ok(());
-    }
     twice.sort_unstable();
-    Err(Breach::new(
-        Invariant::AtMostOnce,
-        first_keys(&twice),
-        format!("{} rows present more than once", twice.len()),
-    ))
+    no_rows(Invariant::AtMostOnce, &twice, |n| {
+        format!("{n} rows present more than once")
+    })
 }
 
 /// `acked-rows-present`: every acknowledged row is on disk. (At the end of a run,
 /// [`all_rows_present_at_end`] asks for more and is checked instead.)
 fn acked_rows_present(present: &Present, expect: &Expectation) -> Result<(), Breach> {
-    let (lost, count) = missing(present, expect, |p| p.acked);
-    if count == 0 {
-        return Ok(());
-    }
-    Err(Breach::new(
-        Invariant::AckedRowsPresent,
-        lost,
-        format!("{count} acknowledged rows missing"),
-    ))
+    missing(present, expect, |p| p.acked)
+        .none(Invariant::AckedRowsPresent, "acknowledged rows missing")
 }
 
 /// `run-completes`: at the end of a run, every row attempted is on disk.
 fn all_rows_present_at_end(present: &Present, expect: &Expectation) -> Result<(), Breach> {
-    let (lost, count) = missing(present, expect, |p| p.attempted);
-    if count == 0 {
-        return Ok(());
-    }
-    Err(Breach::new(
+    missing(present, expect, |p| p.attempted).none(
         Invariant::RunCompletes,
-        lost,
-        format!("{count} rows of the run missing at its end"),
-    ))
+        "rows of the run missing at its end",
+    )
 }
 
-/// The rows `0..wanted` of each source that are not present: the first few keys, and how
-/// many in all.
+/// Rows missing: the first few keys, and how many in all.
+struct Missing {
+    shown: Vec<String>,
+    count: u64,
+}
+
+impl Missing {
+    /// Holds when no row is missing; otherwise a breach of `invariant`, counting `what`.
+    fn none(self, invariant: Invariant, what: &str) -> Result<(), Breach> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let count = self.count;
+        Err(Breach::new(
+            invariant,
+            self.shown,
+            format!("{count} {what}"),
+        ))
+    }
+}
+
+/// The rows `0..wanted` of each source that are not present.
 fn missing(
     present: &Present,
     expect: &Expectation,
     wanted: impl Fn(&SourceProgress) -> u64,
-) -> (Vec<String>, u64) {
+) -> Missing {
     let mut lost = Vec::new();
     let mut lost_count = 0u64;
     for (source, progress) in &expect.sources {
@@ -159,7 +149,10 @@ fn missing(
             }
         }
     }
-    (lost, lost_count)
+    Missing {
+        shown: lost,
+        count: lost_count,
+    }
 }
 
 /// `unique-seq`: no sequence number given to two rows.
