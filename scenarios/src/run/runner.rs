@@ -147,7 +147,9 @@ impl<'a> Run<'a> {
         for breach in std::mem::take(&mut *lock(&ctx.findings)) {
             self.violation(Violation::at(Phase::Workload, life, breach));
         }
-        self.written[life as usize - 1] = ctx.written.load(Ordering::Relaxed);
+        let written = &mut self.written[life as usize - 1];
+        debug_assert_eq!(*written, 0, "lifetime {life} ran twice");
+        *written = ctx.written.load(Ordering::Relaxed);
         self.check_points(life, points).await;
         result
     }
