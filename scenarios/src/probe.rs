@@ -3,12 +3,12 @@
 //! (with counts) rather than reporting success over lost rows, reports malformed frames, and
 //! survives an unreadable manifest even when setting it aside keeps failing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigger};
-use tally_pipeline::{Config, Error, Layout, Pipeline, frame, layout, log, read};
+use tally_pipeline::{Config, Error, Layout, Pipeline, RecoveryReport, frame, layout, log, read};
 use tally_sim::{Fs, FsFile, OpenMode, SimFs, SystemClock, World};
 
 use super::oracle::{Breach, Invariant, ROOT};
@@ -79,123 +79,154 @@ async fn must_refuse(
     }
 }
 
+/// The damage probe: a published file deleted, an acknowledged log segment truncated to its
+/// header (recovery must refuse, counting), a malformed frame appended after acknowledged
+/// ones (recovery must cut and report it, keeping the rows).
 async fn damage(
     disk: &SimFs,
     config: &Config,
     workload: &Workload,
     trace: &Trace,
 ) -> Result<(), Breach> {
-    let io = |what: &str, e: std::io::Error| {
-        Breach::new(Invariant::FailsClosed, vec![], format!("probe {what}: {e}"))
-    };
     let layout = Layout::new(ROOT);
+    deleted_file_refused(disk, config, &layout, trace).await?;
+    let log = ingest_probe_rows(disk, config, workload, &layout).await?;
+    truncated_log_refused(&log, config, trace).await?;
+    malformed_frame_reported(&log, config, trace).await
+}
 
-    // A published file deleted after the fact.
+/// A probe's own I/O on a copy of the disk failed.
+fn probe_io(what: &str, e: std::io::Error) -> Breach {
+    Breach::new(Invariant::FailsClosed, vec![], format!("probe {what}: {e}"))
+}
+
+/// `fails-closed`: with the largest published file deleted after the fact, recovery refuses.
+async fn deleted_file_refused(
+    disk: &SimFs,
+    config: &Config,
+    layout: &Layout,
+    trace: &Trace,
+) -> Result<(), Breach> {
     let copy = disk.snapshot();
-    let manifest = read::newest_manifest(&copy, &layout)
+    let manifest = read::newest_manifest(&copy, layout)
         .await
-        .map_err(|e| io("reading the manifest", std::io::Error::other(e.to_string())))?;
-    if let Some(file) = manifest.files.iter().max_by_key(|f| (f.rows, f.id)) {
-        let name = layout::table_file_name(file.level, file.id);
-        copy.unlink(&layout.table_file(file.level, file.id))
-            .await
-            .map_err(|e| io("deleting a published file", e))?;
-        must_refuse(
-            &copy,
-            config,
-            &format!("deleting {name} ({} rows)", file.rows),
-            trace,
-        )
-        .await?;
-    }
+        .map_err(|e| probe_io("reading the manifest", std::io::Error::other(e.to_string())))?;
+    let Some(file) = manifest.files.iter().max_by_key(|f| (f.rows, f.id)) else {
+        return Ok(());
+    };
+    let name = layout::table_file_name(file.level, file.id);
+    copy.unlink(&layout.table_file(file.level, file.id))
+        .await
+        .map_err(|e| probe_io("deleting a published file", e))?;
+    must_refuse(
+        &copy,
+        config,
+        &format!("deleting {name} ({} rows)", file.rows),
+        trace,
+    )
+    .await
+}
 
-    // Rows acknowledged into a log segment, then the segment truncated after its header.
+/// A copy of the final disk with [`PROBE_ROWS`] rows acknowledged into its newest log
+/// segment, that segment's path and its bytes.
+struct ProbeLog {
+    disk: SimFs,
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+async fn ingest_probe_rows(
+    disk: &SimFs,
+    config: &Config,
+    workload: &Workload,
+    layout: &Layout,
+) -> Result<ProbeLog, Breach> {
     let staged = disk.snapshot();
-    let pipeline = open(&staged, config).await.map_err(|e| {
+    let failed = |what: &str, e: Error| {
         Breach::new(
             Invariant::RecoverySucceeds,
             vec![],
-            format!("probe: opening the final disk: {e}"),
+            format!("probe: {what} the final disk: {e}"),
         )
-    })?;
+    };
+    let pipeline = open(&staged, config)
+        .await
+        .map_err(|e| failed("opening", e))?;
     pipeline
         .ingest(PROBE_SOURCE, workload.batch(PROBE_SOURCE, 0, PROBE_ROWS))
         .await
-        .map_err(|e| {
-            Breach::new(
-                Invariant::RecoverySucceeds,
-                vec![],
-                format!("probe: ingesting into the final disk: {e}"),
-            )
-        })?;
+        .map_err(|e| failed("ingesting into", e))?;
     drop(pipeline);
-    let log_path = newest_log(&staged, &layout)
+    let path = newest_log(&staged, layout)
         .await
-        .map_err(|e| io("listing the log", e))?;
+        .map_err(|e| probe_io("listing the log", e))?;
     let bytes = staged
-        .read(&log_path)
+        .read(&path)
         .await
-        .map_err(|e| io("reading the log", e))?;
-    let segment = match layout::parse_segment_name(&file_name(&log_path)) {
+        .map_err(|e| probe_io("reading the log", e))?;
+    Ok(ProbeLog {
+        disk: staged,
+        path,
+        bytes,
+    })
+}
+
+/// `fails-closed`: with the segment holding acknowledged rows truncated to its header,
+/// recovery refuses.
+async fn truncated_log_refused(
+    log: &ProbeLog,
+    config: &Config,
+    trace: &Trace,
+) -> Result<(), Breach> {
+    let segment = match layout::parse_segment_name(&file_name(&log.path)) {
         Some(layout::SegmentFile::Log(n)) => n,
         _ => unreachable!("newest_log returns a log segment"),
     };
-    let scan = log::scan_log(&bytes, segment);
+    let scan = log::scan_log(&log.bytes, segment);
     let first_frame = scan
         .items
         .first()
         .map_or(scan.valid_len, |p| p.frame.offset);
-    let truncated = staged.snapshot();
-    set_len(&truncated, &log_path, first_frame)
+    let truncated = log.disk.snapshot();
+    set_len(&truncated, &log.path, first_frame)
         .await
-        .map_err(|e| io("truncating the log", e))?;
+        .map_err(|e| probe_io("truncating the log", e))?;
     must_refuse(
         &truncated,
         config,
         &format!(
             "truncating {} to its header ({} acknowledged rows in it)",
-            file_name(&log_path),
+            file_name(&log.path),
             PROBE_ROWS
         ),
         trace,
     )
-    .await?;
+    .await
+}
 
-    // A frame whose checksum holds but whose body is no part, after the acknowledged ones.
-    let malformed = staged.snapshot();
+/// `damage-reported`: a frame whose checksum holds but whose body is no part, appended after
+/// the acknowledged ones, is cut and reported, the acknowledged rows kept.
+async fn malformed_frame_reported(
+    log: &ProbeLog,
+    config: &Config,
+    trace: &Trace,
+) -> Result<(), Breach> {
+    let malformed = log.disk.snapshot();
     let garbage = frame::encode(b"\x7fnot a part");
     let f = malformed
-        .open(&log_path, OpenMode::Write)
+        .open(&log.path, OpenMode::Write)
         .await
-        .map_err(|e| io("opening the log", e))?;
-    f.write_at(bytes.len() as u64, &garbage)
+        .map_err(|e| probe_io("opening the log", e))?;
+    f.write_at(log.bytes.len() as u64, &garbage)
         .await
-        .map_err(|e| io("appending to the log", e))?;
-    f.sync().await.map_err(|e| io("syncing the log", e))?;
+        .map_err(|e| probe_io("appending to the log", e))?;
+    f.sync().await.map_err(|e| probe_io("syncing the log", e))?;
     drop(f);
     let world = World::new(malformed.clone(), SystemClock);
     let reported = match Pipeline::open(world, ROOT, config.clone()).await {
         Ok((pipeline, report)) => {
             let kept = pipeline.source_state(PROBE_SOURCE).await.rows;
-            let torn = report
-                .torn_tails
-                .iter()
-                .find(|t| t.malformed.is_some() && t.bytes == garbage.len() as u64);
-            match torn {
-                Some(t) if kept == PROBE_ROWS => {
-                    trace.line(format!(
-                        "probe malformed frame: reported ({} frames, {} bytes: {}), {kept} acknowledged rows kept",
-                        t.frames,
-                        t.bytes,
-                        t.malformed.as_deref().unwrap_or_default()
-                    ));
-                    Ok(())
-                }
-                _ => Err(format!(
-                    "{kept} of {PROBE_ROWS} acknowledged rows kept; recovery reported: {}",
-                    report.to_string().trim()
-                )),
-            }
+            cut_and_reported(&report, kept, garbage.len() as u64, trace)
         }
         Err(e) => Err(format!("recovery failed: {e}")),
     };
@@ -206,6 +237,35 @@ async fn damage(
             format!("a malformed frame appended after acknowledged ones: {why}"),
         )
     })
+}
+
+/// Whether recovery reported the malformed frame of `garbage_len` bytes as a torn tail and
+/// kept the `kept` acknowledged rows before it; if not, what it did instead.
+fn cut_and_reported(
+    report: &RecoveryReport,
+    kept: u64,
+    garbage_len: u64,
+    trace: &Trace,
+) -> Result<(), String> {
+    let torn = report
+        .torn_tails
+        .iter()
+        .find(|t| t.malformed.is_some() && t.bytes == garbage_len);
+    match torn {
+        Some(t) if kept == PROBE_ROWS => {
+            trace.line(format!(
+                "probe malformed frame: reported ({} frames, {} bytes: {}), {kept} acknowledged rows kept",
+                t.frames,
+                t.bytes,
+                t.malformed.as_deref().unwrap_or_default()
+            ));
+            Ok(())
+        }
+        _ => Err(format!(
+            "{kept} of {PROBE_ROWS} acknowledged rows kept; recovery reported: {}",
+            report.to_string().trim()
+        )),
+    }
 }
 
 fn file_name(path: &Path) -> String {
@@ -251,65 +311,64 @@ async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<St
     Ok(file_name(&path))
 }
 
+/// The bad-manifest probe: an unreadable newest manifest is set aside and later opens work;
+/// when setting it aside keeps failing with `ENOSPC`, recovery gives up after a bounded number
+/// of attempts, and the next open with room repairs it.
 async fn malformed_manifest(disk: &SimFs, config: &Config, trace: &Trace) -> Result<(), Breach> {
     let layout = Layout::new(ROOT);
-    let bad = |invariant, detail: String| Breach::new(invariant, vec![], detail);
-    let io = |e: std::io::Error| {
-        bad(
-            Invariant::SurvivesBadManifest,
-            format!("probe: planting a bad manifest: {e}"),
-        )
-    };
-
-    // Opens go on over it: it is set aside, the version before it stays current.
+    bad_manifest_set_aside(disk, config, &layout, trace).await?;
     let copy = disk.snapshot();
-    let planted = plant_bad_manifest(&copy, &layout).await.map_err(io)?;
+    plant_bad_manifest(&copy, &layout)
+        .await
+        .map_err(planting_failed)?;
+    retries_bounded(&copy, config, trace).await?;
+    repaired_with_room(&copy, config).await
+}
+
+fn planting_failed(e: std::io::Error) -> Breach {
+    Breach::new(
+        Invariant::SurvivesBadManifest,
+        vec![],
+        format!("probe: planting a bad manifest: {e}"),
+    )
+}
+
+/// `survives-bad-manifest`: opens go on over a planted bad manifest: it is set aside, the
+/// version before it stays current.
+async fn bad_manifest_set_aside(
+    disk: &SimFs,
+    config: &Config,
+    layout: &Layout,
+    trace: &Trace,
+) -> Result<(), Breach> {
+    let copy = disk.snapshot();
+    let planted = plant_bad_manifest(&copy, layout)
+        .await
+        .map_err(planting_failed)?;
     for attempt in 1..=2 {
         let world = World::new(copy.clone(), SystemClock);
-        match Pipeline::open(world, ROOT, config.clone()).await {
-            Ok((_, report)) if attempt == 1 && report.quarantined.is_empty() => {
-                return Err(bad(
-                    Invariant::SurvivesBadManifest,
-                    format!(
-                        "{planted} was neither used nor set aside: {}",
-                        report.to_string().trim()
-                    ),
-                ));
-            }
-            Ok(_) => {}
+        let detail = match Pipeline::open(world, ROOT, config.clone()).await {
+            Ok((_, report)) if attempt == 1 && report.quarantined.is_empty() => format!(
+                "{planted} was neither used nor set aside: {}",
+                report.to_string().trim()
+            ),
+            Ok(_) => continue,
             Err(e) => {
-                return Err(bad(
-                    Invariant::SurvivesBadManifest,
-                    format!("open {attempt} after planting an unreadable {planted} failed: {e}"),
-                ));
+                format!("open {attempt} after planting an unreadable {planted} failed: {e}")
             }
-        }
+        };
+        return Err(Breach::new(Invariant::SurvivesBadManifest, vec![], detail));
     }
     trace.line(format!(
         "probe bad manifest: {planted} quarantined, later opens fine"
     ));
+    Ok(())
+}
 
-    // Setting it aside fails with ENOSPC every time: bounded retries, then the error.
-    let copy = disk.snapshot();
-    plant_bad_manifest(&copy, &layout).await.map_err(io)?;
-    let enospc = |kind, n| Fault {
-        at: Trigger::Nth {
-            kind,
-            path: "*quarantine*".into(),
-            n,
-        },
-        effect: Effect::Error {
-            error: ErrorKind::Enospc,
-            sticky: false,
-        },
-    };
-    let plan = FaultPlan {
-        faults: (1..=12)
-            .flat_map(|n| [enospc(CallKind::Create, n), enospc(CallKind::Rename, n)])
-            .collect(),
-        ..FaultPlan::default()
-    };
-    let faulty = FaultFs::new(copy.clone(), plan).expect("valid patterns");
+/// `bounded-retries`: when setting the bad manifest on `copy` aside fails with `ENOSPC` every
+/// time, recovery gives up after `retries + 1` attempts, with the error.
+async fn retries_bounded(copy: &SimFs, config: &Config, trace: &Trace) -> Result<(), Breach> {
+    let faulty = FaultFs::new(copy.clone(), no_room_to_quarantine()).expect("valid patterns");
     let failures = Arc::new(AtomicU64::new(0));
     {
         let failures = failures.clone();
@@ -321,41 +380,55 @@ async fn malformed_manifest(disk: &SimFs, config: &Config, trace: &Trace) -> Res
     let result = Pipeline::open(world, ROOT, config.clone()).await;
     let attempts = failures.load(Ordering::Relaxed);
     let allowed = u64::from(config.recovery.retries) + 1;
-    match result {
-        Err(e) if attempts == allowed => trace.line(format!(
-            "probe bad manifest under ENOSPC: {attempts} attempts, then: {e}"
-        )),
-        Err(e) => {
-            return Err(bad(
-                Invariant::BoundedRetries,
-                format!(
-                    "setting a bad manifest aside failed {attempts} times ({allowed} allowed) before the error: {e}"
-                ),
+    let detail = match result {
+        Err(e) if attempts == allowed => {
+            trace.line(format!(
+                "probe bad manifest under ENOSPC: {attempts} attempts, then: {e}"
             ));
+            return Ok(());
         }
-        Ok(_) => {
-            return Err(bad(
-                Invariant::BoundedRetries,
-                format!(
-                    "recovery reported success while every attempt to set the bad manifest aside failed ({attempts} attempts)"
-                ),
-            ));
-        }
+        Err(e) => format!(
+            "setting a bad manifest aside failed {attempts} times ({allowed} allowed) before the error: {e}"
+        ),
+        Ok(_) => format!(
+            "recovery reported success while every attempt to set the bad manifest aside failed ({attempts} attempts)"
+        ),
+    };
+    Err(Breach::new(Invariant::BoundedRetries, vec![], detail))
+}
+
+/// A plan failing every create and rename on a quarantine path with `ENOSPC`.
+fn no_room_to_quarantine() -> FaultPlan {
+    let enospc = |kind, n| Fault {
+        at: Trigger::Nth {
+            kind,
+            path: "*quarantine*".into(),
+            n,
+        },
+        effect: Effect::Error {
+            error: ErrorKind::Enospc,
+            sticky: false,
+        },
+    };
+    FaultPlan {
+        faults: (1..=12)
+            .flat_map(|n| [enospc(CallKind::Create, n), enospc(CallKind::Rename, n)])
+            .collect(),
+        ..FaultPlan::default()
     }
-    // Once the disk has room again, the next open repairs it.
+}
+
+/// `survives-bad-manifest`: once the disk has room again, the next open sets the bad manifest
+/// aside.
+async fn repaired_with_room(copy: &SimFs, config: &Config) -> Result<(), Breach> {
     let world = World::new(copy.clone(), SystemClock);
-    match Pipeline::open(world, ROOT, config.clone()).await {
-        Ok((_, report)) if !report.quarantined.is_empty() => Ok(()),
-        Ok((_, report)) => Err(bad(
-            Invariant::SurvivesBadManifest,
-            format!(
-                "after the ENOSPC, the next open did not set the bad manifest aside: {}",
-                report.to_string().trim()
-            ),
-        )),
-        Err(e) => Err(bad(
-            Invariant::SurvivesBadManifest,
-            format!("after the ENOSPC, the next open failed: {e}"),
-        )),
-    }
+    let detail = match Pipeline::open(world, ROOT, config.clone()).await {
+        Ok((_, report)) if !report.quarantined.is_empty() => return Ok(()),
+        Ok((_, report)) => format!(
+            "after the ENOSPC, the next open did not set the bad manifest aside: {}",
+            report.to_string().trim()
+        ),
+        Err(e) => format!("after the ENOSPC, the next open failed: {e}"),
+    };
+    Err(Breach::new(Invariant::SurvivesBadManifest, vec![], detail))
 }

@@ -41,8 +41,9 @@ where
 /// Known sources: the random state of `ahash` (hash maps inside arrow and parquet: dictionary
 /// encoding, schema metadata) and of `hashbrown`'s default hasher. The warm-up encodes and
 /// decodes a batch through Parquet (dictionary encoding on) and Arrow IPC, which touches them.
-/// `tests/determinism` (a sweep's seed against a fresh replay) is what shows the list is
-/// complete.
+/// The CLI test `a_seed_in_a_sweep_has_the_verdict_and_digest_of_its_fresh_replay`
+/// (`scenarios/cli/tests/cli.rs`: a sweep's seeds against fresh replays) is what shows the list
+/// is complete.
 pub fn warm_process_globals() {
     static WARM: std::sync::Once = std::sync::Once::new();
     WARM.call_once(|| {

@@ -128,9 +128,27 @@ impl Scenario {
         // Drawn in this order so that `standard` runs stay what they always were.
         let plan_seed = rng.r#gen();
         let mut shape = ChaCha8Rng::seed_from_u64(rng.r#gen());
-        // Where the scenario aims its crash (`None`: anywhere, as `standard` does), and
-        // whether it injects errors as well.
-        let (aim, faults): (&[Aim], bool) = match self {
+        let (aim, faults) = self.shape(&mut workload, &mut shape);
+        let profile = profile(&workload, model, aim.is_empty(), faults, controls, twin);
+        let mut plan = generate(plan_seed, &profile);
+        if !aim.is_empty() {
+            plan.crash = Some(aimed_crash(aim, model, &mut shape));
+        }
+        RunSpec {
+            scenario: self.name().to_owned(),
+            seed,
+            model,
+            workload,
+            plan,
+            twin,
+        }
+    }
+
+    /// Shapes the standard workload into the scenario's, drawing from `shape`; returns where
+    /// the scenario aims its crash (empty: anywhere, as `standard` does) and whether it
+    /// injects errors as well.
+    fn shape(self, workload: &mut Workload, shape: &mut ChaCha8Rng) -> (&'static [Aim], bool) {
+        match self {
             Scenario::Standard => (&[], true),
             Scenario::LedgerVsOutput => {
                 workload.background_maintenance = false;
@@ -180,44 +198,6 @@ impl Scenario {
                 workload.restart_after_parts = shape.gen_bool(0.5).then_some(1);
                 (MERGE_CASCADE, false)
             }
-        };
-        let parts: u64 = workload.sources.iter().map(|s| s.parts.len() as u64).sum();
-        let mut controls = controls.to_vec();
-        if let Some(twin) = twin {
-            controls.extend(twin.controls());
-        }
-        let profile = Profile {
-            expected_calls: parts * 30,
-            crash: aim.is_empty(),
-            model: Some(model),
-            faults,
-            corruptible: vec!["*/log/*.log".into()],
-            controls,
-            latency: Some(Latency {
-                percent: 25,
-                max_micros: 300,
-            }),
-        };
-        let mut plan = generate(plan_seed, &profile);
-        if !aim.is_empty() {
-            let aim = &aim[shape.gen_range(0..aim.len())];
-            plan.crash = Some(Crash {
-                at: Trigger::Nth {
-                    kind: aim.kind,
-                    path: aim.path.to_owned(),
-                    n: shape.gen_range(1..=aim.max_n),
-                },
-                moment: aim.moment,
-                model,
-            });
-        }
-        RunSpec {
-            scenario: self.name().to_owned(),
-            seed,
-            model,
-            workload,
-            plan,
-            twin,
         }
     }
 
@@ -333,6 +313,50 @@ const MERGE_CASCADE: &[Aim] = &[
     aim(CallKind::Create, "*/MANIFEST-*", Moment::Before, 10),
     aim(CallKind::Unlink, "*/data/L*", Moment::Before, 6),
 ];
+
+/// What the fault plan of a run of `workload` is generated from: a crash anywhere when `crash`
+/// (the scenario aims none), injected errors when `faults`, the controls given and the twin's.
+fn profile(
+    workload: &Workload,
+    model: CrashModel,
+    crash: bool,
+    faults: bool,
+    controls: &[Control],
+    twin: Option<Twin>,
+) -> Profile {
+    let parts: u64 = workload.sources.iter().map(|s| s.parts.len() as u64).sum();
+    let mut controls = controls.to_vec();
+    if let Some(twin) = twin {
+        controls.extend(twin.controls());
+    }
+    Profile {
+        expected_calls: parts * 30,
+        crash,
+        model: Some(model),
+        faults,
+        corruptible: vec!["*/log/*.log".into()],
+        controls,
+        latency: Some(Latency {
+            percent: 25,
+            max_micros: 300,
+        }),
+    }
+}
+
+/// The crash at one of `aims`, which one and its call count drawn from `shape` (after the
+/// scenario's shape: the order of draws is what keeps a seed's run the same).
+fn aimed_crash(aims: &[Aim], model: CrashModel, shape: &mut ChaCha8Rng) -> Crash {
+    let aim = &aims[shape.gen_range(0..aims.len())];
+    Crash {
+        at: Trigger::Nth {
+            kind: aim.kind,
+            path: aim.path.to_owned(),
+            n: shape.gen_range(1..=aim.max_n),
+        },
+        moment: aim.moment,
+        model,
+    }
+}
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

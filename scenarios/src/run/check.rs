@@ -1,0 +1,159 @@
+//! What a run checks: each crash point's image, the disk at the restart and at the end (all
+//! by the oracle, against what was acknowledged by then), and at the end the write
+//! amplification of each lifetime and the workload's probes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tally_pipeline::Pipeline;
+use tally_sim::{SimFs, SystemClock, World};
+
+use super::capture::CrashPoint;
+use super::lock;
+use super::runner::Run;
+use super::spec::{Depth, Images};
+use super::verdict::{Phase, Violation};
+use crate::oracle::{self, Breach, EXPORT_DIR, Expectation, Invariant, ROOT, Seen, SourceProgress};
+use crate::workload::Workload;
+
+/// What the oracle expects of a disk captured with `progress`.
+fn expectation(
+    progress: &BTreeMap<String, SourceProgress>,
+    workload: &Workload,
+    final_state: bool,
+) -> Expectation {
+    Expectation {
+        sources: progress.clone(),
+        payload_bytes: workload.payload_bytes,
+        final_state,
+        extra_columns: workload.extra_columns,
+        export_dir: workload.export.map(|_| PathBuf::from(EXPORT_DIR)),
+    }
+}
+
+impl Run<'_> {
+    /// Checks the crash points of lifetime `life`, in the order of their calls.
+    pub(super) async fn check_points(&mut self, life: u32, points: Vec<CrashPoint>) {
+        let checked = self.crash_points;
+        let count = points.len() as u64;
+        for point in points {
+            self.crash_points += 1;
+            self.check_point(life, point).await;
+        }
+        debug_assert_eq!(
+            self.crash_points,
+            checked + count,
+            "each point counted once"
+        );
+    }
+
+    /// Recovers one crash image and checks it against what was acknowledged before its call
+    /// (a measuring run stops where its depth says).
+    async fn check_point(&mut self, life: u32, point: CrashPoint) {
+        let image = match (self.images, point.image) {
+            (Images::Measure(Depth::Recover), Some(image)) => {
+                let world = World::new(image, SystemClock);
+                let _ = Pipeline::open(world, ROOT, self.config.clone()).await;
+                return;
+            }
+            (Images::Measure(_), _) | (_, None) => return,
+            (_, Some(image)) => image,
+        };
+        let expect = expectation(&point.progress, &self.spec.workload, false);
+        let variant = point.variant.as_deref();
+        match oracle::check_cached(&image, Path::new(ROOT), &self.config, &expect, &self.rows).await
+        {
+            Ok(seen) => {
+                let label = variant.map(|v| format!(" [{v}]")).unwrap_or_default();
+                self.passed(format!("point L{life}#{}{label}", point.op.index), &seen);
+            }
+            Err(breach) => self.violation(Violation {
+                phase: Phase::CrashPoint,
+                life,
+                op_index: Some(point.op.index),
+                op: Some(match variant {
+                    Some(v) => format!("{} [{v}]", point.op),
+                    None => point.op.to_string(),
+                }),
+                breach,
+            }),
+        }
+    }
+
+    /// Checks a whole disk at a restart or at the end; returns the rows published there.
+    pub(super) async fn check_disk(
+        &mut self,
+        disk: &SimFs,
+        life: u32,
+        phase: Phase,
+        final_state: bool,
+    ) -> Option<u64> {
+        let progress = lock(&self.progress).clone();
+        let expect = expectation(&progress, &self.spec.workload, final_state);
+        let checked = oracle::check_cached(
+            &disk.snapshot(),
+            Path::new(ROOT),
+            &self.config,
+            &expect,
+            &self.rows,
+        )
+        .await;
+        match checked {
+            Ok(seen) => {
+                self.passed(format!("{phase:?} check"), &seen);
+                Some(seen.published_rows)
+            }
+            Err(breach) => {
+                self.violation(Violation::at(phase, life, breach));
+                None
+            }
+        }
+    }
+
+    /// A check of `what` passed, having seen `seen`.
+    fn passed(&mut self, what: String, seen: &Seen) {
+        self.max_level = self.max_level.max(seen.max_level);
+        self.trace.line(format!(
+            "{what} ok: version {}, {} published, {} staged",
+            seen.manifest_version, seen.published_rows, seen.staged_rows
+        ));
+    }
+
+    /// The end-of-run checks that are not about one disk: write amplification per lifetime,
+    /// then the workload's probes on copies of the final disk.
+    pub(super) async fn check_end(&mut self, disk: &SimFs, table_rows: u64) {
+        self.write_amplification(table_rows);
+        for probe in self.spec.workload.probes.clone() {
+            let found =
+                crate::probe::run(probe, disk, &self.config, &self.spec.workload, &self.trace)
+                    .await;
+            for breach in found {
+                self.violation(Violation::at(Phase::Final, 2, breach));
+            }
+        }
+    }
+
+    /// `write-amplification`: each lifetime wrote at most `max_level + 1` times the table's
+    /// rows into table files.
+    fn write_amplification(&mut self, table_rows: u64) {
+        let bound = u64::from(self.config.max_level + 1) * table_rows;
+        for (i, written) in self.written.into_iter().enumerate() {
+            self.trace.line(format!(
+                "L{} wrote {written} table rows (bound {bound})",
+                i + 1
+            ));
+            if written > bound {
+                let breach = Breach::new(
+                    Invariant::WriteAmplification,
+                    vec![],
+                    format!(
+                        "lifetime {} wrote {written} rows into table files; the bound is {} levels × {table_rows} rows = {bound}",
+                        i + 1,
+                        self.config.max_level + 1
+                    ),
+                );
+                self.violation(Violation::at(Phase::Final, i as u32 + 1, breach));
+            }
+        }
+    }
+}
