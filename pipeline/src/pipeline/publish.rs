@@ -23,11 +23,16 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.assert_publishable(&current, &next);
         let fs = &self.inner.world.fs;
         let layout = &self.inner.layout;
-        let written = async {
-            let name = layout::manifest_name(next.version);
-            crate::commit::replace_file(fs, &layout.root, &name, &next.encode()).await
-        }
-        .await;
+        let bytes = next.encode();
+        // What recovery will read back is what was published. Costs a decode of the whole
+        // manifest: checked in debug builds (and the simulation's) only.
+        debug_assert!(
+            Manifest::decode(&bytes).is_ok_and(|read| read == next),
+            "manifest version {} does not read back as written",
+            next.version
+        );
+        let name = layout::manifest_name(next.version);
+        let written = crate::commit::replace_file(fs, &layout.root, &name, &bytes).await;
         if let Err(e) = written {
             let e = Error::from(e);
             self.poison(&e);
