@@ -256,12 +256,41 @@ impl<F: Fs> FaultFs<F> {
             index,
             ..Decision::default()
         };
+        let fired = Self::fired(&mut state, index, kind, path, to);
+        // Draws from the plan's generator happen in this order (corruptions of the fired
+        // triggers, then the latency): the same plan then decides the same way every run.
+        for i in fired {
+            self.apply(&mut state, &mut decision, i, kind, path);
+        }
+        if decision.error.is_none()
+            && let Some(&error) = state.sticky.iter().find(|e| e.applies_to(kind))
+        {
+            decision.error = Some(injected(error, kind, path));
+        }
+        if let Some(latency) = state.plan.latency
+            && state.rng.gen_range(0..100u8) < latency.percent
+        {
+            let micros = state.rng.gen_range(1..=latency.max_micros.max(1));
+            decision.delay = Some(Duration::from_micros(micros));
+        }
+        Ok(decision)
+    }
+
+    /// The triggers (the crash's is 0 when there is one, then the faults') that call `index`
+    /// fires, counting it towards every `Nth` trigger it matches.
+    fn fired(
+        state: &mut State<F::File>,
+        index: u64,
+        kind: CallKind,
+        path: &Path,
+        to: Option<&Path>,
+    ) -> Vec<usize> {
         let State {
             plan,
             patterns,
             matched,
             ..
-        } = &mut *state;
+        } = state;
         let triggers = plan
             .crash
             .iter()
@@ -286,50 +315,54 @@ impl<F: Fs> FaultFs<F> {
                 fired.push(i);
             }
         }
+        fired
+    }
+
+    /// Adds what fired trigger `i` does to the call's decision.
+    fn apply(
+        &self,
+        state: &mut State<F::File>,
+        decision: &mut Decision,
+        i: usize,
+        kind: CallKind,
+        path: &Path,
+    ) {
         let has_crash = state.plan.crash.is_some();
-        for i in fired {
-            if has_crash && i == 0 {
-                let crash = state.plan.crash.clone().expect("checked");
-                decision.crash = Some(crash.moment);
-                continue;
+        if has_crash && i == 0 {
+            let crash = state.plan.crash.clone().expect("checked");
+            decision.crash = Some(crash.moment);
+            return;
+        }
+        let effect = state.plan.faults[i - usize::from(has_crash)].effect.clone();
+        Self::emit(
+            state,
+            decision.index,
+            kind,
+            path,
+            format!("inject {effect}"),
+        );
+        match effect {
+            Effect::Error { error, sticky } => {
+                if sticky {
+                    state.sticky.push(error);
+                }
+                decision.error = Some(injected(error, kind, path));
             }
-            let effect = state.plan.faults[i - usize::from(has_crash)].effect.clone();
-            Self::emit(&state, index, kind, path, format!("inject {effect}"));
-            match effect {
-                Effect::Error { error, sticky } => {
-                    if sticky {
-                        state.sticky.push(error);
-                    }
-                    decision.error = Some(injected(error, kind, path));
-                }
-                Effect::FailSync if kind == CallKind::Sync => decision.fail_sync = true,
-                Effect::FailSync => {
-                    decision.error = Some(injected(ErrorKind::Eio, kind, path));
-                }
-                Effect::CorruptRead => {
-                    if kind == CallKind::Read {
-                        decision.corrupt = Some(state.rng.r#gen());
-                    }
-                }
-                Effect::ClockJump { seconds } => {
-                    self.shared
-                        .clock_offset
-                        .fetch_add(seconds, Ordering::SeqCst);
+            Effect::FailSync if kind == CallKind::Sync => decision.fail_sync = true,
+            Effect::FailSync => {
+                decision.error = Some(injected(ErrorKind::Eio, kind, path));
+            }
+            Effect::CorruptRead => {
+                if kind == CallKind::Read {
+                    decision.corrupt = Some(state.rng.r#gen());
                 }
             }
+            Effect::ClockJump { seconds } => {
+                self.shared
+                    .clock_offset
+                    .fetch_add(seconds, Ordering::SeqCst);
+            }
         }
-        if decision.error.is_none()
-            && let Some(&error) = state.sticky.iter().find(|e| e.applies_to(kind))
-        {
-            decision.error = Some(injected(error, kind, path));
-        }
-        if let Some(latency) = state.plan.latency
-            && state.rng.gen_range(0..100u8) < latency.percent
-        {
-            let micros = state.rng.gen_range(1..=latency.max_micros.max(1));
-            decision.delay = Some(Duration::from_micros(micros));
-        }
-        Ok(decision)
     }
 
     fn crash(&self, index: u64, kind: CallKind, path: &Path, moment: Moment) -> io::Error {

@@ -52,6 +52,8 @@ pub fn generate(seed: u64, profile: &Profile) -> FaultPlan {
         .into_iter()
         .filter(|k| !matches!(k, CallKind::Read | CallKind::Any))
         .collect();
+    // The draws below happen in a fixed order (model, crash, then each fault kind, then the
+    // plan's own seed): a seed names its plan only as long as that order never changes.
     let model = profile
         .model
         .unwrap_or_else(|| CrashModel::ALL[rng.gen_range(0..CrashModel::ALL.len())]);
@@ -64,54 +66,74 @@ pub fn generate(seed: u64, profile: &Profile) -> FaultPlan {
         },
         model,
     });
-    let mut faults = Vec::new();
-    if profile.faults {
-        if rng.gen_bool(0.3) {
-            let error = if rng.gen_bool(0.5) {
-                ErrorKind::Eio
-            } else {
-                ErrorKind::Enospc
-            };
-            faults.push(Fault {
-                at: trigger(&mut rng, calls, &crash_kinds),
-                effect: Effect::Error {
-                    error,
-                    sticky: rng.gen_bool(0.3),
-                },
-            });
-        }
-        if rng.gen_bool(0.2) {
-            faults.push(Fault {
-                at: trigger(&mut rng, calls, &[CallKind::Sync]),
-                effect: Effect::FailSync,
-            });
-        }
-        if !profile.corruptible.is_empty() && rng.gen_bool(0.15) {
-            let path = profile.corruptible[rng.gen_range(0..profile.corruptible.len())].clone();
-            faults.push(Fault {
-                at: Trigger::Nth {
-                    kind: CallKind::Read,
-                    path,
-                    n: rng.gen_range(1..=3),
-                },
-                effect: Effect::CorruptRead,
-            });
-        }
-        if rng.gen_bool(0.2) {
-            let seconds = rng.gen_range(-7200..=7200);
-            faults.push(Fault {
-                at: Trigger::Call {
-                    index: rng.gen_range(0..calls.max(1)),
-                },
-                effect: Effect::ClockJump { seconds },
-            });
-        }
-    }
+    let faults = if profile.faults {
+        draw_faults(&mut rng, profile, &crash_kinds)
+    } else {
+        Vec::new()
+    };
     FaultPlan {
         crash,
         faults,
         controls: profile.controls.clone(),
         latency: profile.latency,
         seed: rng.r#gen(),
+    }
+}
+
+/// The faults of a plan whose profile allows them: each kind is drawn in turn, and present
+/// with its own probability.
+fn draw_faults(rng: &mut ChaCha8Rng, profile: &Profile, crash_kinds: &[CallKind]) -> Vec<Fault> {
+    let calls = profile.expected_calls;
+    let mut faults = Vec::new();
+    if rng.gen_bool(0.3) {
+        faults.push(error_fault(rng, calls, crash_kinds));
+    }
+    if rng.gen_bool(0.2) {
+        faults.push(Fault {
+            at: trigger(rng, calls, &[CallKind::Sync]),
+            effect: Effect::FailSync,
+        });
+    }
+    if !profile.corruptible.is_empty() && rng.gen_bool(0.15) {
+        faults.push(corrupt_read_fault(rng, &profile.corruptible));
+    }
+    if rng.gen_bool(0.2) {
+        let seconds = rng.gen_range(-7200..=7200);
+        faults.push(Fault {
+            at: Trigger::Call {
+                index: rng.gen_range(0..calls.max(1)),
+            },
+            effect: Effect::ClockJump { seconds },
+        });
+    }
+    faults
+}
+
+/// An injected EIO or ENOSPC on a call that changes the disk, sticky or not.
+fn error_fault(rng: &mut ChaCha8Rng, calls: u64, crash_kinds: &[CallKind]) -> Fault {
+    let error = if rng.gen_bool(0.5) {
+        ErrorKind::Eio
+    } else {
+        ErrorKind::Enospc
+    };
+    Fault {
+        at: trigger(rng, calls, crash_kinds),
+        effect: Effect::Error {
+            error,
+            sticky: rng.gen_bool(0.3),
+        },
+    }
+}
+
+/// A flipped bit in one of the first reads of a file matching one of `corruptible`.
+fn corrupt_read_fault(rng: &mut ChaCha8Rng, corruptible: &[String]) -> Fault {
+    let path = corruptible[rng.gen_range(0..corruptible.len())].clone();
+    Fault {
+        at: Trigger::Nth {
+            kind: CallKind::Read,
+            path,
+            n: rng.gen_range(1..=3),
+        },
+        effect: Effect::CorruptRead,
     }
 }

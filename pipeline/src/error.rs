@@ -48,11 +48,15 @@ pub enum Error {
     #[error("{context}: {detail}")]
     Format { context: String, detail: String },
 
-    /// Acknowledged rows are not on disk. Recovery refuses to continue over the loss.
+    /// Acknowledged rows are not on disk. Recovery refuses to continue over the loss (and a
+    /// reader refuses to read past it). Recovery may already have changed the disk by then —
+    /// removed leftovers, cut torn tails, set aside unreadable files — but never the only
+    /// copy of an acknowledged row.
     #[error(
         "acknowledged rows are missing: {detail}. The ledger acknowledges {acknowledged} rows, the disk holds {found}. \
-         Nothing was changed. Way out: restore the missing files from a backup and open again, or re-ingest the affected \
-         sources into a new root."
+         Recovery deleted nothing that held the only copy of an acknowledged row (it may already have removed leftovers, \
+         cut torn tails and set aside unreadable files). Way out: restore the missing files from a backup and open again, or re-ingest the \
+         affected sources into a new root."
     )]
     MissingRows {
         acknowledged: u64,

@@ -8,16 +8,19 @@
 //! a crash before the watermark moves leaves nothing a reader counts. The watermark moves only
 //! after the batch and its name are durable.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tally_sim::{Clock, Fs};
+use tally_sim::{Clock, DirEntry, Fs};
 
 use crate::error::{Error, Result};
+use crate::install::Install;
 use crate::layout;
+use crate::manifest::{FileEntry, Manifest};
 use crate::pipeline::Pipeline;
 use crate::seqalloc;
-use crate::table::{self, SEQ_COLUMN, TableReader, TableWriter};
+use crate::table::{self, SEQ_COLUMN, TableReader, Written};
 
 /// The watermark file of an export directory.
 pub const WATERMARK: &str = "WATERMARK";
@@ -83,7 +86,7 @@ impl std::fmt::Display for ExportReport {
 /// watermark is an error: guessing would ship rows twice or not at all.
 pub async fn read_watermark<F: Fs>(fs: &F, dir: &Path) -> Result<u64> {
     let path = dir.join(WATERMARK);
-    match crate::recover::read_if_exists(fs, &path).await? {
+    match crate::fsutil::read_if_exists(fs, &path).await? {
         None => Ok(0),
         Some(bytes) => seqalloc::decode(&bytes).map_err(|why| {
             Error::corrupt(
@@ -129,6 +132,7 @@ pub async fn export<F: Fs, C: Clock>(
     let _steps = pipeline.hold_steps().await;
     let fs = &pipeline.world().fs;
     let twins = pipeline.config().twins();
+    // Step 1.
     let missing = crate::commit::missing_dirs(fs, dir).await?;
     if !missing.is_empty() {
         fs.create_dir_all(dir).await?;
@@ -140,22 +144,10 @@ pub async fn export<F: Fs, C: Clock>(
         watermark_after: watermark,
         ..ExportReport::default()
     };
-
-    // An interrupted export left a batch at or above the watermark (uncommitted) or a temp
-    // file: remove them, durably, before writing anything.
-    let entries = fs.list_dir(dir).await?;
-    for entry in entries.iter().filter(|e| !e.is_dir) {
-        let uncommitted = parse_batch_name(&entry.name)
-            .is_some_and(|start| start >= watermark && !twins.export_ordinal_batch_ids);
-        if uncommitted || layout::is_temp(&entry.name) {
-            fs.unlink(&dir.join(&entry.name)).await?;
-            report.leftovers_removed.push(entry.name.clone());
-        }
-    }
-    if !report.leftovers_removed.is_empty() {
-        fs.sync_dir(dir).await?;
-    }
-
+    // Step 2.
+    let ordinal_ids = twins.export_ordinal_batch_ids;
+    let entries = remove_leftovers(fs, dir, watermark, ordinal_ids, &mut report).await?;
+    // Step 3.
     let manifest = pipeline.manifest().await;
     report.manifest_version = manifest.version;
     let Some(high) = manifest.files.iter().map(|f| f.seq_max + 1).max() else {
@@ -164,7 +156,7 @@ pub async fn export<F: Fs, C: Clock>(
     if high <= watermark {
         return Ok(report);
     }
-    let name = if twins.export_ordinal_batch_ids {
+    let name = if ordinal_ids {
         let ordinal = entries
             .iter()
             .filter(|e| parse_batch_name(&e.name).is_some())
@@ -173,75 +165,122 @@ pub async fn export<F: Fs, C: Clock>(
     } else {
         batch_name(watermark)
     };
-    let final_path = dir.join(&name);
-    let temp = layout::temp_path(&final_path);
     if twins.export_watermark_before_data {
         crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
     }
+    // Steps 4 and 5.
+    let rows = write_batch(pipeline, &manifest, dir, &name, watermark..high).await?;
+    if !twins.export_watermark_before_data {
+        // Step 6. The batch and its name are durable: only now may the watermark pass its
+        // rows.
+        crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
+    }
+    report.watermark_after = high;
+    report.rows = rows;
+    report.batch = Some(name);
+    Ok(report)
+}
 
-    let layout = pipeline.layout();
-    let mut writer: Option<TableWriter<F>> = None;
+/// Step 2: an interrupted export left a batch at or above the watermark (uncommitted) or a
+/// temp file: they are removed, durably, before anything is written. Returns the listing of
+/// `dir` taken before.
+async fn remove_leftovers<F: Fs>(
+    fs: &F,
+    dir: &Path,
+    watermark: u64,
+    ordinal_ids: bool,
+    report: &mut ExportReport,
+) -> Result<Vec<DirEntry>> {
+    let entries = fs.list_dir(dir).await?;
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        let uncommitted =
+            parse_batch_name(&entry.name).is_some_and(|start| start >= watermark && !ordinal_ids);
+        if uncommitted || layout::is_temp(&entry.name) {
+            fs.unlink(&dir.join(&entry.name)).await?;
+            report.leftovers_removed.push(entry.name.clone());
+        }
+    }
+    if !report.leftovers_removed.is_empty() {
+        fs.sync_dir(dir).await?;
+    }
+    Ok(entries)
+}
+
+/// Steps 4 and 5: every published row numbered in `range` (`W..H`) into batch `dir/name`,
+/// installed once the counts hold. Returns the rows written.
+async fn write_batch<F: Fs, C: Clock>(
+    pipeline: &Pipeline<F, C>,
+    manifest: &Manifest,
+    dir: &Path,
+    name: &str,
+    range: Range<u64>,
+) -> Result<u64> {
+    let (watermark, high) = (range.start, range.end);
+    let fs = &pipeline.world().fs;
+    let mut batch = Install::new(fs, dir.to_path_buf(), name, &pipeline.config().table);
     let mut expected = 0u64;
     for file in manifest.files.iter().filter(|f| f.seq_max >= watermark) {
-        // Rows of a file wholly above the watermark all go out; a file straddling it (a merge
-        // joined shipped and new rows) contributes its rows from the watermark on.
-        let path = layout.table_file(file.level, file.id);
-        let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows).await?;
-        let mut rows_this = 0u64;
-        while let Some(batch) = reader.next().await? {
-            let seqs = batch
-                .column_by_name(SEQ_COLUMN)
-                .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
-                .ok_or_else(|| Error::corrupt(&path, format!("no {SEQ_COLUMN} column")))?;
-            let from = seqs.values().partition_point(|&s| s < watermark);
-            let batch = batch.slice(from, batch.num_rows() - from);
-            rows_this += batch.num_rows() as u64;
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            TableWriter::write_creating(&mut writer, fs, &temp, &batch, &pipeline.config().table)
-                .await?;
+        let rows = copy_from(pipeline, &mut batch, file, watermark).await?;
+        if file.seq_min >= watermark && rows != file.rows {
+            let detail = format!(
+                "export: {} holds {rows} rows, the manifest says {}",
+                layout::table_file_name(file.level, file.id),
+                file.rows
+            );
+            return Err(batch.abandon(Error::Conservation { detail }).await);
         }
-        if file.seq_min >= watermark && rows_this != file.rows {
-            let _ = fs.unlink(&temp).await;
-            return Err(Error::Conservation {
-                detail: format!(
-                    "export: {} holds {rows_this} rows, the manifest says {}",
-                    layout::table_file_name(file.level, file.id),
-                    file.rows
-                ),
-            });
-        }
-        expected += rows_this;
+        expected += rows;
     }
-    let writer = writer.ok_or_else(|| Error::Conservation {
-        detail: format!("export: no published rows at or above {watermark} below {high}"),
-    })?;
-    let written = writer
-        .finish_with(&[
-            (KEY_EXPORT_START, watermark.to_string()),
-            (KEY_EXPORT_END, high.to_string()),
-        ])
-        .await?;
-    if written.rows != expected || written.seq_min < watermark || written.seq_max >= high {
-        let _ = fs.unlink(&temp).await;
+    if batch.is_empty() {
         return Err(Error::Conservation {
+            detail: format!("export: no published rows at or above {watermark} below {high}"),
+        });
+    }
+    let metadata = [
+        (KEY_EXPORT_START, watermark.to_string()),
+        (KEY_EXPORT_END, high.to_string()),
+    ];
+    let conserved = |written: &Written| {
+        if written.rows == expected && written.seq_min >= watermark && written.seq_max < high {
+            return Ok(());
+        }
+        Err(Error::Conservation {
             detail: format!(
                 "export: {expected} rows read, {} written, sequence {}..={} outside {watermark}..{high}",
                 written.rows, written.seq_min, written.seq_max
             ),
-        });
+        })
+    };
+    Ok(batch.finish(&metadata, conserved).await?.rows)
+}
+
+/// Appends the rows of `file` numbered from `watermark` on to `batch`. Rows of a file wholly
+/// above the watermark all go out; a file straddling it (a merge joined shipped and new rows)
+/// contributes its rows from the watermark on. Returns the rows appended.
+async fn copy_from<F: Fs, C: Clock>(
+    pipeline: &Pipeline<F, C>,
+    batch: &mut Install<'_, F>,
+    file: &FileEntry,
+    watermark: u64,
+) -> Result<u64> {
+    let fs = &pipeline.world().fs;
+    let path = pipeline.layout().table_file(file.level, file.id);
+    let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows).await?;
+    let mut rows = 0u64;
+    while let Some(rows_read) = reader.next().await? {
+        let seqs = rows_read
+            .column_by_name(SEQ_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+            .ok_or_else(|| Error::corrupt(&path, format!("no {SEQ_COLUMN} column")))?;
+        let from = seqs.values().partition_point(|&s| s < watermark);
+        let rest = rows_read.slice(from, rows_read.num_rows() - from);
+        rows += rest.num_rows() as u64;
+        if rest.num_rows() == 0 {
+            continue;
+        }
+        batch.write(&rest).await?;
     }
-    fs.rename(&temp, &final_path).await?;
-    fs.sync_dir(dir).await?;
-    if !twins.export_watermark_before_data {
-        // The batch and its name are durable: only now may the watermark pass its rows.
-        crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
-    }
-    report.watermark_after = high;
-    report.rows = written.rows;
-    report.batch = Some(name);
-    Ok(report)
+    Ok(rows)
 }
 
 /// Streams the rows of every committed batch of `dir` to `each`, in sequence order.

@@ -7,6 +7,8 @@ pub mod error;
 pub mod export;
 pub mod footer;
 pub mod frame;
+mod fsutil;
+mod install;
 pub mod layout;
 pub mod log;
 pub mod manifest;

@@ -108,6 +108,53 @@ impl Manifest {
         }
     }
 
+    /// Panics unless the manifest has the shape every publish keeps: files in sequence order
+    /// with disjoint ranges, levels never increasing along that order (so each row is written
+    /// at most once per level), each file's range wide enough for its rows, every file id
+    /// below `next_file_id`, and as many rows in the files as the ledger records. Costs
+    /// O(files + sources), as encoding the manifest does.
+    pub fn assert_invariants(&self) {
+        for f in &self.files {
+            assert!(
+                f.rows > 0 && f.seq_min <= f.seq_max && f.seq_max - f.seq_min >= f.rows - 1,
+                "manifest version {}: file {} holds {} rows in sequence range {}..={}",
+                self.version,
+                f.id,
+                f.rows,
+                f.seq_min,
+                f.seq_max
+            );
+            assert!(
+                f.id < self.next_file_id,
+                "manifest version {}: file id {} not below next_file_id {}",
+                self.version,
+                f.id,
+                self.next_file_id
+            );
+        }
+        for w in self.files.windows(2) {
+            assert!(
+                w[0].seq_max < w[1].seq_min && w[0].level >= w[1].level,
+                "manifest version {}: files {} (level {}, seq {}..={}) and {} (level {}, seq {}..={}) are out of order, overlap or interleave levels",
+                self.version,
+                w[0].id,
+                w[0].level,
+                w[0].seq_min,
+                w[0].seq_max,
+                w[1].id,
+                w[1].level,
+                w[1].seq_min,
+                w[1].seq_max
+            );
+        }
+        assert_eq!(
+            self.rows(),
+            self.source_rows(),
+            "manifest version {}: rows in files vs rows its ledger records",
+            self.version
+        );
+    }
+
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
     }

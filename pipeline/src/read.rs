@@ -7,8 +7,7 @@ use crate::error::{Error, Result};
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
 use crate::manifest::{FileEntry, Manifest};
-use crate::pipeline::with_seq;
-use crate::table::{self, TableReader};
+use crate::table::{self, TableReader, with_seq};
 
 /// Streams every row of `files` (in the order given; a manifest lists them by sequence number)
 /// to `each`, batch by batch, with the sequence column.
@@ -79,7 +78,7 @@ pub async fn newest_valid_manifest<F: Fs>(
     let mut unreadable = Vec::new();
     for version in manifest_versions(fs, layout).await? {
         // `None`: unlinked since the listing, an older version a writer superseded.
-        if let Some(bytes) = crate::recover::read_if_exists(fs, &layout.manifest(version)).await? {
+        if let Some(bytes) = crate::fsutil::read_if_exists(fs, &layout.manifest(version)).await? {
             match Manifest::decode_version(&bytes, version) {
                 Ok(m) => return Ok((m, unreadable)),
                 Err(why) => unreadable.push((version, why)),

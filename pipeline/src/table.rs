@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -47,6 +47,17 @@ pub fn stored_schema(user: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = user.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(SEQ_COLUMN, DataType::UInt64, false));
     Arc::new(Schema::new(fields))
+}
+
+/// Appends the sequence column (`seq_start`, `seq_start + 1`, ...) to a user batch.
+pub fn with_seq(batch: &RecordBatch, seq_start: u64, stored: &SchemaRef) -> Result<RecordBatch> {
+    let rows = batch.num_rows() as u64;
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(UInt64Array::from_iter_values(
+        seq_start..seq_start + rows,
+    )));
+    RecordBatch::try_new(stored.clone(), columns)
+        .map_err(|e| Error::format("adding the sequence column", e))
 }
 
 /// How table files are encoded.
@@ -393,11 +404,7 @@ impl<F: Fs> TableWriter<F> {
 
     /// Writes the footer (with the file's id, level and sequence range) and syncs the file.
     pub async fn finish(self, file_id: u64, level: u32) -> Result<Written> {
-        self.finish_with(&[
-            (KEY_FILE_ID, file_id.to_string()),
-            (KEY_LEVEL, level.to_string()),
-        ])
-        .await
+        self.finish_with(&file_metadata(file_id, level)).await
     }
 
     /// Writes the footer with `metadata` and the sequence range, and syncs the file.
@@ -431,11 +438,19 @@ impl<F: Fs> TableWriter<F> {
     }
 }
 
+/// The footer keys of a table file besides its sequence range: its id and level.
+pub fn file_metadata(file_id: u64, level: u32) -> [(&'static str, String); 2] {
+    [
+        (KEY_FILE_ID, file_id.to_string()),
+        (KEY_LEVEL, level.to_string()),
+    ]
+}
+
 /// Smallest and largest sequence number of a batch, checking they increase row by row.
 pub fn seq_bounds(batch: &RecordBatch) -> Result<(u64, u64)> {
     let column = batch
         .column_by_name(SEQ_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
         .ok_or_else(|| Error::Conservation {
             detail: format!("batch has no {SEQ_COLUMN} column of type UInt64"),
         })?;

@@ -165,8 +165,8 @@ async fn check_segments<F: Fs>(
     numbers.dedup();
     for number in numbers {
         let log_name = format!("log/{}", layout::segment_log_name(number));
-        let log_bytes = crate::recover::read_if_exists(fs, &layout.segment_log(number)).await?;
-        let ack_bytes = crate::recover::read_if_exists(fs, &layout.segment_ack(number)).await?;
+        let log_bytes = crate::fsutil::read_if_exists(fs, &layout.segment_log(number)).await?;
+        let ack_bytes = crate::fsutil::read_if_exists(fs, &layout.segment_ack(number)).await?;
         let records = ack_bytes
             .as_deref()
             .map(|b| log::scan_ack(b, number).items)
@@ -207,72 +207,31 @@ async fn check_segments<F: Fs>(
     Ok(())
 }
 
+/// Sequence numbers seen by a deep check, and how many were seen twice.
+#[derive(Default)]
+struct Seen {
+    numbers: BTreeSet<u64>,
+    duplicates: u64,
+}
+
+impl Seen {
+    fn note(&mut self, seq: u64) {
+        if !self.numbers.insert(seq) {
+            self.duplicates += 1;
+        }
+    }
+}
+
 async fn deep_check<F: Fs>(
     fs: &F,
     layout: &Layout,
     manifest: &Manifest,
     report: &mut StoreReport,
 ) -> Result<()> {
-    let mut seen: BTreeSet<u64> = BTreeSet::new();
-    let mut duplicates = 0u64;
+    let mut seen = Seen::default();
     let mut rows_read = 0u64;
-    let mut note = |seq: u64| {
-        if !seen.insert(seq) {
-            duplicates += 1;
-        }
-    };
     for file in &manifest.files {
-        let path = layout.table_file(file.level, file.id);
-        let name = layout::table_file_name(file.level, file.id);
-        let mut reader = match TableReader::open(fs, &path, 64 * 1024).await {
-            Ok(r) => r,
-            Err(e) => {
-                report.problems.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let mut rows = 0u64;
-        let mut out_of_range = 0u64;
-        loop {
-            let batch = match reader.next().await {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(e) => {
-                    report.problems.push(format!("{name}: {e}"));
-                    break;
-                }
-            };
-            let Some(seqs) = batch
-                .column_by_name(SEQ_COLUMN)
-                .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            else {
-                report
-                    .problems
-                    .push(format!("{name}: no {SEQ_COLUMN} column"));
-                break;
-            };
-            rows += seqs.len() as u64;
-            for i in 0..seqs.len() {
-                let seq = seqs.value(i);
-                if seqs.is_null(i) || seq < file.seq_min || seq > file.seq_max {
-                    out_of_range += 1;
-                }
-                note(seq);
-            }
-        }
-        rows_read += rows;
-        if rows != file.rows {
-            report.problems.push(format!(
-                "{name}: {rows} rows read, the manifest says {}",
-                file.rows
-            ));
-        }
-        if out_of_range > 0 {
-            report.problems.push(format!(
-                "{name}: {out_of_range} sequence numbers outside {}..={}",
-                file.seq_min, file.seq_max
-            ));
-        }
+        rows_read += deep_check_file(fs, layout, file, &mut seen, report).await;
     }
     crate::read::staged_rows(fs, layout, manifest.log_through, |_, batch| {
         if let Some(seqs) = batch
@@ -280,16 +239,79 @@ async fn deep_check<F: Fs>(
             .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
         {
             rows_read += seqs.len() as u64;
-            seqs.values().iter().for_each(|&s| note(s));
+            seqs.values().iter().for_each(|&s| seen.note(s));
         }
         Ok(())
     })
     .await?;
-    if duplicates > 0 {
+    if seen.duplicates > 0 {
         report.problems.push(format!(
-            "{duplicates} rows share a sequence number with another row"
+            "{} rows share a sequence number with another row",
+            seen.duplicates
         ));
     }
     report.rows_read = Some(rows_read);
     Ok(())
+}
+
+/// Reads every row of one published file, noting its sequence numbers; reports rows that
+/// disagree with the manifest or fall outside the file's range. Returns the rows read.
+async fn deep_check_file<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    file: &FileEntry,
+    seen: &mut Seen,
+    report: &mut StoreReport,
+) -> u64 {
+    let path = layout.table_file(file.level, file.id);
+    let name = layout::table_file_name(file.level, file.id);
+    let mut reader = match TableReader::open(fs, &path, 64 * 1024).await {
+        Ok(r) => r,
+        Err(e) => {
+            report.problems.push(format!("{name}: {e}"));
+            return 0;
+        }
+    };
+    let mut rows = 0u64;
+    let mut out_of_range = 0u64;
+    loop {
+        let batch = match reader.next().await {
+            Ok(Some(b)) => b,
+            Ok(None) => break,
+            Err(e) => {
+                report.problems.push(format!("{name}: {e}"));
+                break;
+            }
+        };
+        let Some(seqs) = batch
+            .column_by_name(SEQ_COLUMN)
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        else {
+            report
+                .problems
+                .push(format!("{name}: no {SEQ_COLUMN} column"));
+            break;
+        };
+        rows += seqs.len() as u64;
+        for i in 0..seqs.len() {
+            let seq = seqs.value(i);
+            if seqs.is_null(i) || seq < file.seq_min || seq > file.seq_max {
+                out_of_range += 1;
+            }
+            seen.note(seq);
+        }
+    }
+    if rows != file.rows {
+        report.problems.push(format!(
+            "{name}: {rows} rows read, the manifest says {}",
+            file.rows
+        ));
+    }
+    if out_of_range > 0 {
+        report.problems.push(format!(
+            "{name}: {out_of_range} sequence numbers outside {}..={}",
+            file.seq_min, file.seq_max
+        ));
+    }
+    rows
 }

@@ -347,7 +347,7 @@ mod tests {
     fn row_content_follows_from_the_key() {
         let b = batch("s1", 5, 3, 20, 2);
         let rows = rows_of(
-            &tally_pipeline::pipeline::with_seq(
+            &tally_pipeline::table::with_seq(
                 &b,
                 100,
                 &tally_pipeline::table::stored_schema(&b.schema()),

@@ -1,0 +1,106 @@
+//! The two halves of every step that rewrites table files (protocol "Stage", "Merge",
+//! "Export"): installing a new file in a directory of the store, and removing the files a
+//! published step superseded.
+//!
+//! Installing, call by call: `create <name>.tmp`, `write` (row group by row group), `sync` —
+//! then the step's conservation check on what was written; a violation unlinks the temp file
+//! and moves nothing — then `rename <name>.tmp → <name>`, `sync_dir`. The `sync` before the
+//! `rename` keeps a durable name from ever pointing at data that is not durable; the `sync_dir`
+//! makes the name durable before anything (a manifest, a watermark) may reference it.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use arrow_schema::SchemaRef;
+use tally_sim::Fs;
+
+use crate::error::{Error, Result};
+use crate::fsutil::is_not_found;
+use crate::layout;
+use crate::table::{TableOptions, TableWriter, Written};
+
+/// A table file being written under its temp name, to be installed under its own.
+pub(crate) struct Install<'a, F: Fs> {
+    fs: &'a F,
+    dir: PathBuf,
+    path: PathBuf,
+    temp: PathBuf,
+    options: &'a TableOptions,
+    /// Created by the first batch, which decides the file's schema and encodings.
+    writer: Option<TableWriter<F>>,
+}
+
+impl<'a, F: Fs> Install<'a, F> {
+    /// A file `dir/name` to be; nothing touches the disk before the first `write`.
+    pub(crate) fn new(fs: &'a F, dir: PathBuf, name: &str, options: &'a TableOptions) -> Self {
+        let path = dir.join(name);
+        let temp = layout::temp_path(&path);
+        Self {
+            fs,
+            dir,
+            path,
+            temp,
+            options,
+            writer: None,
+        }
+    }
+
+    /// The file's columns, once its first batch fixed them.
+    pub(crate) fn schema(&self) -> Option<&SchemaRef> {
+        self.writer.as_ref().map(TableWriter::schema)
+    }
+
+    /// No batch was written: there is no temp file, and nothing to install.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// Appends `batch`, creating the temp file from it if it is the first.
+    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        TableWriter::write_creating(&mut self.writer, self.fs, &self.temp, batch, self.options)
+            .await
+    }
+
+    /// Gives up after a failed conservation check: unlinks the temp file (whatever of it
+    /// exists; a failure is ignored, since recovery or the next export removes temp files)
+    /// and returns `err`.
+    pub(crate) async fn abandon(self, err: Error) -> Error {
+        let _ = self.fs.unlink(&self.temp).await;
+        err
+    }
+
+    /// Writes the footer with `metadata` and syncs the file; then, if `check` accepts what
+    /// was written, renames it to its name and syncs the directory. When `check` refuses, the
+    /// file is abandoned and its error returned.
+    pub(crate) async fn finish(
+        mut self,
+        metadata: &[(&str, String)],
+        check: impl FnOnce(&Written) -> Result<()>,
+    ) -> Result<Written> {
+        let writer = self
+            .writer
+            .take()
+            .expect("a table file is finished only after a batch created it");
+        let written = writer.finish_with(metadata).await?;
+        if let Err(e) = check(&written) {
+            return Err(self.abandon(e).await);
+        }
+        self.fs.rename(&self.temp, &self.path).await?;
+        self.fs.sync_dir(&self.dir).await?;
+        Ok(written)
+    }
+}
+
+/// Removes `paths` from `dir` once a durable manifest no longer needs them, then syncs `dir`
+/// so the removals are durable. A file already gone counts as removed (an earlier attempt
+/// took it); any other failure is returned, and the next recovery removes what is left.
+pub(crate) async fn remove_superseded<F: Fs>(fs: &F, dir: &Path, paths: &[PathBuf]) -> Result<()> {
+    for path in paths {
+        match fs.unlink(path).await {
+            Err(e) if !is_not_found(&e) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    fs.sync_dir(dir).await?;
+    Ok(())
+}

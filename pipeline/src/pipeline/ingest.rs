@@ -1,0 +1,158 @@
+//! Ingest (protocol "Ingest", before step 1): a batch is validated and encoded by its caller,
+//! then queued; one caller at a time becomes the commit leader and commits the whole queue as
+//! one group (`group.rs`).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow_schema::{Field, Schema, SchemaRef};
+use tally_sim::{Clock, Fs};
+use tokio::sync::oneshot;
+
+use super::Pipeline;
+use super::config::Ack;
+use crate::error::{Error, Result};
+use crate::log;
+use crate::table::SEQ_COLUMN;
+
+/// One part of a source, as its caller asked for it to be stored.
+pub(super) struct Part {
+    pub(super) source: String,
+    pub(super) first_row: u64,
+    pub(super) last: bool,
+    pub(super) batch: RecordBatch,
+    /// The batch encoded by the caller before queueing, so encoding runs outside the leader.
+    pub(super) frame: log::DataFrame,
+}
+
+/// A queued part and where its answer goes.
+pub(super) struct Request {
+    pub(super) part: Part,
+    pub(super) reply: oneshot::Sender<Result<Ack>>,
+}
+
+pub(super) struct Intake {
+    pub(super) queue: Vec<Request>,
+    /// The table's columns, fixed by the first batch (or by what recovery found).
+    pub(super) schema: Option<SchemaRef>,
+}
+
+fn user_schema_of(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), f.is_nullable()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn describe(schema: &Schema) -> String {
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}{}",
+                f.name(),
+                f.data_type(),
+                if f.is_nullable() { "" } else { " not null" }
+            )
+        })
+        .collect();
+    format!("({})", columns.join(", "))
+}
+
+/// Checks a batch before anything is written; returns its columns as the table stores them
+/// (names, types and nullability only) and the batch under that schema.
+fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)> {
+    let refuse = |reason: String| Error::InvalidBatch {
+        source_id: source.to_string(),
+        reason,
+    };
+    if source.is_empty() || source.len() > log::MAX_SOURCE_LEN {
+        return Err(refuse(format!(
+            "a source id must be 1 to {} bytes",
+            log::MAX_SOURCE_LEN
+        )));
+    }
+    if batch.num_columns() == 0 {
+        return Err(refuse("a batch needs at least one column".into()));
+    }
+    if batch.schema().field_with_name(SEQ_COLUMN).is_ok() {
+        return Err(refuse(format!("the column name {SEQ_COLUMN} is reserved")));
+    }
+    let user = Arc::new(user_schema_of(&batch.schema()));
+    let batch = RecordBatch::try_new(user.clone(), batch.columns().to_vec())
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok((user, batch))
+}
+
+impl<F: Fs, C: Clock> Pipeline<F, C> {
+    /// Ingests a whole source in one batch: once acknowledged, re-ingesting it is a no-op.
+    pub async fn ingest(&self, source: &str, batch: RecordBatch) -> Result<Ack> {
+        self.ingest_part(source, 0, batch, true).await
+    }
+
+    /// Ingests rows `first_row..first_row + batch.num_rows()` of `source`. Rows the ledger
+    /// already holds are skipped (so a retry or a re-run stores nothing twice); a part that
+    /// starts beyond the rows acknowledged so far is refused. `last` marks the source complete.
+    /// Returns once the written rows are durable.
+    pub async fn ingest_part(
+        &self,
+        source: &str,
+        first_row: u64,
+        batch: RecordBatch,
+        last: bool,
+    ) -> Result<Ack> {
+        self.check_poison()?;
+        #[cfg(feature = "twins")]
+        self.drain_if_deferred().await?;
+        let (user, batch) = validate(source, batch)?;
+        let frame = log::DataFrame::encode(&batch, source.len())?;
+        let (reply, answer) = oneshot::channel();
+        let part = Part {
+            source: source.to_string(),
+            first_row,
+            last,
+            batch,
+            frame,
+        };
+        self.enqueue(&user, Request { part, reply })?;
+        self.lead(answer).await
+    }
+
+    /// Queues a request; the first batch fixes the table's columns, a batch whose columns
+    /// differ is refused.
+    fn enqueue(&self, user: &SchemaRef, request: Request) -> Result<()> {
+        let mut intake = self.inner.intake.lock().expect("intake lock");
+        match &intake.schema {
+            Some(table) if table.fields() != user.fields() => {
+                return Err(Error::SchemaMismatch {
+                    source_id: request.part.source,
+                    expected: describe(table),
+                    found: describe(user),
+                });
+            }
+            Some(_) => {}
+            None => intake.schema = Some(user.clone()),
+        }
+        intake.queue.push(request);
+        Ok(())
+    }
+
+    /// Becomes the commit leader and commits every queued request, unless a leader already
+    /// committed this one meanwhile; then waits for this request's answer.
+    async fn lead(&self, mut answer: oneshot::Receiver<Result<Ack>>) -> Result<Ack> {
+        let mut log = self.inner.log.lock().await;
+        if let Ok(result) = answer.try_recv() {
+            return result;
+        }
+        let group = std::mem::take(&mut self.inner.intake.lock().expect("intake lock").queue);
+        self.commit_group(&mut log, group).await;
+        drop(log);
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Error::format("ingest", "the commit leader vanished")))
+    }
+}

@@ -1,0 +1,80 @@
+//! The maintenance scheduler: stage every sealed segment, then merge until none is due, one
+//! step at a time (the `maintenance` lock); run on demand (`flush`, `maintain`) or by a task
+//! woken whenever a segment is sealed.
+
+use std::sync::atomic::Ordering;
+
+use tally_sim::{Clock, Fs};
+
+use super::Pipeline;
+use super::config::MaintenanceReport;
+use crate::error::Result;
+
+impl<F: Fs, C: Clock> Pipeline<F, C> {
+    /// Seals the active segment (if it holds data), then stages and merges until nothing is
+    /// due. When it returns `Ok`, every row acknowledged before the call is published.
+    pub async fn flush(&self) -> Result<MaintenanceReport> {
+        self.check_poison()?;
+        {
+            let mut log = self.inner.log.lock().await;
+            if log.active.as_ref().is_some_and(|a| a.parts > 0) {
+                self.seal(&mut log);
+            }
+        }
+        self.maintain().await
+    }
+
+    /// Stages every sealed segment and runs merges until none is due. A failed step stops
+    /// the pipeline (it is poisoned): what it left half done is for recovery.
+    pub async fn maintain(&self) -> Result<MaintenanceReport> {
+        self.check_poison()?;
+        let _one_at_a_time = self.inner.maintenance.lock().await;
+        let mut report = MaintenanceReport::default();
+        loop {
+            match self.maintenance_step(&mut report).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    self.poison(&e);
+                    return Err(e);
+                }
+            }
+        }
+        report.manifest_version = self.inner.published.lock().await.version;
+        Ok(report)
+    }
+
+    /// One stage step if a segment is sealed, else one merge step if one is due. Returns
+    /// whether a step ran.
+    async fn maintenance_step(&self, report: &mut MaintenanceReport) -> Result<bool> {
+        if self.stage_next().await? {
+            report.segments_staged += 1;
+            return Ok(true);
+        }
+        if self.merge_next().await? {
+            report.merges += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Runs `maintain` whenever a segment is sealed, until `stop_maintenance`. Errors stop the
+    /// pipeline (it is poisoned) and end the task.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<Result<()>> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                this.inner.wake.notified().await;
+                if this.inner.stopping.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                this.maintain().await?;
+            }
+        })
+    }
+
+    pub fn stop_maintenance(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+    }
+}

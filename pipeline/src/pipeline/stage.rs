@@ -1,0 +1,182 @@
+//! Stage (protocol "Stage"): the oldest sealed segment becomes one level-0 table file, a
+//! manifest publishes it with the segment's ledger records, and the segment is removed.
+
+use std::sync::atomic::Ordering;
+
+use tally_sim::{Clock, Fs};
+
+use super::Pipeline;
+use crate::error::{Error, Result};
+use crate::install::{self, Install};
+use crate::log::{self, LogScan, PartMeta};
+use crate::manifest::{FileEntry, Manifest};
+use crate::table;
+
+impl<F: Fs, C: Clock> Pipeline<F, C> {
+    /// Stage step for the oldest sealed segment. Returns whether there was one.
+    pub(super) async fn stage_next(&self) -> Result<bool> {
+        let Some(number) = self.inner.log.lock().await.sealed.first().copied() else {
+            return Ok(false);
+        };
+        let (bytes, scan) = self.read_sealed(number).await?;
+        let rows: u64 = scan.items.iter().map(|p| p.meta.rows).sum();
+        // Step 2: a segment of empty parts (completions only) adds no file.
+        let entry = if rows > 0 {
+            Some(self.write_level0(number, &bytes, &scan, rows).await?)
+        } else {
+            None
+        };
+        let parts: Vec<PartMeta> = scan.items.into_iter().map(|p| p.meta).collect();
+        self.publish_staged(number, entry, &parts).await?;
+        // The manifest is durable: the segment is garbage now.
+        let layout = &self.inner.layout;
+        let segment = [layout.segment_ack(number), layout.segment_log(number)];
+        install::remove_superseded(&self.inner.world.fs, &layout.log_dir(), &segment).await?;
+        self.inner.log.lock().await.sealed.remove(&number);
+        self.inner.stats.lock().expect("stats lock").segments_staged += 1;
+        Ok(true)
+    }
+
+    /// Step 1: the sealed segment's bytes and frames; it must scan whole, since nothing may
+    /// have changed it since it was sealed.
+    async fn read_sealed(&self, number: u64) -> Result<(Vec<u8>, LogScan)> {
+        let log_path = self.inner.layout.segment_log(number);
+        let bytes = self.inner.world.fs.read(&log_path).await?;
+        let scan = log::scan_log(&bytes, number);
+        if !scan.header_ok || scan.malformed.is_some() || scan.valid_len != bytes.len() as u64 {
+            return Err(Error::corrupt(
+                &log_path,
+                format!(
+                    "a sealed segment no longer scans whole ({} of {} bytes valid{})",
+                    scan.valid_len,
+                    bytes.len(),
+                    scan.malformed.map(|m| format!(", {m}")).unwrap_or_default()
+                ),
+            ));
+        }
+        Ok((bytes, scan))
+    }
+
+    /// Step 3: the segment's `rows` (more than 0) as a new level-0 file, installed.
+    async fn write_level0(
+        &self,
+        number: u64,
+        bytes: &[u8],
+        scan: &LogScan,
+        rows: u64,
+    ) -> Result<FileEntry> {
+        let layout = &self.inner.layout;
+        let log_path = layout.segment_log(number);
+        let id = self.inner.next_file_id.fetch_add(1, Ordering::Relaxed);
+        let name = crate::layout::table_file_name(0, id);
+        let fs = &self.inner.world.fs;
+        let mut file = Install::new(fs, layout.data_dir(), &name, &self.inner.config.table);
+        for part in scan.items.iter().filter(|p| p.meta.rows > 0) {
+            let batch = log::decode_batch(&bytes[part.ipc.clone()])
+                .map_err(|e| Error::corrupt(&log_path, e.to_string()))?;
+            if batch.num_rows() as u64 != part.meta.rows {
+                return Err(Error::corrupt(
+                    &log_path,
+                    format!(
+                        "frame at offset {} records {} rows but holds {}",
+                        part.frame.offset,
+                        part.meta.rows,
+                        batch.num_rows()
+                    ),
+                ));
+            }
+            let stored = match file.schema() {
+                Some(schema) => schema.clone(),
+                None => table::stored_schema(&batch.schema()),
+            };
+            file.write(&table::with_seq(&batch, part.meta.seq_start, &stored)?)
+                .await?;
+        }
+        let conserved = |written: &table::Written| {
+            if written.rows == rows {
+                return Ok(());
+            }
+            Err(Error::Conservation {
+                detail: format!(
+                    "staging segment {number}: {rows} rows logged, {} written",
+                    written.rows
+                ),
+            })
+        };
+        let written = file.finish(&table::file_metadata(id, 0), conserved).await?;
+        self.count_written(&written);
+        Ok(FileEntry {
+            id,
+            level: 0,
+            rows,
+            seq_min: written.seq_min,
+            seq_max: written.seq_max,
+            bytes: written.bytes,
+        })
+    }
+
+    /// Step 4: a manifest that adds the file (if any), the segment's ledger records, and
+    /// `log_through = number`.
+    async fn publish_staged(
+        &self,
+        number: u64,
+        entry: Option<FileEntry>,
+        parts: &[PartMeta],
+    ) -> Result<()> {
+        let schema = self.schema();
+        self.publish(|m| {
+            add_staged(m, number, entry.as_ref(), parts)?;
+            if m.schema.is_none() {
+                m.schema = schema.as_deref().cloned();
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The manifest edit of a stage step. Fails (nothing is published) if the segment was staged
+/// already or its parts do not continue the published rows of their sources.
+fn add_staged(
+    m: &mut Manifest,
+    number: u64,
+    entry: Option<&FileEntry>,
+    parts: &[PartMeta],
+) -> Result<()> {
+    if m.log_through >= number {
+        return Err(Error::Conservation {
+            detail: format!(
+                "segment {number} staged twice (manifest covers segments through {})",
+                m.log_through
+            ),
+        });
+    }
+    for part in parts {
+        let state = m.sources.entry(part.source.clone()).or_default();
+        if part.first_row != state.rows {
+            return Err(Error::Conservation {
+                detail: format!(
+                    "source {:?}: staged part starts at row {} but {} rows are published",
+                    part.source, part.first_row, state.rows
+                ),
+            });
+        }
+        state.rows += part.rows;
+        state.complete |= part.last;
+    }
+    if let Some(entry) = entry {
+        // A new file's id was never used: ids are taken in order and published in order.
+        assert!(
+            entry.id >= m.next_file_id,
+            "file id {} below the manifest's next id {}",
+            entry.id,
+            m.next_file_id
+        );
+        m.next_file_id = m.next_file_id.max(entry.id + 1);
+        m.files.push(entry.clone());
+        m.files.sort_by_key(|f| f.seq_min);
+    }
+    m.log_through = number;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Recovery step 4: the leftovers of half-done steps — temp files, table files no manifest
+//! references, segments the manifest already covers — are removed (or, while a newer
+//! manifest was quarantined, unreferenced table files are set aside).
+
+use tally_sim::{Clock, Fs};
+
+use super::Recovery;
+use crate::error::Result;
+use crate::manifest::{Leftover, Manifest, StoreDir};
+
+impl<F: Fs, C: Clock> Recovery<'_, F, C> {
+    /// Step 4: removes temp files, unreferenced table files and staged segments. Returns the highest
+    /// table file id seen among orphans (0 if none), so that ids are never reused.
+    pub(super) async fn remove_garbage(&mut self, manifest: &Manifest) -> Result<u64> {
+        let manifest_quarantined = !self.report.quarantined.is_empty();
+        let mut max_orphan_id = 0;
+        for (kind, dir) in [
+            (StoreDir::Root, self.layout.root.clone()),
+            (StoreDir::Data, self.layout.data_dir()),
+            (StoreDir::Log, self.layout.log_dir()),
+        ] {
+            let mut changed = false;
+            for entry in self.fs.list_dir(&dir).await? {
+                let leftover = match manifest.leftover(kind, &entry.name) {
+                    Some(leftover) if !entry.is_dir => leftover,
+                    _ => continue,
+                };
+                let path = dir.join(&entry.name);
+                if leftover == Leftover::Staged && self.twins.replay_consumed_segments {
+                    continue;
+                }
+                if let Leftover::Unreferenced { id } = leftover {
+                    max_orphan_id = max_orphan_id.max(id);
+                    if manifest_quarantined {
+                        // A newer manifest was unreadable: this file may hold rows only it
+                        // published. Keep it for an operator instead of deleting it.
+                        let reason = "unreferenced while a newer manifest was quarantined";
+                        self.quarantine(&dir, &entry.name, reason.to_string())
+                            .await?;
+                        continue;
+                    }
+                }
+                self.remove(&path).await?;
+                changed = true;
+                let name = self.relative(&path);
+                match leftover {
+                    Leftover::Temp => self.report.temp_files_removed.push(name),
+                    Leftover::Unreferenced { .. } => self.report.orphans_removed.push(name),
+                    Leftover::Staged => self.report.staged_segments_removed.push(name),
+                }
+            }
+            if changed {
+                self.fs.sync_dir(&dir).await?;
+            }
+        }
+        Ok(max_orphan_id)
+    }
+}

@@ -1,0 +1,255 @@
+//! Recovery, run on every open (see `docs/protocol.md`, "Recover"). It finishes or rolls back
+//! whatever a crash interrupted, checks that everything acknowledged is on disk, and rebuilds the
+//! in-memory ledger and allocator. It reads manifests, Parquet footers and the live (unstaged)
+//! log segments — never the data pages of published files — so its cost follows the amount of
+//! unpublished staging and the number of files, not the size of the table.
+//!
+//! One module per step of the protocol: this one runs them in order (step 1, the
+//! directories, is here too) and holds what they share; `manifests` (steps 2 and 3),
+//! `garbage` (4), `segments` (5), `ledger` (6).
+
+mod garbage;
+mod ledger;
+mod manifests;
+mod report;
+mod segments;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use arrow_schema::Schema;
+use tally_sim::{Clock, Fs};
+
+pub use self::report::{Quarantined, RecoveryReport, TornTail};
+use crate::error::Result;
+use crate::fsutil::is_not_found;
+use crate::layout::Layout;
+use crate::log::PartMeta;
+use crate::manifest::{Manifest, SourceState};
+use crate::twins::Twins;
+
+/// A log segment recovery kept: its parts, in log order.
+#[derive(Clone, Debug)]
+pub struct LiveSegment {
+    pub number: u64,
+    pub parts: Vec<PartMeta>,
+}
+
+/// Everything the pipeline needs to resume.
+#[derive(Debug)]
+pub struct Recovered {
+    pub manifest: Manifest,
+    /// The table schema (user columns), from the manifest or the first live frame.
+    pub schema: Option<Schema>,
+    /// Every acknowledged (or durably kept) row, by source: published plus live segments.
+    pub ledger: BTreeMap<String, SourceState>,
+    pub live_segments: Vec<LiveSegment>,
+    /// First segment number never used on disk.
+    pub next_segment: u64,
+    pub next_seq: u64,
+    /// The durable reservation: numbers below it may be stamped without reserving.
+    pub seq_reserved: u64,
+    pub next_file_id: u64,
+    pub report: RecoveryReport,
+}
+
+/// How recovery retries.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryOptions {
+    /// Further attempts of a failed namespace operation (unlink, rename, create_dir, set_len).
+    /// A failed `sync` is never retried: after a failed fsync nothing can be concluded about
+    /// the data, so recovery reports it and the next open starts over.
+    pub retries: u32,
+    pub retry_sleep: Duration,
+}
+
+impl Default for RecoveryOptions {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            retry_sleep: Duration::from_millis(10),
+        }
+    }
+}
+
+struct Recovery<'a, F: Fs, C: Clock> {
+    fs: &'a F,
+    clock: &'a C,
+    layout: &'a Layout,
+    options: RecoveryOptions,
+    twins: Twins,
+    report: RecoveryReport,
+}
+
+/// Runs recovery on `layout.root`.
+pub async fn recover<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+) -> Result<Recovered> {
+    recover_with(fs, clock, layout, options, Twins::NONE).await
+}
+
+/// Recovery with some guards turned off (`twins`); the pipeline passes its config's.
+pub(crate) async fn recover_with<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+    twins: Twins,
+) -> Result<Recovered> {
+    let mut r = Recovery {
+        fs,
+        clock,
+        layout,
+        options,
+        twins,
+        report: RecoveryReport::default(),
+    };
+    r.run().await
+}
+
+/// Step 4 of recovery alone: removes the leftovers of half-done steps under `manifest`. Only
+/// the `drain_on_ingest_only` twin needs it on its own (real recovery runs it on open).
+#[cfg(feature = "twins")]
+pub(crate) async fn drain<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+    manifest: &Manifest,
+) -> Result<RecoveryReport> {
+    let mut r = Recovery {
+        fs,
+        clock,
+        layout,
+        options,
+        twins: Twins::NONE,
+        report: RecoveryReport::default(),
+    };
+    r.remove_garbage(manifest).await?;
+    Ok(r.report)
+}
+
+impl<F: Fs, C: Clock> Recovery<'_, F, C> {
+    async fn run(&mut self) -> Result<Recovered> {
+        // 1. Directories.
+        self.ensure_store_dirs().await?;
+
+        // 2. Manifests, newest first.
+        let manifest = self.pick_manifest().await?;
+        self.report.manifest_version = manifest.version;
+        self.report.published_files = manifest.files.len();
+        self.report.published_rows = manifest.rows();
+
+        // 3. The manifest's rows agree with its ledger, and every file of it is there and its
+        // footer agrees.
+        self.check_published(&manifest).await?;
+
+        // 4. Garbage.
+        let max_orphan_id = if self.twins.drain_on_ingest_only {
+            0
+        } else {
+            self.remove_garbage(&manifest).await?
+        };
+
+        // 5. Live segments.
+        let live_segments = self.recover_segments(&manifest).await?;
+
+        // 6. Ledger and allocator.
+        self.resume(manifest, live_segments, max_orphan_id).await
+    }
+
+    /// Step 1: the root and its `log/` and `data/` directories exist, durably.
+    async fn ensure_store_dirs(&self) -> Result<()> {
+        let root = self.layout.root.clone();
+        let missing = crate::commit::missing_dirs(self.fs, &root).await?;
+        if !missing.is_empty() {
+            self.retry(|| self.fs.create_dir_all(&root)).await?;
+            crate::commit::sync_new_dirs(self.fs, &missing).await?;
+        }
+        let mut root_changed = false;
+        for dir in [self.layout.log_dir(), self.layout.data_dir()] {
+            root_changed |= self.ensure_dir(&dir).await?;
+        }
+        if root_changed {
+            self.fs.sync_dir(&root).await?;
+        }
+        Ok(())
+    }
+
+    /// Retries an idempotent namespace operation a bounded number of times.
+    async fn retry<T, Fut>(&self, mut op: impl FnMut() -> Fut) -> io::Result<T>
+    where
+        Fut: Future<Output = io::Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.options.retries && !is_not_found(&e) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, error = %e, "recovery step failed; retrying");
+                    self.clock.sleep(self.options.retry_sleep).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Unlinks `path`; a file already gone counts as done (recovery may be re-running).
+    async fn remove(&self, path: &Path) -> io::Result<()> {
+        match self.retry(|| self.fs.unlink(path)).await {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.layout.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    async fn ensure_dir(&self, dir: &Path) -> Result<bool> {
+        if self.fs.exists(dir).await? {
+            return Ok(false);
+        }
+        self.retry(|| self.fs.create_dir_all(dir)).await?;
+        Ok(true)
+    }
+
+    /// Moves `dir/name` to `quarantine/` (under the first free `<name>.<n>`), durably in both
+    /// directories, and reports it.
+    async fn quarantine(&mut self, dir: &Path, name: &str, reason: String) -> Result<()> {
+        let qdir = self.layout.quarantine_dir();
+        if self.ensure_dir(&qdir).await? {
+            self.fs.sync_dir(&self.layout.root).await?;
+        }
+        let taken = self.fs.list_dir(&qdir).await?;
+        let mut n = 0;
+        let target = loop {
+            let candidate = format!("{name}.{n}");
+            if !taken.iter().any(|e| e.name == candidate) {
+                break candidate;
+            }
+            n += 1;
+        };
+        let from = dir.join(name);
+        let to = qdir.join(&target);
+        self.retry(|| self.fs.rename(&from, &to)).await?;
+        self.fs.sync_dir(&qdir).await?;
+        self.fs.sync_dir(dir).await?;
+        tracing::warn!(file = %from.display(), %reason, "quarantined");
+        self.report.quarantined.push(Quarantined {
+            file: self.relative(&from),
+            moved_to: self.relative(&to),
+            reason,
+        });
+        Ok(())
+    }
+}
