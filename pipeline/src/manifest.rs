@@ -23,6 +23,17 @@ pub struct FileEntry {
     pub bytes: u64,
 }
 
+/// `<id> (level <l>, seq <min>..=<max>)`: how errors and reports name a file among others.
+impl std::fmt::Display for FileEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (level {}, seq {}..={})",
+            self.id, self.level, self.seq_min, self.seq_max
+        )
+    }
+}
+
 /// What the ledger holds for one source: the number of rows acknowledged (always a prefix of
 /// the source) and whether its last part was acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,16 +146,10 @@ impl Manifest {
         for w in self.files.windows(2) {
             assert!(
                 w[0].seq_max < w[1].seq_min && w[0].level >= w[1].level,
-                "manifest version {}: files {} (level {}, seq {}..={}) and {} (level {}, seq {}..={}) are out of order, overlap or interleave levels",
+                "manifest version {}: files {} and {} are out of order, overlap or interleave levels",
                 self.version,
-                w[0].id,
-                w[0].level,
-                w[0].seq_min,
-                w[0].seq_max,
-                w[1].id,
-                w[1].level,
-                w[1].seq_min,
-                w[1].seq_max
+                w[0],
+                w[1]
             );
         }
         assert_eq!(

@@ -13,17 +13,7 @@ pub fn check_levels(files: &[FileEntry]) -> Result<(), Breach> {
             return Err(Breach::new(
                 Invariant::LevelsHomogeneous,
                 vec![],
-                format!(
-                    "file {} (level {}, seq {}..={}) precedes file {} (level {}, seq {}..={})",
-                    w[0].id,
-                    w[0].level,
-                    w[0].seq_min,
-                    w[0].seq_max,
-                    w[1].id,
-                    w[1].level,
-                    w[1].seq_min,
-                    w[1].seq_max
-                ),
+                format!("file {} precedes file {}", w[0], w[1]),
             ));
         }
     }
