@@ -119,38 +119,42 @@ impl Manifest {
         }
     }
 
-    /// Panics unless the manifest has the shape every publish keeps: files in sequence order
-    /// with disjoint ranges, levels never increasing along that order (so each row is written
-    /// at most once per level), each file's range wide enough for its rows, every file id
-    /// below `next_file_id`, and as many rows in the files as the ledger records. Costs
-    /// O(files + sources), as encoding the manifest does.
-    pub fn assert_invariants(&self) {
+    /// Whether the files have the shape every publish keeps: in sequence order with disjoint
+    /// ranges, levels never increasing along that order (so each row is written at most once
+    /// per level), each file's range wide enough for its rows, every file id below
+    /// `next_file_id` (so no id is handed out twice, and no published file overwritten).
+    /// Returns the first departure. Costs O(files).
+    pub fn check_files(&self) -> Result<(), String> {
         for f in &self.files {
-            assert!(
-                f.rows > 0 && f.seq_min <= f.seq_max && f.seq_max - f.seq_min >= f.rows - 1,
-                "manifest version {}: file {} holds {} rows in sequence range {}..={}",
-                self.version,
-                f.id,
-                f.rows,
-                f.seq_min,
-                f.seq_max
-            );
-            assert!(
-                f.id < self.next_file_id,
-                "manifest version {}: file id {} not below next_file_id {}",
-                self.version,
-                f.id,
-                self.next_file_id
-            );
+            if !(f.rows > 0 && f.seq_min <= f.seq_max && f.seq_max - f.seq_min >= f.rows - 1) {
+                return Err(format!("file {f} cannot hold its {} rows", f.rows));
+            }
+            if f.id >= self.next_file_id {
+                return Err(format!(
+                    "file id {} not below next_file_id {}",
+                    f.id, self.next_file_id
+                ));
+            }
         }
-        for w in self.files.windows(2) {
-            assert!(
-                w[0].seq_max < w[1].seq_min && w[0].level >= w[1].level,
-                "manifest version {}: files {} and {} are out of order, overlap or interleave levels",
-                self.version,
-                w[0],
-                w[1]
-            );
+        match self
+            .files
+            .windows(2)
+            .find(|w| !(w[0].seq_max < w[1].seq_min && w[0].level >= w[1].level))
+        {
+            Some(w) => Err(format!(
+                "files {} and {} are out of order, overlap or interleave levels",
+                w[0], w[1]
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Panics unless the manifest has the shape every publish keeps ([`Self::check_files`])
+    /// and as many rows in its files as its ledger records. Costs O(files + sources), as
+    /// encoding the manifest does.
+    pub fn assert_invariants(&self) {
+        if let Err(why) = self.check_files() {
+            panic!("manifest version {}: {why}", self.version);
         }
         assert_eq!(
             self.rows(),

@@ -64,6 +64,11 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
     report.published_bytes = manifest.files.iter().map(|f| f.bytes).sum();
     report.sources = manifest.sources.len();
     report.complete_sources = manifest.sources.values().filter(|s| s.complete).count();
+    if let Err(why) = manifest.check_files() {
+        report
+            .problems
+            .push(format!("manifest version {}: {why}", manifest.version));
+    }
     if manifest.rows() != manifest.source_rows() {
         report.problems.push(format!(
             "manifest version {} lists files holding {} rows but its ledger records {}",

@@ -404,6 +404,60 @@ async fn orphans_and_temp_files_are_removed() {
     assert!(p.snapshot().await.files.iter().all(|f| f.id > 99));
 }
 
+/// Rewrites the newest manifest, whole and with a valid checksum, after `edit`: damage that
+/// only the manifest's shape can reveal.
+async fn rewrite_manifest<F: Fs>(fs: &F, edit: impl FnOnce(&mut tally_pipeline::Manifest)) {
+    let layout = Layout::new(ROOT);
+    let mut manifest = tally_pipeline::read::newest_manifest(fs, &layout)
+        .await
+        .unwrap();
+    edit(&mut manifest);
+    let file = fs
+        .create(&layout.manifest(manifest.version), CreateMode::Truncate)
+        .await
+        .unwrap();
+    file.write_at(0, &manifest.encode()).await.unwrap();
+    file.sync().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_manifest_no_publish_could_write_is_refused_not_opened_over() {
+    for (what, edit) in [
+        (
+            "not below next_file_id",
+            Box::new(|m: &mut tally_pipeline::Manifest| m.next_file_id = m.files[0].id)
+                as Box<dyn FnOnce(&mut tally_pipeline::Manifest)>,
+        ),
+        (
+            "cannot hold its",
+            Box::new(|m: &mut tally_pipeline::Manifest| m.files[0].seq_max = m.files[0].seq_min),
+        ),
+    ] {
+        let fs = SimFs::new();
+        let (p, _) = open(&fs, small_config()).await.unwrap();
+        p.ingest("a", rows("a", 0, 7)).await.unwrap();
+        p.flush().await.unwrap();
+        drop(p);
+        rewrite_manifest(&fs, edit).await;
+        let report = tally_pipeline::verify::check_store(&fs, &Layout::new(ROOT), false)
+            .await
+            .unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains(what)),
+            "verify names it: {:?}",
+            report.problems
+        );
+        let tree = fs.tree();
+        let err = open(&fs, small_config()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupt { .. }) && err.to_string().contains(what),
+            "{err}"
+        );
+        assert!(err.to_string().contains("Way out"), "{err}");
+        assert_eq!(fs.tree(), tree, "refusing changes nothing");
+    }
+}
+
 #[tokio::test]
 async fn a_missing_published_file_fails_closed_with_counts() {
     let fs = SimFs::new();

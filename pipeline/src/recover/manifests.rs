@@ -47,6 +47,18 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         if self.twins.no_restart_check {
             return Ok(());
         }
+        // A manifest no publish could have written (its checksum was recomputed over damage,
+        // or a bug wrote it) is not guessed around: fail closed, naming it.
+        if let Err(why) = manifest.check_files() {
+            let path = self.layout.manifest(manifest.version);
+            return Err(Error::corrupt(
+                &path,
+                format!(
+                    "{why}; no publish writes such a manifest. Way out: restore it from a \
+                     backup; the store is not opened over it"
+                ),
+            ));
+        }
         let source_rows = manifest.source_rows();
         if manifest.rows() != source_rows {
             return Err(Error::MissingRows {
