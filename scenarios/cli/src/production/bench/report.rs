@@ -316,7 +316,8 @@ pub fn markdown(r: &Report) -> String {
 fn intro(s: &mut String, r: &Report) {
     *s += "# Performance\n\n";
     *s += "The latest figures of `tally bench`: the production path on the real disk and the \
-          simulator, measured in one run. Regenerate with `./scripts/bench` (release build and simulation build; it writes this file and `docs/performance.json`).\n\n";
+          simulator, measured in one run. Regenerate with `./scripts/bench` (release build and \
+          simulation build; it writes this file and `docs/performance.json`).\n\n";
     *s += &format!("Command: `{}`\n\n", r.command);
     let mc = &r.machine;
     *s += &format!(
