@@ -290,14 +290,19 @@ async fn a_torn_log_tail_is_truncated_reported_and_recovery_is_idempotent() {
     assert_eq!(fs.tree(), tree, "recovering twice changes nothing");
 }
 
+/// Replaces the file at `path` with `bytes`, durably: damage done after the fact.
+async fn overwrite<F: Fs>(fs: &F, path: &Path, bytes: &[u8]) {
+    let file = fs.create(path, CreateMode::Truncate).await.unwrap();
+    file.write_at(0, bytes).await.unwrap();
+    file.sync().await.unwrap();
+}
+
 async fn corrupt_manifest<F: Fs>(fs: &F, version: u64) {
     let path = Layout::new(ROOT).manifest(version);
     let mut bytes = fs.read(&path).await.unwrap();
     let last = bytes.len() - 2;
     bytes[last] ^= 0x55;
-    let file = fs.create(&path, CreateMode::Truncate).await.unwrap();
-    file.write_at(0, &bytes).await.unwrap();
-    file.sync().await.unwrap();
+    overwrite(fs, &path, &bytes).await;
 }
 
 #[tokio::test]
@@ -412,12 +417,7 @@ async fn rewrite_manifest<F: Fs>(fs: &F, edit: impl FnOnce(&mut tally_pipeline::
         .await
         .unwrap();
     edit(&mut manifest);
-    let file = fs
-        .create(&layout.manifest(manifest.version), CreateMode::Truncate)
-        .await
-        .unwrap();
-    file.write_at(0, &manifest.encode()).await.unwrap();
-    file.sync().await.unwrap();
+    overwrite(fs, &layout.manifest(manifest.version), &manifest.encode()).await;
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A line on stderr, beside the progress display of a long command.
+/// A line of `tally bench`'s progress on stderr (both builds' benches), prefixed `bench:`.
 pub fn say(line: &str) {
     eprintln!("bench: {line}");
 }
