@@ -40,6 +40,21 @@ pub enum Error {
         acknowledged: u64,
     },
 
+    /// A part's content fingerprint differs from the one the ledger bound to its source:
+    /// the source's content changed since rows of it were acknowledged. Nothing was written.
+    #[error(
+        "source {source_id:?} changed: {acknowledged} rows of it{complete} were acknowledged from content ({recorded}), \
+         this part comes from content ({given}). Nothing of it was written. Way out: restore the original content to resume, \
+         or ingest the new content as a new source"
+    )]
+    SourceChanged {
+        source_id: String,
+        acknowledged: u64,
+        complete: &'static str,
+        recorded: String,
+        given: String,
+    },
+
     /// A file the pipeline owns is malformed in a way recovery cannot set aside.
     #[error("{path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },

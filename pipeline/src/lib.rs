@@ -22,7 +22,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use manifest::{FileEntry, Manifest, SourceState};
+pub use manifest::{FileEntry, Fingerprint, Manifest, SourceState};
 pub use pipeline::{Ack, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
 pub use recover::{RecoveryOptions, RecoveryReport};
 pub use table::{SEQ_COLUMN, TableOptions};

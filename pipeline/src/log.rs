@@ -12,8 +12,9 @@ use arrow::ipc::writer::StreamWriter;
 
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameRef};
+use crate::manifest::Fingerprint;
 
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 const LOG_MAGIC: &[u8; 10] = b"tally-log\0";
 const ACK_MAGIC: &[u8; 10] = b"tally-ack\0";
 const KIND_DATA: u8 = 1;
@@ -29,6 +30,8 @@ pub struct PartMeta {
     pub rows: u64,
     /// The source's last part.
     pub last: bool,
+    /// The fingerprint of the source's content (see `SourceState::fingerprint`).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl PartMeta {
@@ -44,6 +47,12 @@ impl PartMeta {
         out.extend_from_slice(&self.seq_start.to_le_bytes());
         out.extend_from_slice(&self.rows.to_le_bytes());
         out.push(u8::from(self.last));
+        // Fixed size whether present or not: a data frame's prefix is sized before its
+        // metadata is known (`data_prefix_len`).
+        let f = self.fingerprint.unwrap_or_default();
+        out.push(u8::from(self.fingerprint.is_some()));
+        out.extend_from_slice(&f.bytes.to_le_bytes());
+        out.extend_from_slice(&f.checksum.to_le_bytes());
     }
 
     fn decode(cursor: &mut Reader<'_>) -> Option<Self> {
@@ -58,6 +67,18 @@ impl PartMeta {
                 0 => false,
                 1 => true,
                 _ => return None,
+            },
+            fingerprint: {
+                let present = cursor.u8()?;
+                let f = Fingerprint {
+                    bytes: cursor.u64()?,
+                    checksum: cursor.u64()?,
+                };
+                match present {
+                    0 => None,
+                    1 => Some(f),
+                    _ => return None,
+                }
             },
         })
     }
@@ -145,7 +166,7 @@ pub struct DataFrame {
 
 /// Bytes of a data frame before its IPC stream, for a source id of `source_len` bytes.
 fn data_prefix_len(source_len: usize) -> usize {
-    frame::HEADER_LEN + 1 + 2 + source_len + 8 + 8 + 8 + 1
+    frame::HEADER_LEN + 1 + 2 + source_len + 8 + 8 + 8 + 1 + 17
 }
 
 impl DataFrame {
@@ -362,6 +383,7 @@ mod tests {
             seq_start: 10,
             rows: 3,
             last: true,
+            fingerprint: None,
         }
     }
 
@@ -373,6 +395,31 @@ mod tests {
         let mut in_place = DataFrame::encode(&batch(), meta().source.len()).unwrap();
         assert_eq!(in_place.seal(&meta()), crc);
         assert_eq!(in_place.bytes(), &copied[..]);
+    }
+
+    #[test]
+    fn a_fingerprint_survives_the_frame_and_its_ack_record() {
+        let with = PartMeta {
+            fingerprint: Some(Fingerprint {
+                bytes: 1 << 40,
+                checksum: 0xdead_beef_0123_4567,
+            }),
+            ..meta()
+        };
+        let ipc = encode_batch(&batch()).unwrap();
+        let mut buf = log_header(2);
+        let crc = encode_data_frame(&mut buf, &with, &ipc);
+        let mut in_place = DataFrame::encode(&batch(), with.source.len()).unwrap();
+        assert_eq!(in_place.seal(&with), crc, "in place, same size as without");
+        assert_eq!(scan_log(&buf, 2).items[0].meta, with);
+        let mut acks = ack_header(2);
+        let record = AckRecord {
+            log_offset: 7,
+            frame_crc: crc,
+            meta: with.clone(),
+        };
+        encode_ack(&mut acks, &record);
+        assert_eq!(scan_ack(&acks, 2).items, [record]);
     }
 
     #[test]

@@ -35,11 +35,45 @@ impl std::fmt::Display for FileEntry {
 }
 
 /// What the ledger holds for one source: the number of rows acknowledged (always a prefix of
-/// the source) and whether its last part was acknowledged.
+/// the source), whether its last part was acknowledged, and the fingerprint of the content
+/// those rows were taken from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceState {
     pub rows: u64,
     pub complete: bool,
+    /// Bound by the source's first acknowledged part; every later part must carry the same
+    /// one, so rows of two different contents never join one source. `None` when the caller
+    /// does not identify content (the harness's workloads, `Pipeline::ingest_part`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// The identity of a source's content, chosen by the caller: `tally run` records the input
+/// file's size in bytes and an XXH3-64 checksum of its bytes. Two fingerprints are equal only
+/// if both fields are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub bytes: u64,
+    pub checksum: u64,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes, checksum {:016x}", self.bytes, self.checksum)
+    }
+}
+
+impl SourceState {
+    /// Whether the ledger holds anything of the source (rows, or its completion).
+    pub fn is_known(&self) -> bool {
+        self.rows > 0 || self.complete
+    }
+
+    /// Whether a part carrying `fingerprint` may continue this source: a source the ledger
+    /// does not know yet takes any; a known one only its own.
+    pub fn accepts(&self, fingerprint: Option<Fingerprint>) -> bool {
+        !self.is_known() || self.fingerprint == fingerprint
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -245,6 +279,7 @@ mod tests {
             SourceState {
                 rows: 10,
                 complete: true,
+                fingerprint: None,
             },
         );
         m

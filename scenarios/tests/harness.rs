@@ -149,8 +149,9 @@ async fn published_store() -> (SimFs, Workload, Expectation) {
     };
     for source in &workload.sources {
         for (first, rows, last) in source.part_ranges() {
-            p.ingest_part(
+            p.ingest_part_of(
                 &source.name,
+                Some(tally_harness::workload::fingerprint(&source.name)),
                 first,
                 batch(&source.name, first, rows, workload.payload_bytes, 0),
                 last,

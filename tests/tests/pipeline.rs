@@ -621,3 +621,79 @@ async fn background_maintenance_stages_while_callers_ingest() {
     assert_eq!(found.len(), 200);
     assert!(found.values().all(|s| s.len() == 1));
 }
+
+fn print(checksum: u64) -> Option<tally_pipeline::Fingerprint> {
+    Some(tally_pipeline::Fingerprint {
+        bytes: 100,
+        checksum,
+    })
+}
+
+#[tokio::test]
+async fn a_part_from_other_content_is_refused_and_nothing_of_it_written() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest_part_of("s", print(1), 0, rows("s", 0, 5), false)
+        .await
+        .unwrap();
+    let err = p
+        .ingest_part_of("s", print(2), 5, rows("s", 5, 5), true)
+        .await
+        .expect_err("another content is not a continuation");
+    assert!(matches!(err, Error::SourceChanged { acknowledged: 5, .. }), "{err}");
+    assert!(err.to_string().contains("Way out"), "{err}");
+    // Not even as a retry of rows already held, and not without a fingerprint.
+    for (first, fingerprint) in [(0, print(2)), (5, None)] {
+        let again = p.ingest_part_of("s", fingerprint, first, rows("s", first, 5), true);
+        assert!(matches!(again.await, Err(Error::SourceChanged { .. })));
+    }
+    let state = p.source_state("s").await;
+    assert_eq!((state.rows, state.complete, state.fingerprint), (5, false, print(1)));
+    // The pipeline goes on: the same content continues the source.
+    p.ingest_part_of("s", print(1), 5, rows("s", 5, 5), true)
+        .await
+        .unwrap();
+    assert_eq!(p.source_state("s").await.rows, 10);
+}
+
+#[tokio::test]
+async fn a_source_fingerprint_survives_reopen_from_the_log_and_from_the_manifest() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest_part_of("live", print(7), 0, rows("live", 0, 3), false)
+        .await
+        .unwrap();
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(p.source_state("live").await.fingerprint, print(7), "from the log");
+    p.flush().await.unwrap();
+    assert_eq!(p.snapshot().await.rows, 3);
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    assert_eq!(p.source_state("live").await.fingerprint, print(7), "from the manifest");
+    let err = p.ingest_part_of("live", print(8), 3, rows("live", 3, 1), true);
+    assert!(matches!(err.await, Err(Error::SourceChanged { .. })));
+}
+
+#[tokio::test]
+async fn an_empty_part_neither_fixes_nor_must_match_the_table_columns() {
+    use arrow::array::{RecordBatch, StringArray};
+    use std::sync::Arc;
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let other = RecordBatch::try_from_iter([(
+        "other",
+        Arc::new(StringArray::from(Vec::<&str>::new())) as _,
+    )])
+    .unwrap();
+    p.ingest("empty", other.clone()).await.unwrap();
+    assert!(p.schema().is_none(), "an empty source decided the columns");
+    drop(p);
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    assert!(p.schema().is_none(), "recovery took the columns of an empty part");
+    p.ingest("s", rows("s", 0, 4)).await.unwrap();
+    p.ingest("empty-after", other).await.unwrap();
+    p.flush().await.unwrap();
+    assert_eq!(p.snapshot().await.rows, 4);
+    assert!(p.source_state("empty").await.complete);
+}

@@ -16,6 +16,7 @@ use tally_pipeline::verify::{StoreReport, check_store};
 use tally_pipeline::{Config, Layout, Pipeline};
 use tally_sim::{RealFs, SystemClock, World};
 
+pub mod identity;
 pub mod input;
 pub mod progress;
 pub mod run;

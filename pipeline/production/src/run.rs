@@ -9,9 +9,10 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tally_pipeline::{Config, Pipeline, RecoveryReport, SourceState};
+use tally_pipeline::{Config, Fingerprint, Pipeline, RecoveryReport, SourceState};
 use tally_sim::{Fs, RealFs, SystemClock, World};
 
+use crate::identity;
 use crate::input::{Format, InputError, InputReader};
 use crate::progress::Progress;
 
@@ -37,6 +38,8 @@ pub struct SourceOutcome {
     pub status: &'static str,
     pub rows_written: u64,
     pub rows_already_acknowledged: u64,
+    /// The file's content as ingested: what the ledger binds to the source.
+    pub content: Fingerprint,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -64,6 +67,35 @@ pub enum RunError {
     Pipeline(#[from] tally_pipeline::Error),
     #[error("{}: {message}", file.display())]
     Usage { file: PathBuf, message: String },
+    /// An input's content is not the content the ledger bound to its source: nothing of it
+    /// was ingested by this run.
+    #[error("{}: {}", file.display(), changed_message(*acknowledged, *complete, recorded, now))]
+    Changed {
+        file: PathBuf,
+        acknowledged: u64,
+        complete: bool,
+        recorded: Option<Fingerprint>,
+        now: Fingerprint,
+    },
+}
+
+fn changed_message(
+    acknowledged: u64,
+    complete: bool,
+    recorded: &Option<Fingerprint>,
+    now: &Fingerprint,
+) -> String {
+    let was = recorded.map_or_else(|| "recorded without a checksum".into(), |f| f.to_string());
+    let held = if complete {
+        format!("all {acknowledged} rows of it were ingested")
+    } else {
+        format!("{acknowledged} rows of it were acknowledged by an interrupted run")
+    };
+    format!(
+        "the file changed since {held}: it was {was}, it is now {now}. Nothing of it was \
+         ingested now. A source is its file's path bound to its content: to resume, restore \
+         the original content; to ingest the new content, give the file a new path"
+    )
 }
 
 fn format_of(path: &Path, forced: Option<Format>) -> Result<Format, RunError> {
@@ -208,7 +240,9 @@ async fn ingest_all<F: Fs>(
     for path in &options.inputs {
         let format = format_of(path, options.format)?;
         let source = source_id(path)?;
+        let content = identity::fingerprint(path)?;
         let state = pipeline.source_state(&source).await;
+        refuse_changed(path, state, content)?;
         let mut outcome = SourceOutcome {
             file: path.clone(),
             source,
@@ -216,6 +250,7 @@ async fn ingest_all<F: Fs>(
             status: "already-ingested",
             rows_written: 0,
             rows_already_acknowledged: state.rows,
+            content,
         };
         if state.complete {
             progress.note(format!(
@@ -229,10 +264,37 @@ async fn ingest_all<F: Fs>(
             outcome.status = if already > 0 { "resumed" } else { "ingested" };
             outcome.rows_written = written;
             outcome.rows_already_acknowledged = already;
+            // The rows just acknowledged were read from the content fingerprinted before:
+            // a file changed meanwhile is reported now, and refused by the next run.
+            let after = identity::fingerprint(path)?;
+            if after != content {
+                let state = pipeline.source_state(&outcome.source).await;
+                return Err(RunError::Changed {
+                    file: path.clone(),
+                    acknowledged: state.rows,
+                    complete: state.complete,
+                    recorded: Some(content),
+                    now: after,
+                });
+            }
         }
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Refuses an input whose source the ledger bound to other content.
+fn refuse_changed(path: &Path, state: SourceState, now: Fingerprint) -> Result<(), RunError> {
+    if state.accepts(Some(now)) {
+        return Ok(());
+    }
+    Err(RunError::Changed {
+        file: path.to_path_buf(),
+        acknowledged: state.rows,
+        complete: state.complete,
+        recorded: state.fingerprint,
+        now,
+    })
 }
 
 /// Validates one input in full, then ingests it part by part from the row the ledger holds.
@@ -262,7 +324,9 @@ async fn ingest_source<F: Fs>(
             already += rows;
         } else {
             let last = end == total;
-            let ack = pipeline.ingest_part(source, first_row, batch, last).await?;
+            let ack = pipeline
+                .ingest_part_of(source, Some(input.content), first_row, batch, last)
+                .await?;
             written += ack.rows_written;
             already += ack.rows_already_acknowledged;
             sent_last |= last;
@@ -279,13 +343,12 @@ async fn ingest_source<F: Fs>(
         });
     }
     if !sent_last {
-        // An empty file: record the source as complete with no rows.
-        let schema = match (&projection, pipeline.schema()) {
-            (Some(_), Some(table)) => table,
-            _ => reader.schema().clone(),
-        };
-        let empty = arrow::array::RecordBatch::new_empty(schema);
-        pipeline.ingest_part(source, 0, empty, true).await?;
+        // An empty file: record the source as complete with no rows. An empty part does not
+        // fix the table's columns, so an empty first input leaves them open.
+        let empty = arrow::array::RecordBatch::new_empty(reader.schema().clone());
+        pipeline
+            .ingest_part_of(source, Some(input.content), 0, empty, true)
+            .await?;
     }
     Ok((written, already))
 }

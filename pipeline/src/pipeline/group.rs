@@ -14,7 +14,7 @@ use super::ingest::{Part, Request};
 use super::segment::LogState;
 use crate::error::{Error, Result};
 use crate::log::{self, AckRecord, PartMeta};
-use crate::manifest::SourceState;
+use crate::manifest::{Fingerprint, SourceState};
 
 /// What a group commit does with one part, decided from the ledger alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +64,18 @@ pub(super) fn decide(state: SourceState, first_row: u64, rows: u64, last: bool) 
         skip,
         take,
         completes: last,
+    }
+}
+
+/// The refusal of a part whose fingerprint is not the one `state` bound to its source.
+fn source_changed(part: &Part, state: SourceState) -> Error {
+    let describe = |f: Option<Fingerprint>| f.map_or_else(|| "not identified".into(), |f| f.to_string());
+    Error::SourceChanged {
+        source_id: part.source.clone(),
+        acknowledged: state.rows,
+        complete: if state.complete { " (all of it)" } else { "" },
+        recorded: describe(state.fingerprint),
+        given: describe(part.fingerprint),
     }
 }
 
@@ -130,6 +142,9 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .copied()
             .unwrap_or_default();
         let rows = part.batch.num_rows() as u64;
+        if !state.accepts(part.fingerprint) {
+            return Some(Err(source_changed(&part, state)));
+        }
         match decide(state, part.first_row, rows, part.last) {
             Decision::Acknowledged => Some(Ok(Ack {
                 source: part.source,
@@ -195,6 +210,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             seq_start,
             rows: take,
             last: completes,
+            fingerprint: part.fingerprint,
         };
         let log_offset = active.log_len + group.frames_len;
         let frame_crc = frame.seal(&meta);
@@ -210,6 +226,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let after = SourceState {
             rows: state.rows + take,
             complete: completes,
+            fingerprint: part.fingerprint,
         };
         group.overlay.insert(part.source.clone(), after);
         Some(Ok(Ack {
@@ -308,7 +325,11 @@ mod tests {
     use super::*;
 
     fn state(rows: u64, complete: bool) -> SourceState {
-        SourceState { rows, complete }
+        SourceState {
+            rows,
+            complete,
+            fingerprint: None,
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::Pipeline;
 use super::config::Ack;
 use crate::error::{Error, Result};
 use crate::log;
+use crate::manifest::Fingerprint;
 use crate::table::SEQ_COLUMN;
 
 /// One part of a source, as its caller asked for it to be stored.
@@ -20,6 +21,7 @@ pub(super) struct Part {
     pub(super) source: String,
     pub(super) first_row: u64,
     pub(super) last: bool,
+    pub(super) fingerprint: Option<Fingerprint>,
     pub(super) batch: RecordBatch,
     /// The batch encoded by the caller before queueing, so encoding runs outside the leader.
     pub(super) frame: log::DataFrame,
@@ -105,6 +107,22 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         batch: RecordBatch,
         last: bool,
     ) -> Result<Ack> {
+        self.ingest_part_of(source, None, first_row, batch, last)
+            .await
+    }
+
+    /// [`Pipeline::ingest_part`] for a source whose content the caller identifies: the first
+    /// acknowledged part binds `fingerprint` to the source in the ledger, and a later part
+    /// carrying another one is refused with [`Error::SourceChanged`] — rows of two contents
+    /// never join one source, and a changed input is never resumed at a stale row.
+    pub async fn ingest_part_of(
+        &self,
+        source: &str,
+        fingerprint: Option<Fingerprint>,
+        first_row: u64,
+        batch: RecordBatch,
+        last: bool,
+    ) -> Result<Ack> {
         self.check_poison()?;
         #[cfg(feature = "twins")]
         self.drain_if_deferred().await?;
@@ -115,6 +133,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             source: source.to_string(),
             first_row,
             last,
+            fingerprint,
             batch,
             frame,
         };
@@ -122,10 +141,15 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.lead(answer).await
     }
 
-    /// Queues a request; the first batch fixes the table's columns, a batch whose columns
-    /// differ is refused.
+    /// Queues a request; the first batch with rows fixes the table's columns, a batch with
+    /// rows whose columns differ is refused. An empty batch carries no value, so its columns
+    /// neither fix nor must match the table's (an empty input does not decide the schema).
     fn enqueue(&self, user: &SchemaRef, request: Request) -> Result<()> {
         let mut intake = self.inner.intake.lock().expect("intake lock");
+        if request.part.batch.num_rows() == 0 {
+            intake.queue.push(request);
+            return Ok(());
+        }
         match &intake.schema {
             Some(table) if table.fields() != user.fields() => {
                 return Err(Error::SchemaMismatch {

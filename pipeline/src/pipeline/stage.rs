@@ -154,14 +154,15 @@ fn add_staged(
     }
     for part in parts {
         let state = m.sources.entry(part.source.clone()).or_default();
-        if part.first_row != state.rows {
+        if part.first_row != state.rows || !state.accepts(part.fingerprint) {
             return Err(Error::Conservation {
                 detail: format!(
-                    "source {:?}: staged part starts at row {} but {} rows are published",
-                    part.source, part.first_row, state.rows
+                    "source {:?}: staged part (row {}, content {:?}) does not continue the {} published rows (content {:?})",
+                    part.source, part.first_row, part.fingerprint, state.rows, state.fingerprint
                 ),
             });
         }
+        state.fingerprint = part.fingerprint;
         state.rows += part.rows;
         state.complete |= part.last;
     }

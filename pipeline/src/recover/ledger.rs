@@ -82,18 +82,24 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             let replayed = segment.number <= manifest.log_through;
             for part in &segment.parts {
                 let state = ledger.entry(part.source.clone()).or_default();
-                if !replayed && (part.first_row != state.rows || state.complete) {
+                let continues = part.first_row == state.rows
+                    && !state.complete
+                    && state.accepts(part.fingerprint);
+                if !replayed && !continues {
                     return Err(Error::corrupt(
                         self.layout.segment_log(segment.number),
                         format!(
-                            "part of source {:?} starts at row {} but {} rows{} are recorded before it",
+                            "part of source {:?} (row {}, content {:?}) does not continue the {} rows{} recorded before it (content {:?})",
                             part.source,
                             part.first_row,
+                            part.fingerprint,
                             state.rows,
-                            if state.complete { " (complete)" } else { "" }
+                            if state.complete { " (complete)" } else { "" },
+                            state.fingerprint
                         ),
                     ));
                 }
+                state.fingerprint = part.fingerprint;
                 state.rows += part.rows;
                 state.complete |= part.last;
                 self.report.staged_rows += part.rows;
@@ -108,13 +114,14 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// The table's columns from the first part of the live segments, when no manifest
     /// recorded them yet.
     async fn first_live_schema(&self, live: &[LiveSegment]) -> Result<Option<Schema>> {
-        let Some(segment) = live.iter().find(|s| !s.parts.is_empty()) else {
+        let Some(segment) = live.iter().find(|s| s.parts.iter().any(|p| p.rows > 0)) else {
             return Ok(None);
         };
         let path = self.layout.segment_log(segment.number);
         let bytes = self.fs.read(&path).await?;
         let scan = log::scan_log(&bytes, segment.number);
-        let Some(part) = scan.items.first() else {
+        // An empty part's columns do not decide the table's (see `Pipeline::enqueue`).
+        let Some(part) = scan.items.iter().find(|p| p.meta.rows > 0) else {
             return Ok(None);
         };
         let schema = log::decode_schema(&bytes[part.ipc.clone()])

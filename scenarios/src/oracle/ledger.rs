@@ -26,6 +26,7 @@ pub(super) fn check_ledger(
         let counted = ledger.get(name).map_or(0, |s| s.rows);
         let found = on_disk.get(name).copied().unwrap_or(0);
         ledger_counts_disk(name, counted, found)?;
+        ledger_keeps_fingerprint(name, ledger.get(name))?;
         ledger_holds_acked(name, counted, expect)?;
         if expect.final_state {
             source_complete_at_end(name, ledger.get(name), expect)?;
@@ -54,6 +55,26 @@ fn ledger_counts_disk(name: &str, counted: u64, found: u64) -> Result<(), Breach
         Invariant::LedgerMatches,
         vec![],
         format!("source {name}: the ledger counts {counted} rows, the disk holds {found}"),
+    ))
+}
+
+/// `ledger-matches`: a source the ledger knows carries the fingerprint its parts were
+/// ingested with (workloads bind `workload::fingerprint`), through every crash and recovery.
+fn ledger_keeps_fingerprint(name: &str, state: Option<&SourceState>) -> Result<(), Breach> {
+    let Some(state) = state.filter(|s| s.is_known()) else {
+        return Ok(());
+    };
+    let want = crate::workload::fingerprint(name);
+    if state.fingerprint == Some(want) {
+        return Ok(());
+    }
+    Err(Breach::new(
+        Invariant::LedgerMatches,
+        vec![],
+        format!(
+            "source {name}: the ledger binds content {:?}, its parts were ingested as {want}",
+            state.fingerprint
+        ),
     ))
 }
 

@@ -146,9 +146,25 @@ fn an_unfinished_run_is_caught_at_its_end() {
 #[test]
 fn a_ledger_that_disagrees_with_the_disk_is_caught() {
     use tally_pipeline::SourceState;
-    let ledger =
-        |rows, complete| BTreeMap::from([("s".to_owned(), SourceState { rows, complete })]);
+    let state = |rows, complete| SourceState {
+        rows,
+        complete,
+        fingerprint: Some(crate::workload::fingerprint("s")),
+    };
+    let ledger = |rows, complete| BTreeMap::from([("s".to_owned(), state(rows, complete))]);
     check_ledger(&good(), &ledger(4, false), &expect(4, 4)).unwrap();
+    for fingerprint in [None, Some(crate::workload::fingerprint("t"))] {
+        let other = SourceState {
+            fingerprint,
+            ..state(4, false)
+        };
+        let ledger = BTreeMap::from([("s".to_owned(), other)]);
+        assert_eq!(
+            invariant(check_ledger(&good(), &ledger, &expect(4, 4))),
+            Invariant::LedgerMatches,
+            "a ledger that lost or changed a source's fingerprint"
+        );
+    }
     for wrong in [3, 5] {
         assert_eq!(
             invariant(check_ledger(&good(), &ledger(wrong, false), &expect(3, 4))),

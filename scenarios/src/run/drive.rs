@@ -203,7 +203,13 @@ async fn ingest_part<F: Fs, C: Clock>(
     ctx.trace
         .line(format!("L{life} try {source} rows {first}..{end}"));
     let result = pipeline
-        .ingest_part(source, first, workload.batch(source, first, rows), last)
+        .ingest_part_of(
+            source,
+            Some(crate::workload::fingerprint(source)),
+            first,
+            workload.batch(source, first, rows),
+            last,
+        )
         .await;
     match result {
         Ok(ack) => {

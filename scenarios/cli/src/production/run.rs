@@ -84,6 +84,10 @@ pub fn run_inputs(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: {err}");
             return Ok(ExitCode::FAILURE);
         }
+        Err(err @ RunError::Changed { .. }) => {
+            eprintln!("error: {err}\ninputs before it are ingested and published");
+            return Ok(ExitCode::FAILURE);
+        }
         Err(err @ RunError::Usage { .. }) => bail!("{err}"),
     };
     if args.json {
@@ -120,8 +124,12 @@ fn summary_text(summary: &RunSummary, seconds: f64) -> String {
             source.rows_already_acknowledged
         );
     }
-    if summary.rows_acknowledged == 0 {
-        text += "nothing new to ingest: every input was already acknowledged\n";
+    if summary
+        .sources
+        .iter()
+        .all(|s| s.status == "already-ingested")
+    {
+        text += "nothing new to ingest: every input was already ingested\n";
     }
     text += &format!(
         "{} rows acknowledged in {seconds:.2} s ({:.0} rows/s); manifest version {}: {} files, {} rows published\n",
