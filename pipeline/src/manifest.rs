@@ -63,6 +63,13 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// `f` for messages: the fingerprint, or that none was given.
+    pub fn describe(f: Option<Fingerprint>) -> String {
+        f.map_or_else(|| "not identified".into(), |f| f.to_string())
+    }
+}
+
 impl SourceState {
     /// Whether the ledger holds anything of the source (rows, or its completion).
     pub fn is_known(&self) -> bool {

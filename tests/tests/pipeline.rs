@@ -640,7 +640,16 @@ async fn a_part_from_other_content_is_refused_and_nothing_of_it_written() {
         .ingest_part_of("s", print(2), 5, rows("s", 5, 5), true)
         .await
         .expect_err("another content is not a continuation");
-    assert!(matches!(err, Error::SourceChanged { acknowledged: 5, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::SourceChanged {
+                acknowledged: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("Way out"), "{err}");
     // Not even as a retry of rows already held, and not without a fingerprint.
     for (first, fingerprint) in [(0, print(2)), (5, None)] {
@@ -648,7 +657,10 @@ async fn a_part_from_other_content_is_refused_and_nothing_of_it_written() {
         assert!(matches!(again.await, Err(Error::SourceChanged { .. })));
     }
     let state = p.source_state("s").await;
-    assert_eq!((state.rows, state.complete, state.fingerprint), (5, false, print(1)));
+    assert_eq!(
+        (state.rows, state.complete, state.fingerprint),
+        (5, false, print(1))
+    );
     // The pipeline goes on: the same content continues the source.
     p.ingest_part_of("s", print(1), 5, rows("s", 5, 5), true)
         .await
@@ -665,12 +677,20 @@ async fn a_source_fingerprint_survives_reopen_from_the_log_and_from_the_manifest
         .unwrap();
     drop(p);
     let (p, _) = open(&fs, small_config()).await.unwrap();
-    assert_eq!(p.source_state("live").await.fingerprint, print(7), "from the log");
+    assert_eq!(
+        p.source_state("live").await.fingerprint,
+        print(7),
+        "from the log"
+    );
     p.flush().await.unwrap();
     assert_eq!(p.snapshot().await.rows, 3);
     drop(p);
     let (p, _) = open(&fs, small_config()).await.unwrap();
-    assert_eq!(p.source_state("live").await.fingerprint, print(7), "from the manifest");
+    assert_eq!(
+        p.source_state("live").await.fingerprint,
+        print(7),
+        "from the manifest"
+    );
     let err = p.ingest_part_of("live", print(8), 3, rows("live", 3, 1), true);
     assert!(matches!(err.await, Err(Error::SourceChanged { .. })));
 }
@@ -690,7 +710,10 @@ async fn an_empty_part_neither_fixes_nor_must_match_the_table_columns() {
     assert!(p.schema().is_none(), "an empty source decided the columns");
     drop(p);
     let (p, _) = open(&fs, small_config()).await.unwrap();
-    assert!(p.schema().is_none(), "recovery took the columns of an empty part");
+    assert!(
+        p.schema().is_none(),
+        "recovery took the columns of an empty part"
+    );
     p.ingest("s", rows("s", 0, 4)).await.unwrap();
     p.ingest("empty-after", other).await.unwrap();
     p.flush().await.unwrap();

@@ -57,7 +57,11 @@ mod tests {
         let path = dir.path().join("in.csv");
         std::fs::write(&path, b"a\n1\n2\n").unwrap();
         let first = fingerprint(&path).unwrap();
-        assert_eq!(first, fingerprint(&path).unwrap(), "the same bytes, the same print");
+        assert_eq!(
+            first,
+            fingerprint(&path).unwrap(),
+            "the same bytes, the same print"
+        );
         assert_eq!(first.bytes, 6);
         std::fs::write(&path, b"a\n1\n3\n").unwrap();
         let flipped = fingerprint(&path).unwrap();

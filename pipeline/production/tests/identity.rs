@@ -102,10 +102,22 @@ fn a_changed_input_is_refused_not_resumed_at_its_old_row() {
     let opts = options(&c.root, &[&c.input]);
     interrupted_run(&opts, 4_000);
     // 100 lines deleted: resuming at the old row offset would skip 100 rows of the new file.
-    write_csv(&c.input, (0..10_000).filter(|i| !(1_000..1_100).contains(i)));
+    write_csv(
+        &c.input,
+        (0..10_000).filter(|i| !(1_000..1_100).contains(i)),
+    );
     let err = run(&opts).expect_err("a changed input must be refused");
     let message = err.to_string();
-    assert!(matches!(err, RunError::Changed { complete: false, .. }), "{message}");
+    assert!(
+        matches!(
+            err,
+            RunError::Changed {
+                complete: false,
+                ..
+            }
+        ),
+        "{message}"
+    );
     assert!(
         message.contains("the file changed since") && message.contains("interrupted run"),
         "{message}"
@@ -126,10 +138,20 @@ fn a_completed_input_whose_file_changed_is_reported_not_skipped() {
     write_csv(&c.input, 0..501);
     let err = run(&opts).expect_err("a changed completed input must be reported");
     assert!(
-        matches!(err, RunError::Changed { complete: true, acknowledged: 500, .. }),
+        matches!(
+            err,
+            RunError::Changed {
+                complete: true,
+                acknowledged: 500,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains("give the file a new path"), "{err}");
+    assert!(
+        err.to_string().contains("give the file a new path"),
+        "{err}"
+    );
     // The same content again is the no-op it always was.
     write_csv(&c.input, 0..500);
     let summary = run(&opts).unwrap();

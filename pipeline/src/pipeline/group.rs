@@ -69,7 +69,7 @@ pub(super) fn decide(state: SourceState, first_row: u64, rows: u64, last: bool) 
 
 /// The refusal of a part whose fingerprint is not the one `state` bound to its source.
 fn source_changed(part: &Part, state: SourceState) -> Error {
-    let describe = |f: Option<Fingerprint>| f.map_or_else(|| "not identified".into(), |f| f.to_string());
+    let describe = Fingerprint::describe;
     Error::SourceChanged {
         source_id: part.source.clone(),
         acknowledged: state.rows,

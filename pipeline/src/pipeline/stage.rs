@@ -9,7 +9,7 @@ use super::Pipeline;
 use crate::error::{Error, Result};
 use crate::install::{self, Install};
 use crate::log::{self, LogScan, PartMeta};
-use crate::manifest::{FileEntry, Manifest};
+use crate::manifest::{FileEntry, Fingerprint, Manifest};
 use crate::table;
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
@@ -157,8 +157,12 @@ fn add_staged(
         if part.first_row != state.rows || !state.accepts(part.fingerprint) {
             return Err(Error::Conservation {
                 detail: format!(
-                    "source {:?}: staged part (row {}, content {:?}) does not continue the {} published rows (content {:?})",
-                    part.source, part.first_row, part.fingerprint, state.rows, state.fingerprint
+                    "source {:?}: staged part (row {}, content {}) does not continue the {} published rows (content {})",
+                    part.source,
+                    part.first_row,
+                    Fingerprint::describe(part.fingerprint),
+                    state.rows,
+                    Fingerprint::describe(state.fingerprint)
                 ),
             });
         }

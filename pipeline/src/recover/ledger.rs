@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::read_if_exists;
 use crate::layout;
 use crate::log;
-use crate::manifest::{Manifest, SourceState};
+use crate::manifest::{Fingerprint, Manifest, SourceState};
 use crate::seqalloc;
 use crate::table;
 
@@ -89,13 +89,13 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                     return Err(Error::corrupt(
                         self.layout.segment_log(segment.number),
                         format!(
-                            "part of source {:?} (row {}, content {:?}) does not continue the {} rows{} recorded before it (content {:?})",
+                            "part of source {:?} (row {}, content {}) does not continue the {} rows{} recorded before it (content {})",
                             part.source,
                             part.first_row,
-                            part.fingerprint,
+                            Fingerprint::describe(part.fingerprint),
                             state.rows,
                             if state.complete { " (complete)" } else { "" },
-                            state.fingerprint
+                            Fingerprint::describe(state.fingerprint)
                         ),
                     ));
                 }

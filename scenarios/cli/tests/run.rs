@@ -648,3 +648,52 @@ fn bench_measures_every_real_section_and_judges_the_targets() {
     let written = std::fs::read_to_string(&md).unwrap();
     assert!(written.contains("## Targets") && written.contains("## Recovery time"));
 }
+
+#[test]
+fn a_completed_input_whose_file_changed_is_refused_naming_what_changed() {
+    let s = store();
+    let input = s.inputs.join("in.csv");
+    write_csv(&input, 0, 500);
+    assert!(run(&s, &[&input]).status.success());
+    write_csv(&input, 0, 400); // 100 rows fewer
+    let out = run(&s, &[&input]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the file changed since all 500 rows of it were ingested")
+            && stderr.contains("give the file a new path"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(inspect_json(&s)["published_rows"], 500, "nothing changed");
+}
+
+#[test]
+fn an_empty_input_is_ingested_not_called_already_acknowledged() {
+    let s = store();
+    let empty = s.inputs.join("empty.csv");
+    std::fs::write(&empty, "id,name\n").unwrap();
+    let out = run(&s, &[&empty]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ingested (0 rows written") && !stdout.contains("nothing new"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let s = store();
+    let input = s.inputs.join("in.csv");
+    write_csv(&input, 0, 10);
+    assert!(run(&s, &[&input]).status.success());
+    // A segment torn while being created: recovery removes it and logs a warning.
+    std::fs::write(s.root.join("log/00000000000000000099.log"), b"torn").unwrap();
+    let out = run(&s, &[&input]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "no warning logged: {}", text(&out));
+    assert!(!stderr.contains('\u{1b}'), "colour codes: {}", text(&out));
+}

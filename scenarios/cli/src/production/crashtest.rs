@@ -54,8 +54,16 @@ fn describe(status: std::process::ExitStatus) -> (String, bool, bool) {
         (_, Some(6)) => ("aborted at its planned crash".into(), true, true),
         (Some(0), _) => ("finished (its crash never came)".into(), true, false),
         (Some(CHILD_ERROR_EXIT), _) => ("stopped on an injected error".into(), true, false),
-        (code, signal) => (
-            format!("ended unexpectedly (exit code {code:?}, signal {signal:?})"),
+        (Some(code), _) => (
+            format!("ended unexpectedly with exit code {code}"),
+            false,
+            false,
+        ),
+        (None, signal) => (
+            format!(
+                "ended unexpectedly on signal {}",
+                signal.map_or_else(|| "unknown".into(), |s| s.to_string())
+            ),
             false,
             false,
         ),
