@@ -111,7 +111,7 @@ fn projection(
             file: path.to_path_buf(),
             location: Some(location),
             message: format!(
-                "{what}; the table has columns {}, this file has {}",
+                "schema mismatch: {what}; the table has columns {}, this file has {}",
                 describe_fields(table.fields()),
                 describe_fields(file.fields())
             ),
