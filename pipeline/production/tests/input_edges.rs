@@ -272,3 +272,24 @@ fn a_parquet_timestamp_in_seconds_is_refused_naming_its_column() {
     let err = refused(&path, Format::Parquet);
     assert!(err.contains("\"at\""), "{err}");
 }
+
+#[test]
+fn a_json_lines_line_longer_than_the_limit_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = b"{\"a\": 1}\n{\"a\": \"".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 17 << 20));
+    text.extend(b"\"}\n");
+    let path = write(dir.path(), "long.jsonl", &text);
+    let err = refused(&path, Format::Jsonl);
+    assert!(err.contains("line 2") && err.contains("MiB"), "{err}");
+}
+
+#[test]
+fn a_csv_header_longer_than_a_mebibyte_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..200_000).map(|i| format!("c{i}")).collect();
+    let text = format!("{}\n", names.join(","));
+    let path = write(dir.path(), "wide.csv", text.as_bytes());
+    let err = refused(&path, Format::Csv);
+    assert!(err.contains("line 1") && err.contains("header"), "{err}");
+}

@@ -261,9 +261,10 @@ impl Column {
         self.int &= int.is_some();
         // Integers within ±2^53 are exact doubles; anything else is checked.
         let small = int.is_some_and(|i| i.unsigned_abs() <= 1 << 53);
-        self.float &= small || text::exact_float(value).is_some();
-        self.boolean &= text::boolean(value).is_some();
-        self.date &= text::date(value).is_some();
+        // Short-circuits: a flag once false stays false, and its parser need not run again.
+        self.float = self.float && (small || text::exact_float(value).is_some());
+        self.boolean = self.boolean && text::boolean(value).is_some();
+        self.date = self.date && text::date(value).is_some();
         if self.naive || self.instant {
             match text::timestamp(value) {
                 Some(t) => {

@@ -80,6 +80,13 @@ pub fn exact_float(text: &str) -> Option<f64> {
     if !value.is_finite() {
         return None;
     }
+    // Fast path: distinct decimals of at most 15 significant digits are further apart than
+    // doubles (10^-14 relative against 2^-52), so in the normal range such a decimal is
+    // always the shortest form of the double it parses to.
+    let magnitude = written.2 + written.1.len() as i64;
+    if written.1.len() <= 15 && (-290..=290).contains(&magnitude) {
+        return Some(value);
+    }
     let shortest = decimal(&format!("{value:e}"))?;
     (written == shortest).then_some(value)
 }
@@ -262,6 +269,25 @@ mod tests {
             "5.",
         ] {
             assert_eq!(exact_float(text), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_double_written_shortest_is_exact(f in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            proptest::prop_assert_eq!(exact_float(&format!("{f}")).map(f64::to_bits), Some(f.to_bits()));
+            proptest::prop_assert_eq!(exact_float(&format!("{f:e}")).map(f64::to_bits), Some(f.to_bits()));
+        }
+
+        #[test]
+        fn the_fast_path_agrees_with_the_shortest_form(digits in "[1-9][0-9]{0,14}", point in 0usize..16, exponent in -300i32..300) {
+            let point = point.min(digits.len());
+            let whole = if point == 0 { "0" } else { &digits[..point] };
+            let text = format!("{whole}.{}0e{exponent}", &digits[point..]);
+            let value: f64 = text.parse().unwrap();
+            let shortest = decimal(&format!("{value:e}"));
+            let slow = (value.is_finite() && decimal(&text) == shortest).then_some(value);
+            proptest::prop_assert_eq!(exact_float(&text), slow, "{}", text);
         }
     }
 
