@@ -165,11 +165,17 @@ fn describe_type(field: &arrow::datatypes::Field) -> String {
     format!("{}{nullable}", field.data_type())
 }
 
+/// The first columns of `fields`, for a message: a header can hold thousands.
 fn describe_fields(fields: &arrow::datatypes::Fields) -> String {
-    let names: Vec<String> = fields
+    const SHOWN: usize = 20;
+    let mut names: Vec<String> = fields
         .iter()
+        .take(SHOWN)
         .map(|f| format!("{}: {}", quoted(f.name()), describe_type(f)))
         .collect();
+    if fields.len() > SHOWN {
+        names.push(format!("and {} more", fields.len() - SHOWN));
+    }
     format!("({})", names.join(", "))
 }
 
