@@ -12,8 +12,10 @@ use serde::Serialize;
 use tally_pipeline::{Config, Fingerprint, Pipeline, RecoveryReport, SourceState};
 use tally_sim::{Fs, RealFs, SystemClock, World};
 
+use arrow::datatypes::SchemaRef;
+
 use crate::identity;
-use crate::input::{Format, InputError, InputReader};
+use crate::input::{Format, InputError, InputReader, Location, quoted};
 use crate::progress::Progress;
 
 /// How `run` reads its inputs.
@@ -136,63 +138,76 @@ fn projection(
     let same = |a: &arrow::datatypes::Field, b: &arrow::datatypes::Field| {
         a.name() == b.name() && a.data_type() == b.data_type() && a.is_nullable() == b.is_nullable()
     };
-    let mismatch = || {
+    let mismatch = |location: Location, what: String| {
         RunError::Input(InputError {
             file: path.to_path_buf(),
-            location: None,
+            location: Some(location),
             message: format!(
-                "schema mismatch: the table has columns {}, this file has {}",
+                "schema mismatch: {what}; the table has columns {}, this file has {}",
                 describe_fields(table.fields()),
                 describe_fields(file.fields())
             ),
         })
     };
-    if file.fields().len() != table.fields().len() {
-        return Err(mismatch());
+    let mut indices = Vec::with_capacity(table.fields().len());
+    for want in table.fields() {
+        let Some((index, have)) = file.fields().find(want.name()) else {
+            let what = "the table has this column and this file does not".into();
+            return Err(mismatch(Location::Column(want.name().clone()), what));
+        };
+        if !same(have, want) {
+            let what = format!(
+                "the table has it as {}, this file as {}",
+                describe_type(want),
+                describe_type(have)
+            );
+            return Err(mismatch(Location::Column(want.name().clone()), what));
+        }
+        indices.push(index);
     }
-    if file
+    if let Some(extra) = file
         .fields()
         .iter()
-        .zip(table.fields())
-        .all(|(a, b)| same(a, b))
+        .find(|f| table.field_with_name(f.name()).is_err())
     {
-        return Ok(None);
+        let what = "this file has this column and the table does not".into();
+        return Err(mismatch(Location::Column(extra.name().clone()), what));
     }
-    let indices = table
-        .fields()
-        .iter()
-        .map(|want| {
-            file.fields()
-                .iter()
-                .position(|have| same(have, want))
-                .ok_or_else(mismatch)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(indices))
+    let in_order = indices.iter().enumerate().all(|(i, &j)| i == j);
+    Ok(if in_order { None } else { Some(indices) })
 }
 
-/// Reads every batch of `path` to check that it parses and matches `table` (if the table has
-/// columns yet). Returns its row count and how its columns map onto the table's.
+/// Reads every row of `path` (its scan: every value checked, the columns decided from all of
+/// them) and checks its columns against `table` (if the table has columns yet). Returns its row
+/// count, how its columns map onto the table's, and its columns, which the ingest pass reads
+/// it with.
 fn validate(
     path: &Path,
     format: Format,
-    options: &RunOptions,
     table: Option<&arrow::datatypes::Schema>,
     progress: &dyn Progress,
-) -> Result<(u64, Projection), RunError> {
-    let mut reader = InputReader::open(path, format, options.batch_rows)?;
-    let projection = projection(path, reader.schema(), table)?;
-    while let Some(batch) = reader.next_batch()? {
-        progress.advance(batch.num_rows() as u64);
-    }
-    Ok((reader.rows(), projection))
+) -> Result<(u64, Projection, SchemaRef), RunError> {
+    let scanned = InputReader::scan(path, format, &mut |rows| progress.advance(rows))?;
+    let projection = projection(path, &scanned.schema, table)?;
+    Ok((scanned.rows, projection, scanned.schema))
 }
 
+fn describe_type(field: &arrow::datatypes::Field) -> String {
+    let nullable = if field.is_nullable() { "" } else { " not null" };
+    format!("{}{nullable}", field.data_type())
+}
+
+/// The first columns of `fields`, for a message: a header can hold thousands.
 fn describe_fields(fields: &arrow::datatypes::Fields) -> String {
-    let names: Vec<String> = fields
+    const SHOWN: usize = 20;
+    let mut names: Vec<String> = fields
         .iter()
-        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .take(SHOWN)
+        .map(|f| format!("{}: {}", quoted(f.name()), describe_type(f)))
         .collect();
+    if fields.len() > SHOWN {
+        names.push(format!("and {} more", fields.len() - SHOWN));
+    }
     format!("({})", names.join(", "))
 }
 
@@ -309,9 +324,9 @@ async fn ingest_source<F: Fs>(
     let (path, format, source) = (&input.file, input.format, &input.source);
     progress.phase(format!("validating {}", path.display()), None);
     let schema = pipeline.schema();
-    let (total, projection) = validate(path, format, options, schema.as_deref(), progress)?;
+    let (total, projection, columns) = validate(path, format, schema.as_deref(), progress)?;
     progress.phase(format!("ingesting {}", path.display()), Some(total));
-    let mut reader = InputReader::open(path, format, options.batch_rows)?;
+    let mut reader = InputReader::open_with_schema(path, format, columns, options.batch_rows)?;
     let (mut written, mut already) = (0, 0);
     let mut first_row = 0u64;
     let mut sent_last = false;
