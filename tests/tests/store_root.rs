@@ -234,6 +234,16 @@ async fn a_marker_interrupted_before_its_rename_is_written_again() {
         b"tally-store 1\n"
     );
     assert!(!dir.path().join("TALLY.tmp").exists());
+    // What a disk that lost synced data can leave: the marker's name with a prefix of its
+    // line, beside the rest of the store.
+    for torn in [&b""[..], b"tally-st"] {
+        std::fs::write(dir.path().join("TALLY"), torn).unwrap();
+        drop(open(dir.path()).await.unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join("TALLY")).unwrap(),
+            b"tally-store 1\n"
+        );
+    }
     // A TALLY that is not tally's marker is someone else's file.
     let other = tempfile::tempdir().unwrap();
     std::fs::write(other.path().join("TALLY"), b"my notes").unwrap();

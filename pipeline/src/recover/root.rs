@@ -29,6 +29,10 @@ pub enum Claim {
 /// What the root's entries say it is.
 enum Found {
     Store,
+    /// A `TALLY` holding a strict prefix of the marker line (empty included): written by
+    /// tally, and then torn by a disk that lost synced data (a lying fsync). The store is
+    /// ours; a writer writes the marker again.
+    TornMarker,
     /// Empty, or only the marker's temp file: a store not yet created, or whose creation a
     /// crash interrupted before the marker's rename was durable.
     Uninitialized,
@@ -64,6 +68,11 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let entries = list_root(self.fs, &root).await?;
         match classify(self.fs, self.layout, &entries).await? {
             Found::Store => refuse_symlinks(&root, &entries)?,
+            Found::TornMarker => {
+                refuse_symlinks(&root, &entries)?;
+                tracing::warn!(root = %root.display(), "store marker torn; writing it again");
+                self.write_marker().await?;
+            }
             Found::Uninitialized if claim == Claim::CreateIfNeeded => self.write_marker().await?,
             Found::Uninitialized => {
                 return Err(not_a_store(
@@ -118,7 +127,7 @@ pub async fn require_store<F: Fs>(fs: &F, layout: &Layout) -> Result<()> {
     }
     let entries = list_root(fs, root).await?;
     match classify(fs, layout, &entries).await? {
-        Found::Store => refuse_symlinks(root, &entries),
+        Found::Store | Found::TornMarker => refuse_symlinks(root, &entries),
         Found::Uninitialized => Err(not_a_store(
             root,
             &format!("is not a tally store (it has no {MARKER_FILE} marker)"),
@@ -142,14 +151,17 @@ async fn classify<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Resul
     let temp = marker_temp();
     if let Some(marker) = entries.iter().find(|e| e.name == MARKER_FILE) {
         // The marker is renamed into place only after its bytes were synced: a store's
-        // marker is always whole, and anything else there was not written by tally.
-        let bytes = if marker.is_dir {
+        // marker is whole, or (if the disk lost synced data) a prefix of its line; any other
+        // `TALLY`, a directory or a symbolic link among them, was not written by tally.
+        let bytes = if marker.is_dir || marker.is_symlink {
             None
         } else {
             Some(fs.read(&layout.marker()).await?)
         };
-        if bytes.as_deref() == Some(MARKER_CONTENT) {
-            return Ok(Found::Store);
+        match bytes {
+            Some(b) if b == MARKER_CONTENT => return Ok(Found::Store),
+            Some(b) if MARKER_CONTENT.starts_with(&b) => return Ok(Found::TornMarker),
+            _ => {}
         }
         return Ok(Found::Foreign(format!(
             "holds a {MARKER_FILE} that is not a tally store marker; \
