@@ -64,6 +64,7 @@ pub struct CountingFile<T> {
 
 impl<F: Fs> Fs for CountingFs<F> {
     type File = CountingFile<F::File>;
+    type Lock = F::Lock;
 
     forward_fs_namespace!();
 

@@ -1,7 +1,8 @@
 //! Pass-through methods for filesystem wrappers that change only a few operations. A wrapper
 //! holds the wrapped filesystem or file in a field named `inner`.
 
-/// The `Fs` methods other than `create`, `open` and `sync_dir`, forwarded to `self.inner`.
+/// The `Fs` methods other than `create`, `open` and `sync_dir`, forwarded to `self.inner`
+/// (the wrapper declares `type Lock = F::Lock;`).
 macro_rules! forward_fs_namespace {
     () => {
         async fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -38,6 +39,10 @@ macro_rules! forward_fs_namespace {
 
         async fn exists(&self, path: &Path) -> io::Result<bool> {
             self.inner.exists(path).await
+        }
+
+        async fn try_lock(&self, path: &Path) -> io::Result<Self::Lock> {
+            self.inner.try_lock(path).await
         }
     };
 }

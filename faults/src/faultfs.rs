@@ -508,6 +508,7 @@ impl<F: Fs> FaultFs<F> {
 
 impl<F: Backend> Fs for FaultFs<F> {
     type File = FaultFile<F>;
+    type Lock = F::Lock;
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<Self::File> {
         let file = self
@@ -585,6 +586,16 @@ impl<F: Backend> Fs for FaultFs<F> {
     async fn exists(&self, path: &Path) -> io::Result<bool> {
         self.gate(CallKind::Any, path, None, self.inner.exists(path))
             .await
+    }
+
+    /// Forwarded without a fault: a lock changes nothing on the disk, and a plan has no fault
+    /// for it. It is not counted as a call either, so that a plan's call indices keep naming
+    /// the calls they named before locks existed.
+    async fn try_lock(&self, path: &Path) -> io::Result<Self::Lock> {
+        if self.lock().crashed.is_some() {
+            return Err(crash_error(path));
+        }
+        self.inner.try_lock(path).await
     }
 }
 

@@ -35,6 +35,7 @@ pub struct SlowSyncFile<T> {
 
 impl<F: Fs> Fs for SlowSyncFs<F> {
     type File = SlowSyncFile<F::File>;
+    type Lock = F::Lock;
 
     forward_fs_namespace!();
 

@@ -84,6 +84,28 @@ pub enum Error {
     #[error("conservation check failed, nothing published: {detail}")]
     Conservation { detail: String },
 
+    /// Another process (or another handle in this one) holds the root's writer lock. Nothing
+    /// was read or changed.
+    #[error(
+        "another tally process is writing to {root}; a store has one writer at a time. \
+         Wait for it to finish (or stop it), then run again"
+    )]
+    Locked { root: PathBuf },
+
+    /// The root is not a tally store and tally will not make it one (or a reader was pointed
+    /// at a path holding no store). Nothing was changed.
+    #[error("{root} {detail}")]
+    NotAStore { root: PathBuf, detail: String },
+
+    /// A symbolic link where the store keeps its own files and directories. Tally never
+    /// creates one and never follows one: recovery could delete or move files outside the
+    /// store. Nothing was changed.
+    #[error(
+        "{path} is a symbolic link; tally never follows a link in its store, since recovery could \
+         delete or move the files it points at. Replace it with a real directory or file, or open another root"
+    )]
+    Symlink { path: PathBuf },
+
     /// An earlier write or sync failed; the pipeline accepts no more work until it is reopened
     /// (which runs recovery).
     #[error("the pipeline stopped after an earlier failure ({cause}); reopen it to recover")]

@@ -7,6 +7,11 @@ pub const LOG_DIR: &str = "log";
 pub const DATA_DIR: &str = "data";
 pub const QUARANTINE_DIR: &str = "quarantine";
 pub const SEQ_FILE: &str = "SEQ";
+/// The store marker: written first, when a store is created in an empty directory, and
+/// required of every root opened afterwards. Holds exactly [`MARKER_CONTENT`].
+pub const MARKER_FILE: &str = "TALLY";
+/// The marker's one line: what the directory is, and its format version.
+pub const MARKER_CONTENT: &[u8] = b"tally-store 1\n";
 pub const TEMP_SUFFIX: &str = ".tmp";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 
@@ -40,6 +45,9 @@ impl Layout {
     }
     pub fn manifest(&self, version: u64) -> PathBuf {
         self.root.join(manifest_name(version))
+    }
+    pub fn marker(&self) -> PathBuf {
+        self.root.join(MARKER_FILE)
     }
 }
 
@@ -98,6 +106,18 @@ pub fn is_temp(name: &str) -> bool {
     name.ends_with(TEMP_SUFFIX)
 }
 
+/// Whether `name` is a temp file tally writes: of a manifest, `SEQ` or the marker (in the
+/// root), or of a table file (in `data/`). Recovery removes only these; another `*.tmp` is not
+/// tally's and is left alone.
+pub fn is_own_temp(name: &str) -> bool {
+    name.strip_suffix(TEMP_SUFFIX).is_some_and(|stem| {
+        stem == SEQ_FILE
+            || stem == MARKER_FILE
+            || parse_manifest_name(stem).is_some()
+            || parse_table_file_name(stem).is_some()
+    })
+}
+
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().expect("a file path").to_os_string();
     name.push(TEMP_SUFFIX);
@@ -129,6 +149,28 @@ mod tests {
             None
         );
         assert!(is_temp("MANIFEST-00000000000000000001.tmp"));
+    }
+
+    #[test]
+    fn only_temp_files_tally_writes_are_its_own() {
+        for own in [
+            "MANIFEST-00000000000000000001.tmp",
+            "SEQ.tmp",
+            "TALLY.tmp",
+            "L0-00000000000000000003.parquet.tmp",
+        ] {
+            assert!(is_own_temp(own), "{own}");
+        }
+        for other in [
+            "notes.tmp",
+            "x.tmp",
+            ".tmp",
+            "SEQ",
+            "MANIFEST-1.tmp",
+            "L0-1.parquet.tmp",
+        ] {
+            assert!(!is_own_temp(other), "{other}");
+        }
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Leftover {
 impl Manifest {
     /// Whether the file `name` in `dir` is a leftover under this manifest.
     pub fn leftover(&self, dir: StoreDir, name: &str) -> Option<Leftover> {
-        if crate::layout::is_temp(name) {
+        if crate::layout::is_own_temp(name) {
             return Some(Leftover::Temp);
         }
         match dir {

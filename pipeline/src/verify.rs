@@ -8,7 +8,7 @@ use arrow::array::{Array, UInt64Array};
 use serde::Serialize;
 use tally_sim::Fs;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
 use crate::manifest::{FileEntry, Manifest, StoreDir};
@@ -52,11 +52,11 @@ impl StoreReport {
 
 /// Checks the store at `layout` without changing it. With `deep`, also reads every published
 /// and staged row and checks that sequence numbers are unique and within their file's range.
+/// A root that is not a tally store (missing, empty, foreign, no marker) is
+/// `Error::NotAStore`: never reported as an empty, consistent store.
 pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<StoreReport> {
     let mut report = StoreReport::default();
-    if !fs.exists(&layout.root).await? {
-        return Err(Error::corrupt(&layout.root, "no such store"));
-    }
+    crate::recover::require_store(fs, layout).await?;
     let manifest = newest_manifest(fs, layout, &mut report).await?;
     report.manifest_version = manifest.version;
     report.files = manifest.files.clone();

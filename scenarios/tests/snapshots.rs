@@ -126,12 +126,12 @@ fn multi_step_publish_between_versions() {
 #[test]
 fn multi_step_publish_after_root_sync() {
     check(
-        "multi-step-publish-root-sync-4-strict",
+        "multi-step-publish-root-sync-5-strict",
         Scenario::MultiStepPublish,
         CrashModel::Strict,
         "sync_dir",
         "/store",
-        4,
+        5,
     );
 }
 

@@ -32,13 +32,18 @@ pub struct Metadata {
     /// Length in bytes (0 for a directory).
     pub len: u64,
     pub is_dir: bool,
+    /// The path names a symbolic link (never followed: `is_dir` is then false). `SimFs` has
+    /// no symbolic links.
+    pub is_symlink: bool,
 }
 
-/// One entry of a directory listing.
+/// One entry of a directory listing. A symbolic link is never followed: it is reported as
+/// `is_symlink`, with `is_dir` false whatever it points at.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DirEntry {
     pub name: String,
     pub is_dir: bool,
+    pub is_symlink: bool,
 }
 
 /// A filesystem. Cloning it yields another handle to the same disk.
@@ -46,6 +51,8 @@ pub struct DirEntry {
 /// Directory listings are sorted by name, so that code iterating over them is deterministic.
 pub trait Fs: Clone + std::fmt::Debug + Send + Sync + 'static {
     type File: FsFile;
+    /// An exclusive lock taken by [`Fs::try_lock`], released when dropped.
+    type Lock: std::fmt::Debug + Send + Sync + 'static;
 
     /// Creates a file (see [`CreateMode`]) and opens it for reading and writing.
     fn create(
@@ -74,9 +81,16 @@ pub trait Fs: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn remove_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
     /// Lists a directory, sorted by name.
     fn list_dir(&self, path: &Path) -> impl Future<Output = io::Result<Vec<DirEntry>>> + Send;
+    /// What is at `path`. A symbolic link at `path` itself is not followed (`lstat`).
     fn metadata(&self, path: &Path) -> impl Future<Output = io::Result<Metadata>> + Send;
     /// `Ok(false)` if nothing is at `path`; an error if that cannot be known.
     fn exists(&self, path: &Path) -> impl Future<Output = io::Result<bool>> + Send;
+    /// Takes an exclusive lock on the file or directory at `path` without waiting: one holder
+    /// at a time, across processes on the real disk (`flock`), across handles of one disk on
+    /// the simulated one. Fails with `WouldBlock` while another holder has it; the lock is
+    /// released when the returned guard is dropped, or when the process ends. A crash image
+    /// holds no lock: the crash killed its holder.
+    fn try_lock(&self, path: &Path) -> impl Future<Output = io::Result<Self::Lock>> + Send;
 }
 
 /// An open file. Operations take `&self`: a handle may be shared between tasks.

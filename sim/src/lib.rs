@@ -16,10 +16,10 @@ pub mod simfs;
 
 pub use clock::{Clock, SystemClock};
 pub use fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode};
-pub use realfs::RealFs;
+pub use realfs::{RealFs, RealLock};
 pub use simfs::{
     CrashModel, CrashPlan, MAX_FILE_SIZE, OpKind, OpOutcome, OpRecord, PendingOp, PendingTarget,
-    PlanError, SectorFate, SimFile, SimFs, SimFsOptions, Tear, sectors_spanned,
+    PlanError, SectorFate, SimFile, SimFs, SimFsOptions, SimLock, Tear, sectors_spanned,
 };
 
 /// The world a pipeline is given: a filesystem and a clock.

@@ -63,6 +63,14 @@ fn opened(file: File, path: &Path, op: &str, writable: bool) -> io::Result<RealF
     })
 }
 
+/// An exclusive `flock` on a file or directory of the real disk, held until dropped (closing
+/// the descriptor releases it; so does the end of the process, however it ends).
+#[derive(Debug)]
+pub struct RealLock {
+    _file: File,
+    pub path: PathBuf,
+}
+
 /// Runs a blocking call on tokio's blocking pool when inside a runtime, inline otherwise.
 async fn off_task<T: Send + 'static>(
     call: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -78,6 +86,7 @@ async fn off_task<T: Send + 'static>(
 
 impl Fs for RealFs {
     type File = RealFile;
+    type Lock = RealLock;
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<RealFile> {
         let mut options = OpenOptions::new();
@@ -163,26 +172,56 @@ impl Fs for RealFs {
                     &format!("entry name is not UTF-8: {name:?}"),
                 )
             })?;
-            let is_dir = entry
+            // `file_type` does not follow a symbolic link.
+            let kind = entry
                 .file_type()
-                .map_err(|e| annotate(e, "list_dir", path))?
-                .is_dir();
-            entries.push(DirEntry { name, is_dir });
+                .map_err(|e| annotate(e, "list_dir", path))?;
+            entries.push(DirEntry {
+                name,
+                is_dir: kind.is_dir(),
+                is_symlink: kind.is_symlink(),
+            });
         }
         entries.sort();
         Ok(entries)
     }
 
     async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        let meta = std::fs::metadata(path).map_err(|e| annotate(e, "metadata", path))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| annotate(e, "metadata", path))?;
         Ok(Metadata {
             len: if meta.is_dir() { 0 } else { meta.len() },
             is_dir: meta.is_dir(),
+            is_symlink: meta.file_type().is_symlink(),
         })
     }
 
     async fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists().map_err(|e| annotate(e, "exists", path))
+    }
+
+    async fn try_lock(&self, path: &Path) -> io::Result<RealLock> {
+        // A directory opens read-only on Linux, and `flock` takes no write access.
+        let file = File::open(path).map_err(|e| annotate(e, "lock", path))?;
+        #[allow(
+            clippy::incompatible_msrv,
+            reason = "`File::try_lock` is std's since 1.89; the workspace already needs 1.88 \
+                      (let chains) while declaring 1.85, and raising the declared version makes \
+                      clippy suggest let chains in files of other crates"
+        )]
+        let locked = file.try_lock();
+        match locked {
+            Ok(()) => Ok(RealLock {
+                _file: file,
+                path: path.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(error(
+                ErrorKind::WouldBlock,
+                "lock",
+                path,
+                "held by another holder",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(annotate(e, "lock", path)),
+        }
     }
 }
 

@@ -266,6 +266,7 @@ async fn list_dir_is_sorted_and_tells_files_from_directories<F: Fs>(fs: F, base:
         .map(|name| DirEntry {
             name: name.into(),
             is_dir: name == "dir",
+            is_symlink: false,
         })
         .collect();
     assert_eq!(listed, expected);
@@ -374,6 +375,25 @@ async fn parent_components_resolve_like_the_kernel<F: Fs>(fs: F, base: PathBuf) 
     );
 }
 
+async fn a_lock_has_one_holder_until_its_guard_is_dropped<F: Fs>(fs: F, base: PathBuf) {
+    write_file(&fs, &base.join("f"), b"").await;
+    for path in [base.clone(), base.join("f")] {
+        let held = fs.try_lock(&path).await.unwrap();
+        assert_eq!(kind(fs.try_lock(&path).await), ErrorKind::WouldBlock);
+        assert_eq!(
+            kind(fs.clone().try_lock(&path).await),
+            ErrorKind::WouldBlock,
+            "another handle of the same disk is another holder"
+        );
+        drop(held);
+        drop(fs.try_lock(&path).await.unwrap());
+    }
+    assert_eq!(
+        kind(fs.try_lock(&base.join("nope")).await),
+        ErrorKind::NotFound
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod simfs {
@@ -427,7 +447,29 @@ conformance!(
     sync_succeeds_on_written_files,
     huge_offsets_and_lengths_are_refused_or_clipped,
     parent_components_resolve_like_the_kernel,
+    a_lock_has_one_holder_until_its_guard_is_dropped,
 );
+
+/// `RealFs` reports a symbolic link as one, in a listing and in `metadata`, without following
+/// it (`SimFs` has none).
+#[tokio::test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test plants a directory and a link on the real disk"
+)]
+async fn realfs_never_follows_a_symbolic_link_it_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join("link")).unwrap();
+    let listed = RealFs.list_dir(dir.path()).await.unwrap();
+    let link = listed.iter().find(|e| e.name == "link").unwrap();
+    assert!(link.is_symlink && !link.is_dir, "{link:?}");
+    let meta = RealFs.metadata(&dir.path().join("link")).await.unwrap();
+    assert!(meta.is_symlink && !meta.is_dir, "{meta:?}");
+    let meta = RealFs.metadata(&target).await.unwrap();
+    assert!(!meta.is_symlink && meta.is_dir, "{meta:?}");
+}
 
 // Both backends are used through the same generic bodies above; these keep the imports honest.
 const _: fn() = || {

@@ -24,15 +24,18 @@ pub mod run;
 pub use progress::Progress;
 pub use run::{RunError, RunOptions, RunSummary, SourceOutcome, run};
 
-/// `tally verify` / `tally inspect`: a read-only report of the store at `root`.
+/// `tally verify` / `tally inspect`: a read-only report of the store at `root`. A root that
+/// is not a tally store is an error (`Error::NotAStore`), never an empty report; nothing is
+/// created and no lock is taken.
 pub async fn check(root: &Path, deep: bool) -> Result<StoreReport, tally_pipeline::Error> {
     check_store(&RealFs, &Layout::new(root), deep).await
 }
 
-/// `tally export`: opens the store at `root` (recovering it, as every open does) and exports
+/// `tally export`: opens the existing store at `root` (recovering it, as every open does,
+/// under its writer lock; a root that is not a store is refused, never created) and exports
 /// the rows published since the watermark of `to` into one new batch there.
 pub async fn export(root: &Path, to: &Path) -> Result<ExportReport, tally_pipeline::Error> {
     let world = World::new(RealFs, SystemClock);
-    let (pipeline, _) = Pipeline::open(world, root, Config::default()).await?;
+    let (pipeline, _) = Pipeline::open_existing(world, root, Config::default()).await?;
     tally_pipeline::export::export(&pipeline, to).await
 }

@@ -33,10 +33,12 @@ use self::segment::LogState;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::manifest::{Manifest, SourceState};
-use crate::recover::{self, Recovered, RecoveryReport};
+use crate::recover::{self, Claim, Recovered, RecoveryReport};
 use crate::table;
 
 struct Inner<F: Fs, C: Clock> {
+    /// The root's writer lock, held for the life of the handle (of its last clone).
+    _lock: F::Lock,
     world: World<F, C>,
     layout: Layout,
     config: Config,
@@ -79,7 +81,13 @@ impl<F: Fs, C: Clock> Clone for Pipeline<F, C> {
 
 impl<F: Fs, C: Clock> Inner<F, C> {
     /// The pipeline's state as recovery left the store.
-    fn new(world: World<F, C>, layout: Layout, config: Config, recovered: Recovered) -> Self {
+    fn new(
+        world: World<F, C>,
+        layout: Layout,
+        config: Config,
+        lock: F::Lock,
+        recovered: Recovered,
+    ) -> Self {
         #[cfg(feature = "twins")]
         let undrained = config
             .twins()
@@ -91,6 +99,7 @@ impl<F: Fs, C: Clock> Inner<F, C> {
             .map(|s| s.number)
             .collect::<BTreeSet<_>>();
         Inner {
+            _lock: lock,
             layout,
             config,
             intake: Mutex::new(Intake {
@@ -121,15 +130,41 @@ impl<F: Fs, C: Clock> Inner<F, C> {
 }
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
-    /// Opens (creating if needed) the pipeline at `root`, running recovery first.
+    /// Opens the pipeline at `root`, running recovery first. A missing or empty root becomes
+    /// a new store; anything else must already be one (`Error::NotAStore`). The handle holds
+    /// the root's writer lock until its last clone is dropped: while it lives, another open of
+    /// the root fails with `Error::Locked`.
     pub async fn open(
         world: World<F, C>,
         root: impl Into<PathBuf>,
         config: Config,
     ) -> Result<(Self, RecoveryReport)> {
+        Self::open_claiming(world, root.into(), config, Claim::CreateIfNeeded).await
+    }
+
+    /// [`Pipeline::open`], for a store that must already exist: a missing root, an empty
+    /// directory or anything else that is not a tally store is refused with
+    /// `Error::NotAStore`, and nothing is created.
+    pub async fn open_existing(
+        world: World<F, C>,
+        root: impl Into<PathBuf>,
+        config: Config,
+    ) -> Result<(Self, RecoveryReport)> {
+        Self::open_claiming(world, root.into(), config, Claim::Existing).await
+    }
+
+    async fn open_claiming(
+        world: World<F, C>,
+        root: PathBuf,
+        config: Config,
+        claim: Claim,
+    ) -> Result<(Self, RecoveryReport)> {
         assert!(config.merge_fan_in >= 2, "merge_fan_in must be at least 2");
         assert!(config.seq_block >= 1, "seq_block must be at least 1");
         let layout = Layout::new(root);
+        // Before recovery reads or changes anything: the root is ours, and only ours.
+        let lock =
+            recover::claim_root(&world.fs, &world.clock, &layout, config.recovery, claim).await?;
         let recovered = recover::recover_with(
             &world.fs,
             &world.clock,
@@ -139,7 +174,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         )
         .await?;
         let report = recovered.report.clone();
-        let inner = Inner::new(world, layout, config, recovered);
+        let inner = Inner::new(world, layout, config, lock, recovered);
         Ok((
             Self {
                 inner: Arc::new(inner),

@@ -12,6 +12,7 @@ mod garbage;
 mod ledger;
 mod manifests;
 mod report;
+mod root;
 mod segments;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use arrow_schema::Schema;
 use tally_sim::{Clock, Fs};
 
 pub use self::report::{Quarantined, RecoveryReport, TornTail};
+pub use self::root::{Claim, require_store};
 use crate::error::Result;
 use crate::fsutil::is_not_found;
 use crate::layout::Layout;
@@ -83,17 +85,40 @@ struct Recovery<'a, F: Fs, C: Clock> {
     report: RecoveryReport,
 }
 
-/// Runs recovery on `layout.root`.
+/// Runs recovery on `layout.root`, creating the store there if it is missing or empty, and
+/// holding the writer lock while it runs.
 pub async fn recover<F: Fs, C: Clock>(
     fs: &F,
     clock: &C,
     layout: &Layout,
     options: RecoveryOptions,
 ) -> Result<Recovered> {
+    let _lock = claim_root(fs, clock, layout, options, Claim::CreateIfNeeded).await?;
     recover_with(fs, clock, layout, options, Twins::NONE).await
 }
 
-/// Recovery with some guards turned off (`twins`); the pipeline passes its config's.
+/// Step 0: makes sure `layout.root` is a tally store (creating it if `claim` allows) and takes
+/// its writer lock, before anything in it is read or changed. Recovery runs only under it.
+pub(crate) async fn claim_root<F: Fs, C: Clock>(
+    fs: &F,
+    clock: &C,
+    layout: &Layout,
+    options: RecoveryOptions,
+    claim: Claim,
+) -> Result<F::Lock> {
+    let r = Recovery {
+        fs,
+        clock,
+        layout,
+        options,
+        twins: Twins::NONE,
+        report: RecoveryReport::default(),
+    };
+    r.claim_root(claim).await
+}
+
+/// Recovery with some guards turned off (`twins`); the pipeline passes its config's. The
+/// caller holds the root's claim ([`claim_root`]).
 pub(crate) async fn recover_with<F: Fs, C: Clock>(
     fs: &F,
     clock: &C,
@@ -136,6 +161,7 @@ pub(crate) async fn drain<F: Fs, C: Clock>(
 
 impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     async fn run(&mut self) -> Result<Recovered> {
+        // 0. (done by the caller, `claim_root`) The root is ours, and locked.
         // 1. Directories.
         self.ensure_store_dirs().await?;
 
@@ -163,14 +189,10 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.resume(manifest, live_segments, max_orphan_id).await
     }
 
-    /// Step 1: the root and its `log/` and `data/` directories exist, durably.
+    /// Step 1: the root's `log/` and `data/` directories exist, durably (step 0 made the
+    /// root and its marker).
     async fn ensure_store_dirs(&self) -> Result<()> {
         let root = self.layout.root.clone();
-        let missing = crate::commit::missing_dirs(self.fs, &root).await?;
-        if !missing.is_empty() {
-            self.retry(|| self.fs.create_dir_all(&root)).await?;
-            crate::commit::sync_new_dirs(self.fs, &missing).await?;
-        }
         let mut root_changed = false;
         for dir in [self.layout.log_dir(), self.layout.data_dir()] {
             root_changed |= self.ensure_dir(&dir).await?;

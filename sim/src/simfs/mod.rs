@@ -6,7 +6,7 @@ mod disk;
 mod node;
 mod oplog;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, ErrorKind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,6 +40,9 @@ struct Shared {
     log: Vec<OpRecord>,
     /// Open handles per inode: an unlinked file stays alive while one is open.
     open: BTreeMap<Ino, usize>,
+    /// Inodes locked by [`Fs::try_lock`] through a live guard. Not part of the disk: a
+    /// snapshot or crash image starts with none (a crash kills every holder).
+    locks: BTreeSet<Ino>,
     observer: Option<Observer>,
 }
 
@@ -49,6 +52,7 @@ impl std::fmt::Debug for Shared {
             .field("disk", &self.disk)
             .field("log", &self.log.len())
             .field("open", &self.open)
+            .field("locks", &self.locks)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -76,6 +80,7 @@ impl SimFs {
                 disk,
                 log: Vec::new(),
                 open: BTreeMap::new(),
+                locks: BTreeSet::new(),
                 observer: None,
             })),
         }
@@ -224,6 +229,19 @@ impl Drop for SimFile {
     }
 }
 
+/// An exclusive lock on one inode of a [`SimFs`], released when dropped.
+#[derive(Debug)]
+pub struct SimLock {
+    fs: SimFs,
+    ino: Ino,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.fs.lock().locks.remove(&self.ino);
+    }
+}
+
 /// The largest file the simulated disk holds. Contents are kept in memory with one slot per
 /// 4 KiB, so the limit bounds what a runaway offset can cost.
 pub const MAX_FILE_SIZE: u64 = 16 << 30;
@@ -285,6 +303,7 @@ impl SimFile {
 
 impl Fs for SimFs {
     type File = SimFile;
+    type Lock = SimLock;
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<SimFile> {
         self.call(OpKind::Create, path, None, |shared| {
@@ -609,6 +628,7 @@ impl Fs for SimFs {
                 .map(|(name, &child)| DirEntry {
                     name: name.clone(),
                     is_dir: disk.is_dir(child),
+                    is_symlink: false,
                 })
                 .collect();
             Ok((entries, None))
@@ -623,10 +643,12 @@ impl Fs for SimFs {
                 Node::File(file) => Metadata {
                     len: file.visible.len(),
                     is_dir: false,
+                    is_symlink: false,
                 },
                 Node::Dir(_) => Metadata {
                     len: 0,
                     is_dir: true,
+                    is_symlink: false,
                 },
             };
             Ok((meta, None))
@@ -641,6 +663,26 @@ impl Fs for SimFs {
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok((false, None)),
                 Err(e) => Err(e),
             }
+        })
+    }
+
+    async fn try_lock(&self, path: &Path) -> io::Result<SimLock> {
+        self.call(OpKind::Lock, path, None, |shared| {
+            let names = shared.disk.components(path, "lock")?;
+            let ino = shared.disk.lookup(&names, "lock", path)?;
+            if !shared.locks.insert(ino) {
+                return Err(error(
+                    ErrorKind::WouldBlock,
+                    "lock",
+                    path,
+                    "held by another holder",
+                ));
+            }
+            let lock = SimLock {
+                fs: self.clone(),
+                ino,
+            };
+            Ok((lock, None))
         })
     }
 }

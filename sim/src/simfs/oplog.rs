@@ -23,6 +23,8 @@ pub enum OpKind {
     Metadata,
     Exists,
     Len,
+    /// [`crate::Fs::try_lock`]: takes a lock, changing nothing on the disk.
+    Lock,
 }
 
 impl OpKind {
@@ -64,6 +66,7 @@ impl OpKind {
             OpKind::Metadata => "metadata",
             OpKind::Exists => "exists",
             OpKind::Len => "len",
+            OpKind::Lock => "lock",
         }
     }
 }
