@@ -387,9 +387,10 @@ async fn merge_until_refused(
         .map_err(|e| table_breach(format!("opening after flipping a bit in {name}: {e}")))?;
     let rounds = (1u64 << target.level.min(8)) + 1;
     for round in 0..rounds {
-        let rows = workload.batch(PROBE_SOURCE, round * PROBE_ROWS, PROBE_ROWS);
+        // A new source each round: `ingest` is a whole source, so each adds a file.
+        let source = format!("{PROBE_SOURCE}-{round}");
         pipeline
-            .ingest(PROBE_SOURCE, rows)
+            .ingest(&source, workload.batch(&source, 0, PROBE_ROWS))
             .await
             .map_err(|e| table_breach(format!("ingesting probe rows: {e}")))?;
         match pipeline.flush().await {
