@@ -118,7 +118,11 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         if !self.options.accept_loss {
             return Err(Error::Damaged(Box::new(damage)));
         }
-        tracing::warn!(%damage, "rolling back over a damaged manifest: the loss was accepted");
+        tracing::warn!(
+            last_good = damage.last_good_version,
+            rows_at_risk = damage.rows_at_risk,
+            "rolling back over a damaged manifest: the loss was accepted"
+        );
         let data = self.layout.data_dir();
         for file in &damage.at_risk {
             let name = layout::table_file_name(file.level, file.id);
