@@ -1,6 +1,12 @@
 //! Damage fails closed (issue 15, findings 4 and 5), on the real disk: a damaged newest
 //! manifest is never rolled back silently, a flipped bit in a published table file is caught
-//! before its bytes are trusted, and a table file is never written over.
+//! before its bytes are trusted, and a table file is never written over. The normal build
+//! only: the real disk is damaged by hand.
+#![cfg(not(madsim))]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the tests damage files of a store on the real disk by hand"
+)]
 
 mod support;
 
