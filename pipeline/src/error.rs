@@ -79,6 +79,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// The newest manifest — the store's commit point — cannot be read. Opening refuses rather
+    /// than roll back to the version before it, which would forget acknowledged rows; the
+    /// value says what a rollback would lose and the way out (`tally recover --accept-loss`).
+    /// Nothing on disk was changed.
+    #[error("{0}")]
+    Damaged(Box<crate::recover::Damage>),
+
+    /// A published table file's bytes are not those recorded at commit (checksum or length),
+    /// or its pages do not decode. Nothing was read from it into a new file.
+    #[error(
+        "{path}: {detail}. Its bytes are not those published, and tally cannot rebuild a table file. \
+         Way out: restore this file from a backup and run again (merges and exports that read it refuse until then)."
+    )]
+    DamagedTable { path: PathBuf, detail: String },
+
     /// A runtime conservation check failed (merge rows in != rows out, overlapping sequence
     /// ranges, ...). Nothing was published.
     #[error("conservation check failed, nothing published: {detail}")]

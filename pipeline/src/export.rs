@@ -265,9 +265,13 @@ async fn copy_from<F: Fs, C: Clock>(
 ) -> Result<u64> {
     let fs = &pipeline.world().fs;
     let path = pipeline.layout().table_file(file.level, file.id);
-    let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows).await?;
+    // Nothing of a damaged file leaves the store.
+    table::check_checksum(fs, &path, file).await?;
+    let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows)
+        .await
+        .map_err(table::damaged)?;
     let mut rows = 0u64;
-    while let Some(rows_read) = reader.next().await? {
+    while let Some(rows_read) = reader.next().await.map_err(table::damaged)? {
         let seqs = rows_read
             .column_by_name(SEQ_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())

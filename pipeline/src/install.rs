@@ -2,9 +2,10 @@
 //! "Export"): installing a new file in a directory of the store, and removing the files a
 //! published step superseded.
 //!
-//! Installing, call by call: `create <name>.tmp`, `write` (row group by row group), `sync` —
-//! then the step's conservation check on what was written; a violation unlinks the temp file
-//! and moves nothing — then `rename <name>.tmp → <name>`, `sync_dir`. The `sync` before the
+//! Installing, call by call: `create <name>.tmp` (exclusive), `write` (row group by row
+//! group), `sync` — then the step's conservation check on what was written; a violation
+//! unlinks the temp file and moves nothing — then `exists <name>` (a file already there is
+//! refused, never written over), `rename <name>.tmp → <name>`, `sync_dir`. The `sync` before the
 //! `rename` keeps a durable name from ever pointing at data that is not durable; the `sync_dir`
 //! makes the name durable before anything (a manifest, a watermark) may reference it.
 
@@ -84,6 +85,18 @@ impl<'a, F: Fs> Install<'a, F> {
         let written = writer.finish_with(metadata).await?;
         if let Err(e) = check(&written) {
             return Err(self.abandon(e).await);
+        }
+        // A rename replaces its target: refuse rather than write over a file already under
+        // this name (an id handed out twice, or a file that is not tally's). One writer per
+        // root keeps the check and the rename together.
+        if self.fs.exists(&self.path).await? {
+            let err = Error::corrupt(
+                &self.path,
+                "a file already exists under the name of the table file being installed; tally never \
+                 writes over one, and nothing was published. Way out: if the file is not tally's, move it \
+                 out of the store and run again",
+            );
+            return Err(self.abandon(err).await);
         }
         self.fs.rename(&self.temp, &self.path).await?;
         self.fs.sync_dir(&self.dir).await?;

@@ -21,6 +21,12 @@ pub struct FileEntry {
     pub seq_min: u64,
     pub seq_max: u64,
     pub bytes: u64,
+    /// CRC-32C of the file's `bytes` bytes, computed over exactly what was written and
+    /// recorded at commit; merges, exports and `verify --deep` check it before trusting the
+    /// bytes. `None` in manifests of versions before it was recorded (the field is then absent
+    /// from the JSON): such files are read unchecked, and `verify --deep` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc32c: Option<u32>,
 }
 
 /// `<id> (level <l>, seq <min>..=<max>)`: how errors and reports name a file among others.
@@ -280,6 +286,7 @@ mod tests {
             seq_min: 0,
             seq_max: 9,
             bytes: 1234,
+            crc32c: Some(0xdead_beef),
         });
         m.sources.insert(
             "a".into(),
@@ -319,6 +326,15 @@ mod tests {
     fn manifest_round_trips() {
         let m = sample();
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_manifest_written_before_checksums_were_recorded_reads_with_none() {
+        let mut m = sample();
+        m.files[0].crc32c = None;
+        let bytes = m.encode();
+        assert!(!String::from_utf8_lossy(&bytes).contains("crc32c"));
+        assert_eq!(Manifest::decode(&bytes).unwrap().files[0].crc32c, None);
     }
 
     #[test]

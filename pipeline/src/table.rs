@@ -201,6 +201,8 @@ pub fn writer_properties(options: &TableOptions, first: &RecordBatch) -> Result<
 pub struct Written {
     pub rows: u64,
     pub bytes: u64,
+    /// CRC-32C of the `bytes` bytes written, computed as they were written.
+    pub crc32c: u32,
     pub seq_min: u64,
     pub seq_max: u64,
 }
@@ -232,6 +234,8 @@ pub struct TableWriter<F: Fs> {
     pending_rows: usize,
     row_groups: usize,
     offset: u64,
+    /// CRC-32C of the bytes written so far (`0..offset`).
+    crc32c: u32,
     rows: u64,
     seq_range: Option<(u64, u64)>,
 }
@@ -246,7 +250,9 @@ impl<F: Fs> TableWriter<F> {
         options: &TableOptions,
     ) -> Result<Self> {
         let properties = writer_properties(options, first)?;
-        let file = fs.create(path, CreateMode::Truncate).await?;
+        // Exclusive: nothing is ever written over. Callers write under fresh temp names (ids
+        // are never reused, and recovery or export remove stale temps before writing).
+        let file = fs.create(path, CreateMode::Exclusive).await?;
         let starting =
             |e: ParquetError| Error::format(format!("{}: starting Parquet", path.display()), e);
         // ArrowWriter records the Arrow schema in the footer; its lower half then writes.
@@ -264,6 +270,7 @@ impl<F: Fs> TableWriter<F> {
             pending_rows: 0,
             row_groups: 0,
             offset: 0,
+            crc32c: 0,
             rows: 0,
             seq_range: None,
         })
@@ -398,6 +405,7 @@ impl<F: Fs> TableWriter<F> {
         if !bytes.is_empty() {
             self.file.write_at(self.offset, &bytes).await?;
             self.offset += bytes.len() as u64;
+            self.crc32c = crc32c::crc32c_append(self.crc32c, &bytes);
         }
         Ok(())
     }
@@ -432,6 +440,7 @@ impl<F: Fs> TableWriter<F> {
         Ok(Written {
             rows: self.rows,
             bytes: self.offset,
+            crc32c: self.crc32c,
             seq_min,
             seq_max,
         })
@@ -551,6 +560,56 @@ pub async fn read_footer<F: Fs>(fs: &F, path: &Path) -> Result<Footer> {
         seq_min: summary.parsed(KEY_SEQ_MIN),
         seq_max: summary.parsed(KEY_SEQ_MAX),
     })
+}
+
+/// Bytes read per call when checking a checksum.
+const CHECK_CHUNK: u64 = 4 << 20;
+
+/// Checks that the table file at `path` holds the bytes `entry` recorded at commit: its
+/// length and CRC-32C. Reads the file once, in chunks. Returns `false` when the entry records
+/// no checksum (a manifest written before they were recorded): nothing could be checked.
+pub async fn check_checksum<F: Fs>(
+    fs: &F,
+    path: &Path,
+    entry: &crate::manifest::FileEntry,
+) -> Result<bool> {
+    let Some(expected) = entry.crc32c else {
+        return Ok(false);
+    };
+    let damaged = |detail: String| Error::DamagedTable {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let file = fs.open(path, OpenMode::Read).await?;
+    let len = file.len().await?;
+    if len != entry.bytes {
+        return Err(damaged(format!(
+            "{len} bytes on disk, {} recorded at commit",
+            entry.bytes
+        )));
+    }
+    let (mut crc, mut at) = (0u32, 0u64);
+    while at < len {
+        let n = CHECK_CHUNK.min(len - at);
+        let chunk = file.read_at(at, n as usize).await?;
+        crc = crc32c::crc32c_append(crc, &chunk);
+        at += n;
+    }
+    if crc != expected {
+        return Err(damaged(format!(
+            "checksum mismatch: CRC-32C {crc:08x}, {expected:08x} recorded at commit"
+        )));
+    }
+    Ok(true)
+}
+
+/// A published file that does not decode is damaged: `Corrupt` becomes `DamagedTable`, whose
+/// message names the way out. Other errors pass through.
+pub fn damaged(err: Error) -> Error {
+    match err {
+        Error::Corrupt { path, detail } => Error::DamagedTable { path, detail },
+        other => other,
+    }
 }
 
 /// Arrow's async Parquet reader over a file of the world's `Fs`.

@@ -11,7 +11,8 @@ use tally_sim::Fs;
 use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
-use crate::manifest::{FileEntry, Manifest, StoreDir};
+use crate::manifest::{FileEntry, Leftover, Manifest, StoreDir};
+use crate::recover::DamagedManifest;
 use crate::table::{self, SEQ_COLUMN, TableReader};
 
 /// A live (not yet staged) log segment.
@@ -42,6 +43,9 @@ pub struct StoreReport {
     pub pending_repairs: Vec<String>,
     /// Rows read when checking deeply.
     pub rows_read: Option<u64>,
+    /// With `deep`, published files whose checksum was not checked because their manifest
+    /// entry records none (written before checksums were recorded).
+    pub unchecked: Vec<String>,
 }
 
 impl StoreReport {
@@ -57,7 +61,7 @@ impl StoreReport {
 pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<StoreReport> {
     let mut report = StoreReport::default();
     crate::recover::require_store(fs, layout).await?;
-    let manifest = newest_manifest(fs, layout, &mut report).await?;
+    let (manifest, damaged) = newest_manifest(fs, layout, &mut report).await?;
     report.manifest_version = manifest.version;
     report.files = manifest.files.clone();
     report.published_rows = manifest.rows();
@@ -105,7 +109,7 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
             ));
         }
     }
-    check_garbage(fs, layout, &manifest, &mut report).await?;
+    check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
     check_segments(fs, layout, &manifest, &mut report).await?;
     if deep {
         deep_check(fs, layout, &manifest, &mut report).await?;
@@ -113,25 +117,37 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
     Ok(report)
 }
 
+/// The newest readable manifest, and whether newer ones are damaged. A damaged newest
+/// manifest is a problem (opening refuses over it), reported with what a rollback would lose.
 async fn newest_manifest<F: Fs>(
     fs: &F,
     layout: &Layout,
     report: &mut StoreReport,
-) -> Result<Manifest> {
+) -> Result<(Manifest, bool)> {
     let (manifest, unreadable) = crate::read::newest_valid_manifest(fs, layout).await?;
-    for (version, why) in unreadable {
-        report.pending_repairs.push(format!(
-            "{} is unreadable ({why}): it will be quarantined",
-            layout::manifest_name(version)
-        ));
+    if unreadable.is_empty() {
+        return Ok((manifest, false));
     }
-    Ok(manifest)
+    let damaged = unreadable
+        .into_iter()
+        .map(|(version, reason)| DamagedManifest {
+            file: layout::manifest_name(version),
+            reason,
+        })
+        .collect();
+    let damage = crate::recover::assess_damage(fs, layout, &manifest, damaged).await?;
+    report.problems.push(damage.to_string());
+    Ok((manifest, true))
 }
 
+/// Leftovers the next open removes. Under a damaged newest manifest the table files the
+/// readable one does not reference are not leftovers but rows at risk (reported with the
+/// damage).
 async fn check_garbage<F: Fs>(
     fs: &F,
     layout: &Layout,
     manifest: &Manifest,
+    damaged: bool,
     report: &mut StoreReport,
 ) -> Result<()> {
     for (kind, dir, prefix) in [
@@ -140,7 +156,11 @@ async fn check_garbage<F: Fs>(
         (StoreDir::Log, layout.log_dir(), "log/"),
     ] {
         for entry in fs.list_dir(&dir).await? {
-            if let Some(leftover) = manifest.leftover(kind, &entry.name) {
+            let leftover = manifest.leftover(kind, &entry.name);
+            if damaged && matches!(leftover, Some(Leftover::Unreferenced { .. })) {
+                continue;
+            }
+            if let Some(leftover) = leftover {
                 report.pending_repairs.push(format!(
                     "{prefix}{} is {}: it will be removed",
                     entry.name,
@@ -270,6 +290,17 @@ async fn deep_check_file<F: Fs>(
 ) -> u64 {
     let path = layout.table_file(file.level, file.id);
     let name = layout::table_file_name(file.level, file.id);
+    match table::check_checksum(fs, &path, file).await {
+        Ok(true) => {}
+        Ok(false) => report
+            .unchecked
+            .push(format!("{name}: no checksum recorded")),
+        Err(e) => {
+            // Its rows are not counted: none of them can be trusted.
+            report.problems.push(format!("{name}: {e}"));
+            return 0;
+        }
+    }
     let mut reader = match TableReader::open(fs, &path, 64 * 1024).await {
         Ok(r) => r,
         Err(e) => {

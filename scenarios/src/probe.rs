@@ -1,14 +1,18 @@
 //! Probes: after a run, copies of its final disk are damaged in ways a correct pipeline must
 //! notice, and recovery is run on each. They are how a scenario shows that recovery refuses
-//! (with counts) rather than reporting success over lost rows, reports malformed frames, and
-//! survives an unreadable manifest even when setting it aside keeps failing.
+//! (with counts) rather than reporting success over lost rows, reports malformed frames,
+//! refuses to roll back over an unreadable newest manifest unless the loss is accepted (and
+//! then bounds its retries), and that a flipped bit in a published table file is caught
+//! before a merge trusts it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigger};
-use tally_pipeline::{Config, Error, Layout, Pipeline, RecoveryReport, frame, layout, log, read};
+use tally_pipeline::{
+    Config, Error, Layout, Pipeline, RecoveryReport, frame, layout, log, read, verify,
+};
 use tally_sim::{Fs, FsFile, OpenMode, SimFs, SystemClock, World};
 
 use super::oracle::{Breach, Invariant, ROOT};
@@ -81,7 +85,8 @@ async fn must_refuse(
 
 /// The damage probe: a published file deleted, an acknowledged log segment truncated to its
 /// header (recovery must refuse, counting), a malformed frame appended after acknowledged
-/// ones (recovery must cut and report it, keeping the rows).
+/// ones (recovery must cut and report it, keeping the rows), a bit flipped in a data page of a
+/// published file (verify and the merge reading it must refuse it, naming it).
 async fn damage(
     disk: &SimFs,
     config: &Config,
@@ -92,7 +97,8 @@ async fn damage(
     deleted_file_refused(disk, config, &layout, trace).await?;
     let log = ingest_probe_rows(disk, config, workload, &layout).await?;
     truncated_log_refused(&log, config, trace).await?;
-    malformed_frame_reported(&log, config, trace).await
+    malformed_frame_reported(&log, config, trace).await?;
+    flipped_bit_refused(disk, config, workload, &layout, trace).await
 }
 
 /// A probe's own I/O on a copy of the disk failed.
@@ -295,13 +301,128 @@ async fn set_len(disk: &SimFs, path: &Path, len: u64) -> std::io::Result<()> {
     f.sync().await
 }
 
+/// Flips one bit in the middle of the first data page of `path`'s first column (the page
+/// header excluded as far as the footer tells: the bit is in the chunk's data-page range).
+async fn flip_data_page_bit(disk: &SimFs, path: &Path) -> std::io::Result<u64> {
+    use parquet::file::metadata::ParquetMetaDataReader;
+    let mut bytes = disk.read(path).await?;
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::from(bytes.clone()))
+        .map_err(std::io::Error::other)?;
+    let column = meta.row_group(0).column(0);
+    let (start, len) = column.byte_range();
+    let pages = u64::try_from(column.data_page_offset()).unwrap_or(start)..start + len;
+    let at = pages.start + (pages.end - pages.start) / 2;
+    bytes[at as usize] ^= 0x10;
+    let f = disk.open(path, OpenMode::Write).await?;
+    f.write_at(0, &bytes).await?;
+    f.sync().await?;
+    Ok(at)
+}
+
+fn table_breach(detail: String) -> Breach {
+    Breach::new(Invariant::DamagedTableRefused, vec![], detail)
+}
+
+/// `damaged-table-refused`: one bit flipped inside a data page of the oldest file of the
+/// lowest level is reported by `verify --deep`, and merges (fan-in 2, fed probe rows until
+/// one reads the file) refuse it with `DamagedTable` naming it; it is never merged away.
+async fn flipped_bit_refused(
+    disk: &SimFs,
+    config: &Config,
+    workload: &Workload,
+    layout: &Layout,
+    trace: &Trace,
+) -> Result<(), Breach> {
+    let copy = disk.snapshot();
+    let manifest = read::newest_manifest(&copy, layout)
+        .await
+        .map_err(|e| probe_io("reading the manifest", std::io::Error::other(e.to_string())))?;
+    let Some(target) = manifest.files.iter().min_by_key(|f| (f.level, f.seq_min)) else {
+        return Ok(());
+    };
+    let name = layout::table_file_name(target.level, target.id);
+    let at = flip_data_page_bit(&copy, &layout.table_file(target.level, target.id))
+        .await
+        .map_err(|e| probe_io("flipping a bit", e))?;
+    let report = verify::check_store(&copy, layout, true)
+        .await
+        .map_err(|e| table_breach(format!("verify --deep failed: {e}")))?;
+    if !report.problems.iter().any(|p| p.contains(&name)) {
+        return Err(table_breach(format!(
+            "a bit flipped at byte {at} of {name} (a data page): verify --deep found no problem naming it ({:?})",
+            report.problems
+        )));
+    }
+    if target.level >= config.max_level {
+        trace.line(format!(
+            "probe flipped bit: verify --deep named {name}; it is at the top level, never merged"
+        ));
+        return Ok(());
+    }
+    let refusal = merge_until_refused(&copy, config, workload, target, &name).await?;
+    trace.line(format!(
+        "probe flipped bit at byte {at} of {name}: verify --deep and the merge refused it ({refusal})"
+    ));
+    Ok(())
+}
+
+/// Feeds probe rows through flushes with a fan-in of 2 until a merge reads `target`; that
+/// merge must fail with `DamagedTable` naming `name`, leaving `target` published. With a
+/// fan-in of 2 the levels count like a binary counter, so a file at level `l` is read within
+/// `2^l + 1` flushes.
+async fn merge_until_refused(
+    copy: &SimFs,
+    config: &Config,
+    workload: &Workload,
+    target: &tally_pipeline::FileEntry,
+    name: &str,
+) -> Result<String, Breach> {
+    let merging = Config {
+        merge_fan_in: 2,
+        ..config.clone()
+    };
+    let pipeline = open(copy, &merging)
+        .await
+        .map_err(|e| table_breach(format!("opening after flipping a bit in {name}: {e}")))?;
+    let rounds = (1u64 << target.level.min(8)) + 1;
+    for round in 0..rounds {
+        // A new source each round: `ingest` is a whole source, so each adds a file.
+        let source = format!("{PROBE_SOURCE}-{round}");
+        pipeline
+            .ingest(&source, workload.batch(&source, 0, PROBE_ROWS))
+            .await
+            .map_err(|e| table_breach(format!("ingesting probe rows: {e}")))?;
+        match pipeline.flush().await {
+            Ok(_) if pipeline.manifest().await.files.contains(target) => {}
+            Ok(_) => {
+                return Err(table_breach(format!(
+                    "{name}, with a bit flipped in a data page, was merged into a higher level"
+                )));
+            }
+            Err(e @ Error::DamagedTable { .. }) if e.to_string().contains(name) => {
+                return Ok(e.to_string());
+            }
+            Err(e) => {
+                return Err(table_breach(format!(
+                    "the merge reading {name} failed without naming its damage: {e}"
+                )));
+            }
+        }
+    }
+    Err(table_breach(format!(
+        "{rounds} flushes with a fan-in of 2 never read {name}"
+    )))
+}
+
 /// Writes an unreadable manifest one version above the newest.
 async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<String> {
     let manifest = read::newest_manifest(disk, layout)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut bytes = manifest.encode();
-    // Torn in the middle, as a crash during its write without the sync would leave it.
+    // Torn in the middle: what a disk that lost part of a synced file would leave (the
+    // protocol's crash models cannot).
     bytes.truncate(bytes.len() / 2);
     let path = layout.manifest(manifest.version + 1);
     let f = disk.create(&path, tally_sim::CreateMode::Truncate).await?;
@@ -311,31 +432,40 @@ async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<St
     Ok(file_name(&path))
 }
 
-/// The bad-manifest probe: an unreadable newest manifest is set aside and later opens work;
-/// when setting it aside keeps failing with `ENOSPC`, recovery gives up after a bounded number
-/// of attempts, and the next open with room repairs it.
+/// The configuration of `tally recover --accept-loss`.
+fn accepting_loss(config: &Config) -> Config {
+    let mut config = config.clone();
+    config.recovery.accept_loss = true;
+    config
+}
+
+/// The bad-manifest probe: an unreadable newest manifest refuses the open and changes
+/// nothing; accepting the loss sets it aside, reporting the loss, and later opens work; when
+/// setting it aside keeps failing with `ENOSPC`, recovery gives up after a bounded number of
+/// attempts, and the next open with room repairs it.
 async fn malformed_manifest(disk: &SimFs, config: &Config, trace: &Trace) -> Result<(), Breach> {
     let layout = Layout::new(ROOT);
-    bad_manifest_set_aside(disk, config, &layout, trace).await?;
+    bad_manifest_refused(disk, config, &layout, trace).await?;
     let copy = disk.snapshot();
     plant_bad_manifest(&copy, &layout)
         .await
         .map_err(planting_failed)?;
-    retries_bounded(&copy, config, trace).await?;
-    repaired_with_room(&copy, config).await
+    retries_bounded(&copy, &accepting_loss(config), trace).await?;
+    repaired_with_room(&copy, &accepting_loss(config)).await
 }
 
 fn planting_failed(e: std::io::Error) -> Breach {
     Breach::new(
-        Invariant::SurvivesBadManifest,
+        Invariant::BadManifestRefused,
         vec![],
         format!("probe: planting a bad manifest: {e}"),
     )
 }
 
-/// `survives-bad-manifest`: opens go on over a planted bad manifest: it is set aside, the
-/// version before it stays current.
-async fn bad_manifest_set_aside(
+/// `bad-manifest-refused`: an open over a planted bad manifest refuses with `Damaged`, naming
+/// it and the way out, and changes no byte; an open accepting the loss rolls back, reporting
+/// it; the next plain open works.
+async fn bad_manifest_refused(
     disk: &SimFs,
     config: &Config,
     layout: &Layout,
@@ -345,22 +475,49 @@ async fn bad_manifest_set_aside(
     let planted = plant_bad_manifest(&copy, layout)
         .await
         .map_err(planting_failed)?;
-    for attempt in 1..=2 {
-        let world = World::new(copy.clone(), SystemClock);
-        let detail = match Pipeline::open(world, ROOT, config.clone()).await {
-            Ok((_, report)) if attempt == 1 && report.quarantined.is_empty() => format!(
-                "{planted} was neither used nor set aside: {}",
-                report.to_string().trim()
-            ),
-            Ok(_) => continue,
-            Err(e) => {
-                format!("open {attempt} after planting an unreadable {planted} failed: {e}")
+    let breach = |detail: String| Breach::new(Invariant::BadManifestRefused, vec![], detail);
+    let before = copy.tree();
+    match open(&copy, config).await {
+        Err(e @ Error::Damaged(_))
+            if e.to_string().contains(&planted) && e.to_string().contains("--accept-loss") => {}
+        Err(e) => return Err(breach(format!("over an unreadable {planted}: {e}"))),
+        Ok(_) => {
+            return Err(breach(format!(
+                "an open over an unreadable {planted} rolled back silently"
+            )));
+        }
+    }
+    if copy.tree() != before {
+        return Err(breach(format!(
+            "refusing over an unreadable {planted} changed the disk"
+        )));
+    }
+    let world = World::new(copy.clone(), SystemClock);
+    let loss = match Pipeline::open(world, ROOT, accepting_loss(config)).await {
+        Ok((_, report)) => match report.rolled_back {
+            Some(d) if d.damaged.iter().any(|m| m.file == planted) => d,
+            _ => {
+                return Err(breach(format!(
+                    "the rollback over {planted} was not reported: {report}"
+                )));
             }
-        };
-        return Err(Breach::new(Invariant::SurvivesBadManifest, vec![], detail));
+        },
+        Err(e) => {
+            return Err(breach(format!(
+                "accepting the loss over {planted} failed: {e}"
+            )));
+        }
+    };
+    if let Err(e) = open(&copy, config).await {
+        return Err(breach(format!(
+            "after the rollback over {planted}, an open failed: {e}"
+        )));
     }
     trace.line(format!(
-        "probe bad manifest: {planted} quarantined, later opens fine"
+        "probe bad manifest: {planted} refused; accepting the loss rolled back to version {} ({} files, {} rows set aside)",
+        loss.last_good_version,
+        loss.at_risk.len(),
+        loss.rows_at_risk
     ));
     Ok(())
 }
@@ -418,17 +575,17 @@ fn no_room_to_quarantine() -> FaultPlan {
     }
 }
 
-/// `survives-bad-manifest`: once the disk has room again, the next open sets the bad manifest
-/// aside.
+/// `bad-manifest-refused`: once the disk has room again, the next open accepting the loss
+/// sets the bad manifest aside.
 async fn repaired_with_room(copy: &SimFs, config: &Config) -> Result<(), Breach> {
     let world = World::new(copy.clone(), SystemClock);
     let detail = match Pipeline::open(world, ROOT, config.clone()).await {
-        Ok((_, report)) if !report.quarantined.is_empty() => return Ok(()),
+        Ok((_, report)) if report.rolled_back.is_some() => return Ok(()),
         Ok((_, report)) => format!(
-            "after the ENOSPC, the next open did not set the bad manifest aside: {}",
+            "after the ENOSPC, the next open did not roll back over the bad manifest: {}",
             report.to_string().trim()
         ),
         Err(e) => format!("after the ENOSPC, the next open failed: {e}"),
     };
-    Err(Breach::new(Invariant::SurvivesBadManifest, vec![], detail))
+    Err(Breach::new(Invariant::BadManifestRefused, vec![], detail))
 }

@@ -306,9 +306,10 @@ async fn corrupt_manifest<F: Fs>(fs: &F, version: u64) {
 }
 
 #[tokio::test]
-async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used() {
+async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used_once_the_loss_is_accepted()
+{
     let fs = SimFs::new();
-    let config = tally_pipeline::Config {
+    let mut config = tally_pipeline::Config {
         merge_fan_in: 10,
         ..small_config()
     };
@@ -321,10 +322,17 @@ async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used() {
     assert_eq!(version, 2);
     drop(p);
     corrupt_manifest(&fs, version).await;
-    // The previous version's files still exist (the newer one only added a file), so opening
+    // Without accepting the loss the open refuses (tests/tests/damage.rs). With it, the
+    // previous version's files still exist (the newer one only added a file), so opening
     // succeeds on it and reports the quarantine. The newer version's file is set aside, not
     // deleted: it may hold rows only the unreadable manifest knew about.
+    assert!(matches!(
+        open(&fs, config.clone()).await,
+        Err(Error::Damaged(_))
+    ));
+    config.recovery.accept_loss = true;
     let (p, report) = open(&fs, config.clone()).await.unwrap();
+    assert_eq!(report.rolled_back.as_ref().unwrap().rows_at_risk, 3);
     assert_eq!(report.manifest_version, version - 1);
     let moved: Vec<(&str, &str)> = report
         .quarantined
@@ -334,11 +342,11 @@ async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used() {
     assert_eq!(
         moved,
         [
-            ("MANIFEST-00000000000000000002", "checksum mismatch"),
             (
                 "data/L0-00000000000000000002.parquet",
-                "unreferenced while a newer manifest was quarantined"
-            )
+                "referenced by no readable manifest: rolled back to version 1"
+            ),
+            ("MANIFEST-00000000000000000002", "checksum mismatch"),
         ],
         "{report}"
     );
@@ -365,6 +373,11 @@ async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
     drop(p);
     corrupt_manifest(&fs, version).await;
     let err = open(&fs, small_config()).await.unwrap_err();
+    assert!(matches!(err, Error::Damaged(_)), "{err}");
+    // Accepting the loss rolls back to version 2, whose files the merge removed.
+    let mut config = small_config();
+    config.recovery.accept_loss = true;
+    let err = open(&fs, config).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -376,9 +389,12 @@ async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
         ),
         "{err}"
     );
-    // The merged file, which holds every row, was not deleted as an orphan.
-    let data = fs.list_dir(&Layout::new(ROOT).data_dir()).await.unwrap();
-    assert!(data.iter().any(|e| e.name.starts_with("L1-")), "{data:?}");
+    // The merged file, which holds every row, was not deleted as an orphan: it is set aside.
+    let kept = fs
+        .list_dir(&Layout::new(ROOT).quarantine_dir())
+        .await
+        .unwrap();
+    assert!(kept.iter().any(|e| e.name.starts_with("L1-")), "{kept:?}");
 }
 
 #[tokio::test]
@@ -570,10 +586,12 @@ async fn a_merge_over_a_file_that_lost_rows_fails_closed() {
     let before = p.snapshot().await.version;
     p.ingest("b", rows("b", 0, 6)).await.unwrap();
     let err = p.flush().await.unwrap_err();
-    assert!(matches!(err, Error::Conservation { .. }), "{err}");
+    // The swapped file's bytes are not those recorded at commit: the checksum check refuses
+    // it before its rows are counted (a file without a recorded checksum meets the row count).
+    assert!(matches!(err, Error::DamagedTable { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("holds 2 rows, the manifest says 6"),
+            .contains(&layout::table_file_name(victim.level, victim.id)),
         "{err}"
     );
     assert_eq!(

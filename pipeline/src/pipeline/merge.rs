@@ -93,16 +93,22 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             seq_min: written.seq_min,
             seq_max: written.seq_max,
             bytes: written.bytes,
+            crc32c: Some(written.crc32c),
         })
     }
 
-    /// Appends every row of `input` to `file`. Returns the rows read.
+    /// Appends every row of `input` to `file`, once its bytes are those recorded at commit
+    /// (a merged file is kept for good: damage merged into it could never be told apart).
+    /// Returns the rows read.
     async fn copy_input(&self, file: &mut Install<'_, F>, input: &FileEntry) -> Result<u64> {
         let path = self.inner.layout.table_file(input.level, input.id);
         let fs = &self.inner.world.fs;
-        let mut reader = TableReader::open(fs, &path, self.inner.config.read_batch_rows).await?;
+        table::check_checksum(fs, &path, input).await?;
+        let mut reader = TableReader::open(fs, &path, self.inner.config.read_batch_rows)
+            .await
+            .map_err(table::damaged)?;
         let mut rows = 0u64;
-        while let Some(batch) = reader.next().await? {
+        while let Some(batch) = reader.next().await.map_err(table::damaged)? {
             // Every input's batches are written under the first input's schema (same
             // columns; field metadata may differ).
             let stored = match file.schema() {

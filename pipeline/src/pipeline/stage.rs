@@ -112,6 +112,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             seq_min: written.seq_min,
             seq_max: written.seq_max,
             bytes: written.bytes,
+            crc32c: Some(written.crc32c),
         })
     }
 

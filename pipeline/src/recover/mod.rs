@@ -23,7 +23,8 @@ use std::time::Duration;
 use arrow_schema::Schema;
 use tally_sim::{Clock, Fs};
 
-pub use self::report::{Quarantined, RecoveryReport, TornTail};
+pub(crate) use self::manifests::assess_damage;
+pub use self::report::{AtRisk, Damage, DamagedManifest, Quarantined, RecoveryReport, TornTail};
 pub use self::root::{Claim, require_store};
 use crate::error::Result;
 use crate::fsutil::is_not_found;
@@ -65,6 +66,11 @@ pub struct RecoveryOptions {
     /// the data, so recovery reports it and the next open starts over.
     pub retries: u32,
     pub retry_sleep: Duration,
+    /// Roll back over a damaged newest manifest (set it and the table files only it may
+    /// reference aside, and open the last good version), reporting the loss in
+    /// [`RecoveryReport::rolled_back`]. Off, such an open refuses with `Error::Damaged`:
+    /// `tally recover --accept-loss` is the deliberate way to turn it on.
+    pub accept_loss: bool,
 }
 
 impl Default for RecoveryOptions {
@@ -72,6 +78,7 @@ impl Default for RecoveryOptions {
         Self {
             retries: 3,
             retry_sleep: Duration::from_millis(10),
+            accept_loss: false,
         }
     }
 }

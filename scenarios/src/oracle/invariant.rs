@@ -54,8 +54,13 @@ pub enum Invariant {
     /// A malformed frame after the acknowledged ones is cut and reported, the rows before it
     /// kept.
     DamageReported,
-    /// An unreadable newest manifest does not stop later opens.
-    SurvivesBadManifest,
+    /// An unreadable newest manifest refuses the open, naming it, the last good version and
+    /// the files a rollback would lose, and changes nothing; accepting the loss rolls back,
+    /// reporting it, and later opens work.
+    BadManifestRefused,
+    /// A flipped bit in a data page of a published table file is reported by `verify --deep`
+    /// and refused by the merge that reads it, naming the file; nothing is merged from it.
+    DamagedTableRefused,
     /// A repair that keeps failing is retried a bounded number of times, then reported.
     BoundedRetries,
 }
@@ -81,7 +86,8 @@ impl Invariant {
             Invariant::ExportExactlyOnce => "export-exactly-once",
             Invariant::FailsClosed => "fails-closed",
             Invariant::DamageReported => "damage-reported",
-            Invariant::SurvivesBadManifest => "survives-bad-manifest",
+            Invariant::BadManifestRefused => "bad-manifest-refused",
+            Invariant::DamagedTableRefused => "damaged-table-refused",
             Invariant::BoundedRetries => "bounded-retries",
         }
     }

@@ -1,8 +1,9 @@
 //! The commands of the normal build: the pipeline on the real disk (`run`, `verify`,
-//! `inspect`, `export`), real-disk crash runs (`crashtest`) and the benchmarks (`bench`).
+//! `inspect`, `export`, `recover`), real-disk crash runs (`crashtest`) and the benchmarks (`bench`).
 
 mod bench;
 mod crashtest;
+mod recover;
 mod run;
 mod store;
 
@@ -22,6 +23,10 @@ pub enum Command {
     Verify(store::VerifyArgs),
     /// Print a store's manifest version, files and totals.
     Inspect(store::InspectArgs),
+    /// Open a store, running recovery, and report what it did. A store whose newest manifest
+    /// is damaged is refused by every open; --accept-loss rolls it back to the last good
+    /// version and reports what was lost. Exit 0 when the store opened, 1 otherwise.
+    Recover(recover::RecoverArgs),
     /// Export the published rows added since the export directory's watermark into one new
     /// Parquet batch there, then advance the watermark.
     Export(store::ExportArgs),
@@ -46,6 +51,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => store::verify(args),
         Command::Inspect(args) => store::inspect(args),
         Command::Export(args) => store::export(args),
+        Command::Recover(args) => recover::recover(args),
         Command::Crashtest(args) => crashtest::crashtest(args),
         Command::Scenarios(args) => scenarios::list(args),
         Command::Bench(args) => bench::bench(args),

@@ -60,6 +60,9 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         if let Some(rows) = report.rows_read {
             text += &format!("read {rows} rows\n");
         }
+        for file in &report.unchecked {
+            text += &format!("unchecked: {file}\n");
+        }
         for repair in &report.pending_repairs {
             text += &format!("pending repair (done by the next open): {repair}\n");
         }

@@ -1,0 +1,161 @@
+//! A damaged store as a user meets it (issue 15, findings 4 and 5): `tally run` and `tally
+//! verify` refuse a store whose newest manifest is damaged and name the way out, `tally
+//! recover` says what it would do and changes nothing without `--accept-loss`, and with it
+//! rolls back and reports the loss.
+#![cfg(not(madsim))]
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "tests write input files and damage a store on the real disk"
+)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()
+        .expect("tally runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn write_csv(path: &Path, first: u64, rows: u64) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "id,name").unwrap();
+    for i in first..first + rows {
+        writeln!(out, "{i},row-{i}").unwrap();
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The newest `MANIFEST-*` of the store at `root`.
+fn newest_manifest(root: &Path) -> PathBuf {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("MANIFEST-") && !name.ends_with(".tmp")
+        })
+        .collect();
+    names.sort();
+    names.pop().expect("a manifest")
+}
+
+/// A store where two runs published a source each; the newest manifest then gets one extra
+/// byte. Returns the temp dir, the root and the damaged manifest's file name.
+fn damaged_store() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    for (name, first) in [("a.csv", 0), ("b.csv", 100)] {
+        let input = dir.path().join(name);
+        write_csv(&input, first, 50);
+        let out = tally(&[
+            "run",
+            "--root",
+            root.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let manifest = newest_manifest(&root);
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&manifest, bytes).unwrap();
+    let name = manifest.file_name().unwrap().to_string_lossy().into_owned();
+    (dir, root, name)
+}
+
+#[test]
+fn run_on_a_damaged_store_exits_non_zero_naming_tally_recover_accept_loss() {
+    let (dir, root, damaged) = damaged_store();
+    let before = tree(&root);
+    let input = dir.path().join("c.csv");
+    write_csv(&input, 200, 10);
+    let out = tally(&[
+        "run",
+        "--root",
+        root.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains(&damaged), "{all}");
+    assert!(
+        all.contains("tally recover") && all.contains("--accept-loss"),
+        "{all}"
+    );
+    assert_eq!(tree(&root), before, "nothing moved: {all}");
+}
+
+#[test]
+fn verify_says_a_damaged_store_is_damaged() {
+    let (_dir, root, damaged) = damaged_store();
+    let out = tally(&["verify", "--root", root.to_str().unwrap()]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains(&damaged) && all.contains("damaged"), "{all}");
+    assert!(all.contains("INCONSISTENT"), "{all}");
+}
+
+#[test]
+fn recover_without_accept_loss_changes_nothing_and_exits_non_zero() {
+    let (_dir, root, damaged) = damaged_store();
+    let before = tree(&root);
+    let out = tally(&["recover", "--root", root.to_str().unwrap()]);
+    let all = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains(&damaged) && all.contains("--accept-loss"),
+        "{all}"
+    );
+    assert!(all.contains("50 rows"), "the rows at risk: {all}");
+    assert_eq!(tree(&root), before, "nothing moved: {all}");
+}
+
+#[test]
+fn recover_with_accept_loss_rolls_back_and_reports_the_loss() {
+    let (_dir, root, damaged) = damaged_store();
+    let root_arg = root.to_str().unwrap();
+    let out = tally(&["recover", "--root", root_arg, "--accept-loss"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("rolled back") && all.contains(&damaged) && all.contains("50 rows"),
+        "{all}"
+    );
+    let out = tally(&["verify", "--root", root_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // On a healthy store, recover is an open: exit 0.
+    let out = tally(&["recover", "--root", root_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
