@@ -23,8 +23,9 @@ fn a_second_writer_on_the_same_simulated_root_is_refused() {
         let source = &workload.sources[0];
         let (start, rows, _) = source.part_ranges()[0];
         first
-            .ingest_part(
+            .ingest_part_of(
                 &source.name,
+                Some(tally_harness::workload::fingerprint(&source.name)),
                 start,
                 batch(&source.name, start, rows, workload.payload_bytes, 0),
                 false,

@@ -697,3 +697,90 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(stderr.contains("WARN"), "no warning logged: {}", text(&out));
     assert!(!stderr.contains('\u{1b}'), "colour codes: {}", text(&out));
 }
+
+/// The edge values of finding 1, as the user's engines see them: a string column empty for the
+/// first 10,000 rows, a fraction after 10,000 integers, timestamps with an offset — read back by
+/// pyarrow, DuckDB and polars with their values and a timestamp type.
+#[test]
+fn edge_values_read_back_exactly_in_pyarrow_duckdb_and_polars() {
+    let s = store();
+    let csv = s.inputs.join("edges.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    writeln!(out, "id,ts,late,x").unwrap();
+    for i in 0..10_001u64 {
+        let late = if i == 10_000 { "hello, world" } else { "" };
+        let x = if i == 10_000 {
+            "0.5".to_string()
+        } else {
+            i.to_string()
+        };
+        // One second apart, written at +02:00: row i is 10:00:00.123 UTC plus i seconds.
+        writeln!(
+            out,
+            "{i},2024-03-01T12:00:{:02}.123+02:00,\"{late}\",{x}",
+            i % 60
+        )
+        .unwrap();
+    }
+    drop(out);
+    let ran = run(&s, &[&csv]);
+    assert!(ran.status.success(), "{}", text(&ran));
+    let data = s.root.join("data");
+    let script = format!(
+        r#"
+import glob, datetime
+files = sorted(glob.glob("{data}/*.parquet"))
+utc = datetime.timezone.utc
+first = datetime.datetime(2024, 3, 1, 10, 0, 0, 123000, tzinfo=utc)
+checked = []
+try:
+    import pyarrow as pa, pyarrow.parquet as pq
+    t = pq.read_table(files).sort_by("id")
+    assert t.schema.field("ts").type == pa.timestamp("ms", tz="UTC"), t.schema
+    assert t.column("ts")[0].as_py() == first, t.column("ts")[0]
+    assert t.column("late").null_count == 10000 and t.column("late")[10000].as_py() == "hello, world"
+    assert t.schema.field("x").type == pa.float64() and t.column("x")[10000].as_py() == 0.5
+    assert t.column("x")[9999].as_py() == 9999.0
+    checked.append("pyarrow")
+except ImportError:
+    pass
+try:
+    import duckdb
+    con = duckdb.connect()
+    con.execute("set timezone = 'UTC'")
+    row = con.execute("select typeof(ts), epoch_ms(ts), late, x from read_parquet(" + repr(files) + ") order by id desc limit 1").fetchone()
+    assert row[0] == "TIMESTAMP WITH TIME ZONE", row
+    assert row[1] == int(first.timestamp() * 1000) + 40 * 1000, row
+    assert row[2:] == ("hello, world", 0.5), row
+    checked.append("duckdb")
+except ImportError:
+    pass
+try:
+    import polars as pl
+    df = pl.concat([pl.read_parquet(f) for f in files]).sort("id")
+    assert df["ts"].dtype == pl.Datetime("ms", "UTC"), df["ts"].dtype
+    assert df["ts"][0] == first, df["ts"][0]
+    assert df["late"].null_count() == 10000 and df["late"][10000] == "hello, world"
+    assert df["x"][10000] == 0.5
+    checked.append("polars")
+except ImportError:
+    pass
+print(" ".join(checked) if checked else "SKIP")
+"#,
+        data = data.display()
+    );
+    let out = match Command::new("python3").arg("-c").arg(&script).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: python3 is not available ({e})");
+            return;
+        }
+    };
+    assert!(out.status.success(), "{}", text(&out));
+    let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if checked == "SKIP" {
+        eprintln!("skipped: none of pyarrow, duckdb, polars is installed");
+    } else {
+        eprintln!("edge values read by: {checked}");
+    }
+}

@@ -172,15 +172,19 @@ fn export_verify_and_inspect_of_a_path_that_is_not_a_store_fail_and_create_nothi
     let ordinary = dir.path().join("home");
     std::fs::create_dir(&ordinary).unwrap();
     std::fs::write(ordinary.join("notes.tmp"), b"mine").unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
     let to = dir.path().join("export");
     let before = listing(dir.path());
-    for root in [&typo, &ordinary] {
+    for root in [&typo, &ordinary, &empty] {
         let root = root.to_str().unwrap();
         for args in [
             vec!["export", "--root", root, "--to", to.to_str().unwrap()],
             vec!["verify", "--root", root],
             vec!["verify", "--root", root, "--deep", "--json"],
             vec!["inspect", "--root", root],
+            vec!["recover", "--root", root],
+            vec!["recover", "--root", root, "--accept-loss"],
         ] {
             let out = tally(&args);
             assert!(

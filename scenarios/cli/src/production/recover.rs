@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use clap::Args;
 use tally_pipeline::{Config, Error, Pipeline};
 use tally_sim::{RealFs, SystemClock, World};
@@ -15,7 +14,7 @@ use crate::output::emit;
 
 #[derive(Args)]
 pub struct RecoverArgs {
-    /// The store to recover (it must exist).
+    /// The store to recover (it must exist and be a tally store: nothing is created).
     #[arg(long, default_value = "./tally-data")]
     root: PathBuf,
     /// Roll back over a damaged newest manifest: set it, and the table files only it may
@@ -30,18 +29,11 @@ pub struct RecoverArgs {
 /// Exit 0 when the store opened (healthy, repaired, or rolled back with `--accept-loss`);
 /// 1 when it needs `--accept-loss` (nothing was changed) or recovery refused otherwise.
 pub fn recover(args: RecoverArgs) -> anyhow::Result<ExitCode> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the binary's edge: an open would create a missing root"
-    )]
-    if !args.root.is_dir() {
-        bail!("no store at {}", args.root.display());
-    }
     let mut config = Config::default();
     config.recovery.accept_loss = args.accept_loss;
     let world = World::new(RealFs, SystemClock);
     let opened = real_runtime()?.block_on(async {
-        Pipeline::open(world, &args.root, config)
+        Pipeline::open_existing(world, &args.root, config)
             .await
             .map(|(_, report)| report)
     });
