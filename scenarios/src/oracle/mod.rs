@@ -17,6 +17,7 @@
 //! | `unique-seq` | no sequence number given twice | `rows::unique_seq` |
 //! | `ledger-matches` | per source, the ledger counts the rows on disk | `ledger::ledger_counts_disk` |
 //! | `ledger-matches` | per source, at least the acknowledged rows | `ledger::ledger_holds_acked` |
+//! | `ledger-matches` | per source, the content fingerprint its parts were ingested with | `ledger::ledger_keeps_fingerprint` |
 //! | `run-completes` | at the end, every source complete with all its rows | `ledger::source_complete_at_end` |
 //! | `levels-homogeneous` | levels never increase in sequence order, no overlap | [`check_levels`] |
 //! | `merges-settled` | at the end, no merge due | `levels::merges_settled` |
