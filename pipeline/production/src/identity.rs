@@ -28,6 +28,15 @@ pub fn fingerprint(path: &Path) -> Result<Fingerprint, InputError> {
         message: format!("reading it to checksum its content: {e}"),
     };
     let mut file = File::open(path).map_err(fail)?;
+    // A device or a pipe has no content to bind (and `/dev/zero` would never end).
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(InputError {
+            file: path.to_path_buf(),
+            location: None,
+            message: "not a regular file: tally ingests files, not devices, pipes or directories"
+                .into(),
+        });
+    }
     let mut hasher = twox_hash::XxHash3_64::with_seed(0);
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
@@ -50,6 +59,14 @@ pub fn fingerprint(path: &Path) -> Result<Fingerprint, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_or_a_directory_is_refused_not_read_forever() {
+        for path in ["/dev/zero", "/tmp"] {
+            let err = fingerprint(Path::new(path)).unwrap_err();
+            assert!(err.message.contains("not a regular file"), "{path}: {err}");
+        }
+    }
 
     #[test]
     fn one_changed_byte_or_one_more_byte_changes_the_fingerprint() {
