@@ -527,14 +527,18 @@ impl Footer {
             && self.level == Some(entry.level)
             && self.seq_min == Some(entry.seq_min)
             && self.seq_max == Some(entry.seq_max);
+        // Messages show values, never `Some(..)`: a key the footer lacks reads "missing".
+        fn shown<T: std::fmt::Display>(value: Option<T>) -> String {
+            value.map_or_else(|| "missing".into(), |v| v.to_string())
+        }
         (!agrees).then(|| {
             format!(
-                "footer says {} rows (id {:?}, level {:?}, seq {:?}..={:?}), the manifest says {} (id {}, level {}, seq {}..={})",
+                "footer says {} rows (id {}, level {}, seq {}..={}), the manifest says {} (id {}, level {}, seq {}..={})",
                 self.rows,
-                self.file_id,
-                self.level,
-                self.seq_min,
-                self.seq_max,
+                shown(self.file_id),
+                shown(self.level),
+                shown(self.seq_min),
+                shown(self.seq_max),
                 entry.rows,
                 entry.id,
                 entry.level,
@@ -700,6 +704,32 @@ mod tests {
 
     fn column(values: ArrayRef) -> ColumnEncoding {
         choose_encoding(values.as_ref())
+    }
+
+    #[test]
+    fn a_footer_disagreement_shows_values_not_debug_options() {
+        let footer = Footer {
+            rows: 5,
+            bytes: 100,
+            file_id: Some(6),
+            level: None,
+            seq_min: Some(0),
+            seq_max: Some(4),
+        };
+        let entry = crate::manifest::FileEntry {
+            id: 6,
+            level: 0,
+            rows: 6,
+            seq_min: 0,
+            seq_max: 5,
+            bytes: 100,
+            crc32c: None,
+        };
+        let why = footer.disagreement(&entry).expect("they disagree");
+        assert_eq!(
+            why,
+            "footer says 5 rows (id 6, level missing, seq 0..=4), the manifest says 6 (id 6, level 0, seq 0..=5)"
+        );
     }
 
     #[test]
