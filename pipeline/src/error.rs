@@ -84,7 +84,7 @@ pub enum Error {
     /// value says what a rollback would lose and the way out (`tally recover --accept-loss`).
     /// Nothing on disk was changed.
     #[error("{0}")]
-    Damaged(Box<crate::recover::Damage>),
+    Damaged(Box<crate::damage::Damage>),
 
     /// A published table file's bytes are not those recorded at commit (checksum or length),
     /// or its pages do not decode. Nothing was read from it into a new file.

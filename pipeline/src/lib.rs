@@ -3,6 +3,7 @@
 //! the real one. `docs/protocol.md` is the contract this crate implements.
 
 pub mod commit;
+pub mod damage;
 pub mod error;
 pub mod export;
 pub mod footer;

@@ -4,7 +4,7 @@
 use tally_sim::{Clock, Fs};
 
 use super::Recovery;
-use super::report::{AtRisk, Damage, DamagedManifest};
+use crate::damage::{AtRisk, Damage, DamagedManifest};
 use crate::error::{Error, Result};
 use crate::fsutil::is_not_found;
 use crate::layout::{self, Layout};

@@ -24,8 +24,9 @@ use arrow_schema::Schema;
 use tally_sim::{Clock, Fs};
 
 pub(crate) use self::manifests::assess_damage;
-pub use self::report::{AtRisk, Damage, DamagedManifest, Quarantined, RecoveryReport, TornTail};
+pub use self::report::{Quarantined, RecoveryReport, TornTail};
 pub use self::root::{Claim, require_store};
+pub use crate::damage::{AtRisk, Damage, DamagedManifest};
 use crate::error::Result;
 use crate::fsutil::is_not_found;
 use crate::layout::Layout;

