@@ -118,6 +118,16 @@ pub fn is_own_temp(name: &str) -> bool {
     })
 }
 
+/// Whether `name` is one tally keeps in a store's root: its directories, `SEQ`, the marker,
+/// manifests, and the temp files of those it writes.
+pub fn is_root_entry(name: &str) -> bool {
+    matches!(
+        name,
+        DATA_DIR | LOG_DIR | QUARANTINE_DIR | SEQ_FILE | MARKER_FILE
+    ) || parse_manifest_name(name).is_some()
+        || is_own_temp(name)
+}
+
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().expect("a file path").to_os_string();
     name.push(TEMP_SUFFIX);

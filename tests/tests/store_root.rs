@@ -250,3 +250,50 @@ async fn a_marker_interrupted_before_its_rename_is_written_again() {
     let err = open(other.path()).await.unwrap_err();
     assert!(matches!(err, Error::NotAStore { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_symlinked_marker_temp_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, outside) = (dir.path().join("store"), dir.path().join("precious.txt"));
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(&outside, b"the user's bytes").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("TALLY.tmp")).unwrap();
+    let err = open(&root).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotAStore { .. } | Error::Symlink { .. }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&outside).unwrap(), b"the user's bytes");
+    assert_eq!(
+        listing(&root),
+        [PathBuf::from("TALLY.tmp")],
+        "nothing created"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_marker_among_foreign_files_does_not_claim_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("TALLY"), b"").unwrap();
+    std::fs::write(dir.path().join("notes.tmp"), b"mine").unwrap();
+    let before = listing(dir.path());
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    assert_eq!(listing(dir.path()), before, "nothing created or removed");
+    assert_eq!(std::fs::read(dir.path().join("TALLY")).unwrap(), b"");
+}
+
+#[tokio::test]
+async fn verify_refuses_a_symbolic_link_inside_a_store_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    drop(open(&root).await.unwrap());
+    let outside = dir.path().join("elsewhere.parquet");
+    std::fs::write(&outside, b"not tally's").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("data/L0-00000000000000000009.parquet"))
+        .unwrap();
+    let err = check_store(&RealFs, &Layout::new(&root), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Symlink { .. }), "{err}");
+}

@@ -82,7 +82,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             }
             Found::Foreign(what) => return Err(not_a_store(&root, &what)),
         }
-        self.check_own_dirs(&entries).await?;
+        check_own_dirs(self.fs, self.layout, &entries).await?;
         Ok(lock)
     }
 
@@ -100,19 +100,19 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.fs.sync_dir(root).await?;
         Ok(())
     }
+}
 
-    /// `data/`, `log/` and `quarantine/` hold no symbolic link (the directories themselves
-    /// were checked with the root's entries).
-    async fn check_own_dirs(&self, root_entries: &[DirEntry]) -> Result<()> {
-        for name in [layout::DATA_DIR, layout::LOG_DIR, layout::QUARANTINE_DIR] {
-            if root_entries.iter().any(|e| e.name == name && e.is_dir) {
-                let dir = self.layout.root.join(name);
-                let entries = self.fs.list_dir(&dir).await?;
-                refuse_symlinks(&dir, &entries)?;
-            }
+/// `data/`, `log/` and `quarantine/` hold no symbolic link (the directories themselves were
+/// checked with the root's entries).
+async fn check_own_dirs<F: Fs>(fs: &F, layout: &Layout, root_entries: &[DirEntry]) -> Result<()> {
+    for name in [layout::DATA_DIR, layout::LOG_DIR, layout::QUARANTINE_DIR] {
+        if root_entries.iter().any(|e| e.name == name && e.is_dir) {
+            let dir = layout.root.join(name);
+            let entries = fs.list_dir(&dir).await?;
+            refuse_symlinks(&dir, &entries)?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Checks, without changing anything or taking the lock, that `layout.root` is a tally store:
@@ -127,7 +127,10 @@ pub async fn require_store<F: Fs>(fs: &F, layout: &Layout) -> Result<()> {
     }
     let entries = list_root(fs, root).await?;
     match classify(fs, layout, &entries).await? {
-        Found::Store | Found::TornMarker => refuse_symlinks(root, &entries),
+        Found::Store | Found::TornMarker => {
+            refuse_symlinks(root, &entries)?;
+            check_own_dirs(fs, layout, &entries).await
+        }
         Found::Uninitialized => Err(not_a_store(
             root,
             &format!("is not a tally store (it has no {MARKER_FILE} marker)"),
@@ -160,7 +163,14 @@ async fn classify<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Resul
         };
         match bytes {
             Some(b) if b == MARKER_CONTENT => return Ok(Found::Store),
-            Some(b) if MARKER_CONTENT.starts_with(&b) => return Ok(Found::TornMarker),
+            // A prefix (an empty file included) is tally's only in a root holding nothing
+            // but tally's names: an empty `TALLY` dropped among a user's files claims nothing.
+            Some(b)
+                if MARKER_CONTENT.starts_with(&b)
+                    && entries.iter().all(|e| layout::is_root_entry(&e.name)) =>
+            {
+                return Ok(Found::TornMarker);
+            }
             _ => {}
         }
         return Ok(Found::Foreign(format!(
@@ -168,7 +178,12 @@ async fn classify<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Resul
              tally only opens an empty directory or its own store"
         )));
     }
-    if entries.iter().all(|e| e.name == temp && !e.is_dir) {
+    // A symbolic link under the temp's name is not tally's: writing the marker through it
+    // would write outside the root.
+    if entries
+        .iter()
+        .all(|e| e.name == temp && !e.is_dir && !e.is_symlink)
+    {
         return Ok(Found::Uninitialized);
     }
     let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).take(3).collect();
