@@ -266,12 +266,10 @@ async fn copy_from<F: Fs, C: Clock>(
     let fs = &pipeline.world().fs;
     let path = pipeline.layout().table_file(file.level, file.id);
     // Nothing of a damaged file leaves the store.
-    table::check_checksum(fs, &path, file).await?;
-    let mut reader = TableReader::open(fs, &path, pipeline.config().read_batch_rows)
-        .await
-        .map_err(table::damaged)?;
+    let batch_rows = pipeline.config().read_batch_rows;
+    let mut reader = TableReader::open_published(fs, &path, file, batch_rows).await?;
     let mut rows = 0u64;
-    while let Some(rows_read) = reader.next().await.map_err(table::damaged)? {
+    while let Some(rows_read) = reader.next().await? {
         let seqs = rows_read
             .column_by_name(SEQ_COLUMN)
             .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())

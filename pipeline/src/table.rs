@@ -609,7 +609,7 @@ pub async fn check_checksum<F: Fs>(
 
 /// A published file that does not decode is damaged: `Corrupt` becomes `DamagedTable`, whose
 /// message names the way out. Other errors pass through.
-pub fn damaged(err: Error) -> Error {
+fn damaged(err: Error) -> Error {
     match err {
         Error::Corrupt { path, detail } => Error::DamagedTable { path, detail },
         other => other,
@@ -661,6 +661,9 @@ impl<FF: FsFile + 'static> AsyncFileReader for FsParquetReader<FF> {
 pub struct TableReader<FF: FsFile> {
     path: PathBuf,
     stream: parquet::arrow::async_reader::ParquetRecordBatchStream<FsParquetReader<FF>>,
+    /// Opened by [`TableReader::open_published`]: a page that does not decode is
+    /// `DamagedTable`.
+    published: bool,
 }
 
 impl<FF: FsFile> TableReader<FF> {
@@ -682,15 +685,36 @@ impl<FF: FsFile> TableReader<FF> {
         Ok(Self {
             path: path.to_path_buf(),
             stream,
+            published: false,
         })
     }
 
+    /// Opens a published file for a step that keeps what it reads (merge, export): its bytes
+    /// are checked against what `entry` recorded at commit before any is trusted, and a file
+    /// that does not decode is `DamagedTable`, naming the way out.
+    pub async fn open_published<F: Fs<File = FF>>(
+        fs: &F,
+        path: &Path,
+        entry: &crate::manifest::FileEntry,
+        batch_rows: usize,
+    ) -> Result<Self> {
+        check_checksum(fs, path, entry).await?;
+        let mut reader = Self::open(fs, path, batch_rows).await.map_err(damaged)?;
+        reader.published = true;
+        Ok(reader)
+    }
+
     pub async fn next(&mut self) -> Result<Option<RecordBatch>> {
-        match self.stream.next().await {
+        let read = match self.stream.next().await {
             None => Ok(None),
             Some(batch) => batch
                 .map(Some)
                 .map_err(|e| Error::corrupt(&self.path, format!("reading Parquet: {e}"))),
+        };
+        if self.published {
+            read.map_err(damaged)
+        } else {
+            read
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigger};
 use tally_pipeline::{
-    Config, Error, Layout, Pipeline, RecoveryReport, frame, layout, log, read, verify,
+    Config, Error, Layout, Manifest, Pipeline, RecoveryReport, frame, layout, log, read, verify,
 };
 use tally_sim::{Fs, FsFile, OpenMode, SimFs, SystemClock, World};
 
@@ -106,6 +106,13 @@ fn probe_io(what: &str, e: std::io::Error) -> Breach {
     Breach::new(Invariant::FailsClosed, vec![], format!("probe {what}: {e}"))
 }
 
+/// The newest manifest of a probe's copy of the disk.
+async fn probe_manifest(copy: &SimFs, layout: &Layout) -> Result<Manifest, Breach> {
+    read::newest_manifest(copy, layout)
+        .await
+        .map_err(|e| probe_io("reading the manifest", std::io::Error::other(e.to_string())))
+}
+
 /// `fails-closed`: with the largest published file deleted after the fact, recovery refuses.
 async fn deleted_file_refused(
     disk: &SimFs,
@@ -114,9 +121,7 @@ async fn deleted_file_refused(
     trace: &Trace,
 ) -> Result<(), Breach> {
     let copy = disk.snapshot();
-    let manifest = read::newest_manifest(&copy, layout)
-        .await
-        .map_err(|e| probe_io("reading the manifest", std::io::Error::other(e.to_string())))?;
+    let manifest = probe_manifest(&copy, layout).await?;
     let Some(file) = manifest.files.iter().max_by_key(|f| (f.rows, f.id)) else {
         return Ok(());
     };
@@ -335,9 +340,7 @@ async fn flipped_bit_refused(
     trace: &Trace,
 ) -> Result<(), Breach> {
     let copy = disk.snapshot();
-    let manifest = read::newest_manifest(&copy, layout)
-        .await
-        .map_err(|e| probe_io("reading the manifest", std::io::Error::other(e.to_string())))?;
+    let manifest = probe_manifest(&copy, layout).await?;
     let Some(target) = manifest.files.iter().min_by_key(|f| (f.level, f.seq_min)) else {
         return Ok(());
     };

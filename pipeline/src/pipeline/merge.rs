@@ -103,12 +103,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     async fn copy_input(&self, file: &mut Install<'_, F>, input: &FileEntry) -> Result<u64> {
         let path = self.inner.layout.table_file(input.level, input.id);
         let fs = &self.inner.world.fs;
-        table::check_checksum(fs, &path, input).await?;
-        let mut reader = TableReader::open(fs, &path, self.inner.config.read_batch_rows)
-            .await
-            .map_err(table::damaged)?;
+        let batch_rows = self.inner.config.read_batch_rows;
+        let mut reader = TableReader::open_published(fs, &path, input, batch_rows).await?;
         let mut rows = 0u64;
-        while let Some(batch) = reader.next().await.map_err(table::damaged)? {
+        while let Some(batch) = reader.next().await? {
             // Every input's batches are written under the first input's schema (same
             // columns; field metadata may differ).
             let stored = match file.schema() {

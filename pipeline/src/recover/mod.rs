@@ -114,15 +114,9 @@ pub(crate) async fn claim_root<F: Fs, C: Clock>(
     options: RecoveryOptions,
     claim: Claim,
 ) -> Result<F::Lock> {
-    let r = Recovery {
-        fs,
-        clock,
-        layout,
-        options,
-        twins: Twins::NONE,
-        report: RecoveryReport::default(),
-    };
-    r.claim_root(claim).await
+    Recovery::new(fs, clock, layout, options, Twins::NONE)
+        .claim_root(claim)
+        .await
 }
 
 /// Recovery with some guards turned off (`twins`); the pipeline passes its config's. The
@@ -134,15 +128,7 @@ pub(crate) async fn recover_with<F: Fs, C: Clock>(
     options: RecoveryOptions,
     twins: Twins,
 ) -> Result<Recovered> {
-    let mut r = Recovery {
-        fs,
-        clock,
-        layout,
-        options,
-        twins,
-        report: RecoveryReport::default(),
-    };
-    r.run().await
+    Recovery::new(fs, clock, layout, options, twins).run().await
 }
 
 /// Step 4 of recovery alone: removes the leftovers of half-done steps under `manifest`. Only
@@ -155,16 +141,28 @@ pub(crate) async fn drain<F: Fs, C: Clock>(
     options: RecoveryOptions,
     manifest: &Manifest,
 ) -> Result<RecoveryReport> {
-    let mut r = Recovery {
-        fs,
-        clock,
-        layout,
-        options,
-        twins: Twins::NONE,
-        report: RecoveryReport::default(),
-    };
+    let mut r = Recovery::new(fs, clock, layout, options, Twins::NONE);
     r.remove_garbage(manifest).await?;
     Ok(r.report)
+}
+
+impl<'a, F: Fs, C: Clock> Recovery<'a, F, C> {
+    fn new(
+        fs: &'a F,
+        clock: &'a C,
+        layout: &'a Layout,
+        options: RecoveryOptions,
+        twins: Twins,
+    ) -> Self {
+        Self {
+            fs,
+            clock,
+            layout,
+            options,
+            twins,
+            report: RecoveryReport::default(),
+        }
+    }
 }
 
 impl<F: Fs, C: Clock> Recovery<'_, F, C> {

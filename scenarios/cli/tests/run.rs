@@ -12,21 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-fn tally(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(args)
-        .output()
-        .expect("tally runs")
-}
+mod support;
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{log_has_parts, python_readers, tally, text};
 
 /// A CSV with the benchmark's 8 columns: id, timestamp, a 100-value string, a unique string,
 /// three floats and a bool.
@@ -261,16 +249,6 @@ fn a_parquet_input_carrying_the_sequence_column_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("tally_seq is reserved"));
 }
 
-/// Whether a log segment of the store holds more than its header: ingest has begun.
-fn log_has_parts(root: &Path) -> bool {
-    std::fs::read_dir(root.join("log")).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|e| {
-            e.path().extension().is_some_and(|x| x == "log")
-                && e.metadata().is_ok_and(|m| m.len() > 4096)
-        })
-    })
-}
-
 /// The promise of `tally run`: killed at any moment and run again with the same inputs, the
 /// store ends with every input row exactly once.
 #[test]
@@ -425,21 +403,8 @@ print(" ".join(checked) if checked else "SKIP")
 "#,
         data = data.display()
     );
-    let out = match Command::new("python3").arg("-c").arg(&script).output() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("skipped: python3 is not available ({e})");
-            return;
-        }
-    };
-    assert!(out.status.success(), "{}", text(&out));
-    let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if checked == "SKIP" {
-        eprintln!(
-            "skipped: none of pyarrow, duckdb, polars is installed (pip install pyarrow duckdb polars)"
-        );
-    } else {
-        eprintln!("published files read by: {checked}");
+    if let Some(checked) = python_readers(&script) {
+        eprintln!("read by: {checked}");
     }
 }
 
@@ -769,18 +734,7 @@ print(" ".join(checked) if checked else "SKIP")
 "#,
         data = data.display()
     );
-    let out = match Command::new("python3").arg("-c").arg(&script).output() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("skipped: python3 is not available ({e})");
-            return;
-        }
-    };
-    assert!(out.status.success(), "{}", text(&out));
-    let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if checked == "SKIP" {
-        eprintln!("skipped: none of pyarrow, duckdb, polars is installed");
-    } else {
-        eprintln!("edge values read by: {checked}");
+    if let Some(checked) = python_readers(&script) {
+        eprintln!("read by: {checked}");
     }
 }

@@ -10,25 +10,13 @@
 )]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tally(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(args)
-        .output()
-        .expect("tally runs")
-}
+mod support;
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{listing, log_has_parts, tally, text};
 
 fn write_csv(path: &Path, first: u64, rows: u64) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -36,32 +24,6 @@ fn write_csv(path: &Path, first: u64, rows: u64) {
     for i in first..first + rows {
         writeln!(out, "{i},name-{i:020},{}", i as f64 * 0.5).unwrap();
     }
-}
-
-/// Every path under `dir`, relative, sorted.
-fn listing(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            out.push(path.strip_prefix(dir).unwrap().to_path_buf());
-            if path.is_dir() {
-                stack.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn log_has_parts(root: &Path) -> bool {
-    std::fs::read_dir(root.join("log")).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|e| {
-            e.path().extension().is_some_and(|x| x == "log")
-                && e.metadata().is_ok_and(|m| m.len() > 4096)
-        })
-    })
 }
 
 fn inspect_json(root: &str) -> serde_json::Value {
