@@ -1,6 +1,7 @@
 //! Recovery step 4: the leftovers of half-done steps — temp files, table files no manifest
-//! references, segments the manifest already covers — are removed (or, while a newer
-//! manifest was quarantined, unreferenced table files are set aside).
+//! references, segments the manifest already covers — are removed. (After a rollback over a
+//! damaged manifest, step 2 has already set every unreferenced table file aside: none is
+//! left here to delete.)
 
 use tally_sim::{Clock, Fs};
 
@@ -12,7 +13,6 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// Step 4: removes temp files, unreferenced table files and staged segments. Returns the highest
     /// table file id seen among orphans (0 if none), so that ids are never reused.
     pub(super) async fn remove_garbage(&mut self, manifest: &Manifest) -> Result<u64> {
-        let manifest_quarantined = !self.report.quarantined.is_empty();
         let mut max_orphan_id = 0;
         for (kind, dir) in [
             (StoreDir::Root, self.layout.root.clone()),
@@ -30,15 +30,14 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                     continue;
                 }
                 if let Leftover::Unreferenced { id } = leftover {
+                    // A rollback set every file the last good version does not reference
+                    // aside (step 2): deleting one here would delete rows it may hold alone.
+                    assert!(
+                        self.report.rolled_back.is_none(),
+                        "{} survived the rollback unreferenced",
+                        entry.name
+                    );
                     max_orphan_id = max_orphan_id.max(id);
-                    if manifest_quarantined {
-                        // A newer manifest was unreadable: this file may hold rows only it
-                        // published. Keep it for an operator instead of deleting it.
-                        let reason = "unreferenced while a newer manifest was quarantined";
-                        self.quarantine(&dir, &entry.name, reason.to_string())
-                            .await?;
-                        continue;
-                    }
                 }
                 self.remove(&path).await?;
                 changed = true;
