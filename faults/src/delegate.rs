@@ -13,6 +13,10 @@ macro_rules! forward_fs_namespace {
             self.inner.rename(from, to).await
         }
 
+        async fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.inner.rename_noreplace(from, to).await
+        }
+
         async fn unlink(&self, path: &Path) -> io::Result<()> {
             self.inner.unlink(path).await
         }

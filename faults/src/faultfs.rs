@@ -394,7 +394,7 @@ impl<F: Fs> FaultFs<F> {
         let deferred = std::mem::take(&mut self.lock().deferred);
         let mut overtaken = None;
         for d in deferred {
-            if kind == CallKind::Rename && d.path == path {
+            if kind.is_rename() && d.path == path {
                 overtaken = Some(d.file);
             } else {
                 d.file.sync().await?;
@@ -544,6 +544,16 @@ impl<F: Backend> Fs for FaultFs<F> {
             from,
             Some(to),
             self.inner.rename(from, to),
+        )
+        .await
+    }
+
+    async fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.gate(
+            CallKind::RenameNoReplace,
+            from,
+            Some(to),
+            self.inner.rename_noreplace(from, to),
         )
         .await
     }

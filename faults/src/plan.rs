@@ -70,7 +70,11 @@ pub enum Trigger {
 pub enum CallKind {
     Sync,
     SyncDir,
+    /// `rename`, and also `rename_noreplace`: a trigger on renames keeps hitting a rename
+    /// that became a no-replace one.
     Rename,
+    /// `rename_noreplace` only.
+    RenameNoReplace,
     Unlink,
     /// `write_at`, `append` and `set_len`.
     Write,
@@ -82,10 +86,11 @@ pub enum CallKind {
 }
 
 impl CallKind {
-    pub const ALL: [CallKind; 8] = [
+    pub const ALL: [CallKind; 9] = [
         CallKind::Sync,
         CallKind::SyncDir,
         CallKind::Rename,
+        CallKind::RenameNoReplace,
         CallKind::Unlink,
         CallKind::Write,
         CallKind::Create,
@@ -98,6 +103,7 @@ impl CallKind {
             CallKind::Sync => "sync",
             CallKind::SyncDir => "sync-dir",
             CallKind::Rename => "rename",
+            CallKind::RenameNoReplace => "rename-noreplace",
             CallKind::Unlink => "unlink",
             CallKind::Write => "write",
             CallKind::Create => "create",
@@ -108,7 +114,14 @@ impl CallKind {
 
     /// Whether a call of `call` is counted by a trigger on `self`.
     pub fn counts(self, call: CallKind) -> bool {
-        self == CallKind::Any || self == call
+        self == CallKind::Any
+            || self == call
+            || (self == CallKind::Rename && call == CallKind::RenameNoReplace)
+    }
+
+    /// Whether the call moves a name (`rename` or `rename_noreplace`).
+    pub fn is_rename(self) -> bool {
+        matches!(self, CallKind::Rename | CallKind::RenameNoReplace)
     }
 }
 
@@ -148,7 +161,7 @@ pub enum ErrorKind {
     /// `EIO`: applies to every call.
     Eio,
     /// `ENOSPC`: applies to calls that may allocate space (create, write, append, set_len,
-    /// rename, create_dir, sync, sync_dir).
+    /// rename, rename_noreplace, create_dir, sync, sync_dir).
     Enospc,
 }
 
@@ -169,9 +182,10 @@ pub enum Control {
     LyingSync,
     /// `sync_dir(dir)` returns success and makes nothing durable.
     LyingSyncDir,
-    /// A rename reaches the disk ahead of the data of the file it moves: a file's `sync` is
-    /// deferred to the next call, and when that call renames the file the rename is made
-    /// durable first (with a sync of the directories involved) and the data only after it.
+    /// A rename (or no-replace rename) reaches the disk ahead of the data of the file it moves:
+    /// a file's `sync` is deferred to the next call, and when that call renames the file the
+    /// rename is made durable first (with a sync of the directories involved) and the data only
+    /// after it.
     RenameBeforeData,
 }
 

@@ -72,6 +72,27 @@ pub trait Fs: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn sync_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
     /// Atomically renames `from` to `to`, replacing a file at `to`.
     fn rename(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    /// Atomically renames `from` to `to` only if nothing is at `to`: a durable
+    /// create-if-absent is write a temporary file, `sync` it, `rename_noreplace` it to its
+    /// final name, `sync_dir`. If `to` exists (a file, a directory, a symbolic link, or `from`
+    /// itself) it fails with `AlreadyExists` and changes nothing; otherwise it behaves as
+    /// [`Fs::rename`] (same-directory and cross-directory alike).
+    ///
+    /// Atomic: no observer sees both names, and two racing calls for one `to` cannot both
+    /// succeed. Durable: like a rename, only after [`Fs::sync_dir`] of the directory (of both
+    /// directories when they differ); before that a crash may keep `from` and lose `to`. It
+    /// orders nothing against the moved file's data, which must be synced before the call.
+    ///
+    /// `RealFs` uses `renameat2(RENAME_NOREPLACE)`. On a filesystem without it a file is moved
+    /// by `link` then `unlink` (a directory cannot be, and fails), which no other caller can
+    /// race into a replacement but which is not atomic against a crash: a crash between the two
+    /// may leave the file under both names, so the caller removes a leftover temporary name on
+    /// recovery, as it removes any other.
+    fn rename_noreplace(
+        &self,
+        from: &Path,
+        to: &Path,
+    ) -> impl Future<Output = io::Result<()>> + Send;
     /// Removes a file's name. Removing a directory this way fails with `IsADirectory`.
     fn unlink(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
     fn create_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;

@@ -194,6 +194,96 @@ async fn rename_refuses_what_posix_refuses<F: Fs>(fs: F, base: PathBuf) {
     assert_eq!(fs.read(&dir.join("inner")).await.unwrap(), b"y");
 }
 
+async fn rename_noreplace_refuses_an_existing_target<F: Fs>(fs: F, base: PathBuf) {
+    let (from, to) = (base.join("new"), base.join("cur"));
+    write_file(&fs, &from, b"new").await;
+    write_file(&fs, &to, b"old").await;
+    let err = fs.rename_noreplace(&from, &to).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("new") && message.contains("cur"),
+        "{message}"
+    );
+    assert_eq!(
+        fs.read(&to).await.unwrap(),
+        b"old",
+        "the target is unchanged"
+    );
+    assert_eq!(fs.read(&from).await.unwrap(), b"new", "the source stays");
+    assert_eq!(
+        kind(fs.rename_noreplace(&from, &from).await),
+        ErrorKind::AlreadyExists,
+        "a source is its own existing target"
+    );
+    fs.create_dir(&base.join("d")).await.unwrap();
+    write_file(&fs, &base.join("d/cur"), b"other").await;
+    assert_eq!(
+        kind(fs.rename_noreplace(&from, &base.join("d/cur")).await),
+        ErrorKind::AlreadyExists,
+        "across directories too"
+    );
+    assert_eq!(fs.read(&base.join("d/cur")).await.unwrap(), b"other");
+}
+
+async fn rename_noreplace_moves_when_the_target_is_free<F: Fs>(fs: F, base: PathBuf) {
+    let (from, to) = (base.join("new.tmp"), base.join("new"));
+    write_file(&fs, &from, b"data").await;
+    fs.rename_noreplace(&from, &to).await.unwrap();
+    assert_eq!(fs.read(&to).await.unwrap(), b"data");
+    assert!(!fs.exists(&from).await.unwrap());
+    fs.create_dir(&base.join("d")).await.unwrap();
+    fs.rename_noreplace(&to, &base.join("d/moved"))
+        .await
+        .unwrap();
+    assert_eq!(fs.read(&base.join("d/moved")).await.unwrap(), b"data");
+    assert!(!fs.exists(&to).await.unwrap());
+    fs.rename_noreplace(&base.join("d"), &base.join("e"))
+        .await
+        .expect("a directory may be renamed within its parent");
+    assert_eq!(fs.read(&base.join("e/moved")).await.unwrap(), b"data");
+}
+
+async fn rename_noreplace_of_a_missing_source_is_not_found<F: Fs>(fs: F, base: PathBuf) {
+    assert_eq!(
+        kind(
+            fs.rename_noreplace(&base.join("missing"), &base.join("b"))
+                .await
+        ),
+        ErrorKind::NotFound
+    );
+    write_file(&fs, &base.join("f"), b"x").await;
+    assert_eq!(
+        kind(
+            fs.rename_noreplace(&base.join("missing"), &base.join("f"))
+                .await
+        ),
+        ErrorKind::NotFound,
+        "a missing source is reported before an existing target"
+    );
+    assert_eq!(
+        kind(
+            fs.rename_noreplace(&base.join("f"), &base.join("no/such"))
+                .await
+        ),
+        ErrorKind::NotFound
+    );
+    assert!(!fs.exists(&base.join("b")).await.unwrap());
+}
+
+async fn rename_noreplace_onto_a_directory_is_already_exists<F: Fs>(fs: F, base: PathBuf) {
+    let (file, empty, full) = (base.join("f"), base.join("empty"), base.join("full"));
+    write_file(&fs, &file, b"x").await;
+    fs.create_dir(&empty).await.unwrap();
+    fs.create_dir(&full).await.unwrap();
+    for (from, to) in [(&file, &empty), (&empty, &full), (&full, &empty)] {
+        let err = fs.rename_noreplace(from, to).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    }
+    assert!(fs.metadata(&empty).await.unwrap().is_dir);
+    assert_eq!(fs.read(&file).await.unwrap(), b"x");
+}
+
 async fn unlink_missing_file_is_not_found<F: Fs>(fs: F, base: PathBuf) {
     assert_eq!(
         kind(fs.unlink(&base.join("nope")).await),
@@ -318,6 +408,9 @@ async fn errors_name_the_path<F: Fs>(fs: F, base: PathBuf) {
         fs.sync_dir(&path).await.unwrap_err(),
         fs.metadata(&path).await.unwrap_err(),
         fs.rename(&path, &base.join("b")).await.unwrap_err(),
+        fs.rename_noreplace(&path, &base.join("b"))
+            .await
+            .unwrap_err(),
     ] {
         assert!(err.to_string().contains("missing-file-name"), "{err}");
     }
@@ -436,6 +529,10 @@ conformance!(
     rename_moves_between_directories,
     rename_to_itself_is_a_no_op,
     rename_refuses_what_posix_refuses,
+    rename_noreplace_refuses_an_existing_target,
+    rename_noreplace_moves_when_the_target_is_free,
+    rename_noreplace_of_a_missing_source_is_not_found,
+    rename_noreplace_onto_a_directory_is_already_exists,
     unlink_missing_file_is_not_found,
     unlink_of_a_directory_is_refused,
     an_open_handle_outlives_unlink,
@@ -469,6 +566,27 @@ async fn realfs_never_follows_a_symbolic_link_it_reports() {
     assert!(meta.is_symlink && !meta.is_dir, "{meta:?}");
     let meta = RealFs.metadata(&target).await.unwrap();
     assert!(!meta.is_symlink && meta.is_dir, "{meta:?}");
+}
+
+/// A symbolic link at the target is an existing target, even one pointing nowhere: the link
+/// is neither followed nor replaced.
+#[tokio::test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test plants a dangling link on the real disk"
+)]
+async fn realfs_rename_noreplace_refuses_a_symbolic_link_at_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+    std::fs::write(&from, b"x").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &to).unwrap();
+    assert_eq!(
+        kind(RealFs.rename_noreplace(&from, &to).await),
+        ErrorKind::AlreadyExists
+    );
+    assert!(RealFs.metadata(&to).await.unwrap().is_symlink);
+    assert!(!RealFs.exists(&dir.path().join("nowhere")).await.unwrap());
+    assert_eq!(RealFs.read(&from).await.unwrap(), b"x");
 }
 
 // Both backends are used through the same generic bodies above; these keep the imports honest.

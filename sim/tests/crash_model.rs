@@ -131,6 +131,116 @@ async fn rename_across_directories_needs_both_dir_syncs() {
 }
 
 #[tokio::test]
+async fn rename_noreplace_not_durable_until_dir_sync() {
+    let fs = SimFs::new();
+    write_synced(&fs, "/m.tmp", b"v2").await;
+    fs.sync_dir(p("/")).await.unwrap();
+    fs.rename_noreplace(p("/m.tmp"), p("/m")).await.unwrap();
+    let before = fs.crash(CrashModel::Strict, 0).tree();
+    assert_eq!(before.get("/m.tmp").cloned().flatten().unwrap(), b"v2");
+    assert!(!before.contains_key("/m"), "the new name may be lost");
+    fs.sync_dir(p("/")).await.unwrap();
+    for model in CrashModel::ALL {
+        for seed in 0..20 {
+            let after = fs.crash(model, seed).tree();
+            assert_eq!(
+                after.get("/m").cloned().flatten().unwrap(),
+                b"v2",
+                "{model}"
+            );
+            assert!(!after.contains_key("/m.tmp"), "{model}");
+        }
+    }
+}
+
+/// The commit protocol: write, sync, no-replace rename, sync_dir. Once the directory is
+/// synced, every model keeps the file whole under its new name; without the sync before the
+/// rename, a crash can keep the name with none of the data, so the claim is about the order.
+#[tokio::test]
+async fn rename_noreplace_of_a_synced_file_survives_whole() {
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+    for synced in [true, false] {
+        let fs = SimFs::new();
+        let handle = fs.create(p("/c.tmp"), CreateMode::Exclusive).await.unwrap();
+        handle.write_at(0, &bytes).await.unwrap();
+        if synced {
+            handle.sync().await.unwrap();
+        }
+        fs.rename_noreplace(p("/c.tmp"), p("/c")).await.unwrap();
+        fs.sync_dir(p("/")).await.unwrap();
+        let whole = CrashModel::ALL.iter().all(|&model| {
+            (0..20).all(|seed| file(&fs.crash(model, seed), "/c").as_ref() == Some(&bytes))
+        });
+        assert_eq!(whole, synced, "synced before the rename: {synced}");
+    }
+}
+
+/// A no-replace rename pushes exactly a rename's entry ops: the same pending ops and
+/// dependencies, and the same crash image under every model and seed, within one directory
+/// and across two.
+#[tokio::test]
+async fn rename_noreplace_crashes_exactly_as_rename_does() {
+    async fn history(noreplace: bool, to: &str) -> SimFs {
+        let fs = SimFs::new();
+        fs.create_dir(p("/d")).await.unwrap();
+        fs.sync_dir(p("/")).await.unwrap();
+        write_synced(&fs, "/t.tmp", b"commit").await;
+        fs.create(p("/other"), CreateMode::Exclusive).await.unwrap();
+        if noreplace {
+            fs.rename_noreplace(p("/t.tmp"), p(to)).await.unwrap();
+        } else {
+            fs.rename(p("/t.tmp"), p(to)).await.unwrap();
+        }
+        fs.unlink(p("/other")).await.unwrap();
+        fs
+    }
+    for to in ["/t", "/d/t"] {
+        let (renamed, noreplace) = (history(false, to).await, history(true, to).await);
+        assert_eq!(renamed.pending_ops(), noreplace.pending_ops(), "{to}");
+        for model in CrashModel::ALL {
+            for seed in 0..50 {
+                assert_eq!(
+                    renamed.crash(model, seed).tree(),
+                    noreplace.crash(model, seed).tree(),
+                    "{to} {model} {seed}"
+                );
+            }
+        }
+    }
+}
+
+/// A refused no-replace rename changes nothing, durable or visible: no pending op, the target
+/// and the source as they were; the log records it as a failed `rename_noreplace`.
+#[tokio::test]
+async fn rename_noreplace_refused_leaves_no_trace_but_its_log_record() {
+    let fs = SimFs::new();
+    write_synced(&fs, "/cur", b"old").await;
+    write_synced(&fs, "/new", b"new").await;
+    fs.sync_dir(p("/")).await.unwrap();
+    let before = (fs.tree(), fs.pending_ops());
+    let err = fs.rename_noreplace(p("/new"), p("/cur")).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!((fs.tree(), fs.pending_ops()), before);
+    fs.rename_noreplace(p("/new"), p("/next")).await.unwrap();
+    let log = fs.op_log();
+    let last: Vec<String> = log[log.len() - 2..].iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        last,
+        [
+            format!(
+                "#{} rename_noreplace /new -> /cur err AlreadyExists",
+                log.len() - 2
+            ),
+            format!("#{} rename_noreplace /new -> /next ok", log.len() - 1),
+        ]
+    );
+    assert!(
+        OpKind::RenameNoReplace.is_mutating(),
+        "a crash point, as a rename is"
+    );
+}
+
+#[tokio::test]
 async fn unlink_undone_by_crash_before_dir_sync() {
     let fs = SimFs::new();
     write_synced(&fs, "/a", b"keep").await;
@@ -450,6 +560,7 @@ enum Step {
     Truncate(usize, u16),
     Sync(usize),
     Rename(usize, usize),
+    RenameNoReplace(usize, usize),
     Unlink(usize),
     SyncDir(usize),
 }
@@ -466,6 +577,7 @@ fn step() -> impl Strategy<Value = Step> {
         (name.clone(), 0..4000u16).prop_map(|(f, n)| Step::Truncate(f, n)),
         name.clone().prop_map(Step::Sync),
         (name.clone(), name.clone()).prop_map(|(a, b)| Step::Rename(a, b)),
+        (name.clone(), name.clone()).prop_map(|(a, b)| Step::RenameNoReplace(a, b)),
         name.prop_map(Step::Unlink),
         (0..DIRS.len()).prop_map(Step::SyncDir),
     ]
@@ -500,6 +612,7 @@ async fn run_steps(fs: &SimFs, steps: &[Step]) {
                 Err(e) => Err(e),
             },
             Step::Rename(a, b) => fs.rename(p(NAMES[a]), p(NAMES[b])).await,
+            Step::RenameNoReplace(a, b) => fs.rename_noreplace(p(NAMES[a]), p(NAMES[b])).await,
             Step::Unlink(i) => fs.unlink(p(NAMES[i])).await,
             Step::SyncDir(d) => fs.sync_dir(p(DIRS[d])).await,
         };

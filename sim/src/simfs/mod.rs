@@ -208,6 +208,106 @@ fn path_text(path: &Path) -> String {
     }
 }
 
+/// Whether a rename may replace what is at its target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Allowed,
+    Refused,
+}
+
+/// The body of `rename` and `rename_noreplace`. Both push the same entry ops, so a no-replace
+/// rename has exactly a rename's crash semantics; the only difference is the check of the
+/// target, made under the disk's lock, hence atomic with the move.
+fn move_entry(
+    shared: &mut Shared,
+    from: &Path,
+    to: &Path,
+    replace: Replace,
+) -> io::Result<((), Option<u64>)> {
+    let op = match replace {
+        Replace::Allowed => "rename",
+        Replace::Refused => "rename_noreplace",
+    };
+    let fail = |kind, what| {
+        io::Error::new(
+            kind,
+            format!("{op} {} -> {}: {what}", from.display(), to.display()),
+        )
+    };
+    let src_names = shared.disk.components(from, op)?;
+    let dst_names = shared.disk.components(to, op)?;
+    let disk = &mut shared.disk;
+    let (src_dir, src_name) = disk.lookup_parent(&src_names, op, from)?;
+    let ino = disk
+        .entry(src_dir, src_name)
+        .ok_or_else(|| fail(ErrorKind::NotFound, "no such file or directory"))?;
+    let (dst_dir, dst_name) = disk.lookup_parent(&dst_names, op, to)?;
+    let replaced = disk.entry(dst_dir, dst_name);
+    // As `renameat2` checks: any entry at the target refuses, even `from`'s own.
+    if replace == Replace::Refused && replaced.is_some() {
+        return Err(fail(ErrorKind::AlreadyExists, "file exists"));
+    }
+    if replaced == Some(ino) {
+        return Ok(((), None));
+    }
+    let moving_dir = disk.is_dir(ino);
+    if moving_dir && dst_names.starts_with(&src_names) {
+        return Err(fail(
+            ErrorKind::InvalidInput,
+            "cannot move a directory into itself",
+        ));
+    }
+    if let Some(old) = replaced {
+        match (moving_dir, disk.is_dir(old)) {
+            (false, true) => return Err(fail(ErrorKind::IsADirectory, "is a directory")),
+            (true, false) => return Err(fail(ErrorKind::NotADirectory, "not a directory")),
+            (true, true) if !disk.dir(old).visible.is_empty() => {
+                return Err(fail(ErrorKind::DirectoryNotEmpty, "directory not empty"));
+            }
+            _ => {}
+        }
+    }
+    if moving_dir && src_dir != dst_dir {
+        // Its two halves could persist apart and leave one directory under two names,
+        // which no journaling filesystem does; see docs/durability-model.md.
+        return Err(fail(
+            ErrorKind::Unsupported,
+            "the simulated disk does not move a directory to another parent",
+        ));
+    }
+    push_move(disk, (src_dir, src_name), (dst_dir, dst_name), ino);
+    disk.maybe_collect(&shared.open);
+    Ok(((), None))
+}
+
+/// The entry ops of a move: one `rename` op inside a directory (it persists whole or not at
+/// all), an `unlink` and a `link` between two (they persist independently).
+fn push_move(
+    disk: &mut Disk,
+    (src_dir, src_name): (Ino, &str),
+    (dst_dir, dst_name): (Ino, &str),
+    ino: Ino,
+) {
+    if src_dir == dst_dir {
+        let (from, to) = (src_name.to_owned(), dst_name.to_owned());
+        disk.push_entry(src_dir, EntryOpKind::Rename { from, to, ino });
+    } else {
+        disk.push_entry(
+            src_dir,
+            EntryOpKind::Unlink {
+                name: src_name.to_owned(),
+            },
+        );
+        disk.push_entry(
+            dst_dir,
+            EntryOpKind::Link {
+                name: dst_name.to_owned(),
+                ino,
+            },
+        );
+    }
+}
+
 /// An open file on a [`SimFs`].
 #[derive(Debug)]
 pub struct SimFile {
@@ -406,69 +506,13 @@ impl Fs for SimFs {
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.call(OpKind::Rename, from, Some(to), |shared| {
-            let fail = |kind, what| {
-                io::Error::new(
-                    kind,
-                    format!("rename {} -> {}: {what}", from.display(), to.display()),
-                )
-            };
-            let src_names = shared.disk.components(from, "rename")?;
-            let dst_names = shared.disk.components(to, "rename")?;
-            let disk = &mut shared.disk;
-            let (src_dir, src_name) = disk.lookup_parent(&src_names, "rename", from)?;
-            let ino = disk
-                .entry(src_dir, src_name)
-                .ok_or_else(|| fail(ErrorKind::NotFound, "no such file or directory"))?;
-            let (dst_dir, dst_name) = disk.lookup_parent(&dst_names, "rename", to)?;
-            let replaced = disk.entry(dst_dir, dst_name);
-            if replaced == Some(ino) {
-                return Ok(((), None));
-            }
-            let moving_dir = disk.is_dir(ino);
-            if moving_dir && dst_names.starts_with(&src_names) {
-                return Err(fail(
-                    ErrorKind::InvalidInput,
-                    "cannot move a directory into itself",
-                ));
-            }
-            if let Some(old) = replaced {
-                match (moving_dir, disk.is_dir(old)) {
-                    (false, true) => return Err(fail(ErrorKind::IsADirectory, "is a directory")),
-                    (true, false) => return Err(fail(ErrorKind::NotADirectory, "not a directory")),
-                    (true, true) if !disk.dir(old).visible.is_empty() => {
-                        return Err(fail(ErrorKind::DirectoryNotEmpty, "directory not empty"));
-                    }
-                    _ => {}
-                }
-            }
-            if moving_dir && src_dir != dst_dir {
-                // Its two halves could persist apart and leave one directory under two names,
-                // which no journaling filesystem does; see docs/durability-model.md.
-                return Err(fail(
-                    ErrorKind::Unsupported,
-                    "the simulated disk does not move a directory to another parent",
-                ));
-            }
-            if src_dir == dst_dir {
-                let (from, to) = (src_name.to_owned(), dst_name.to_owned());
-                disk.push_entry(src_dir, EntryOpKind::Rename { from, to, ino });
-            } else {
-                disk.push_entry(
-                    src_dir,
-                    EntryOpKind::Unlink {
-                        name: src_name.to_owned(),
-                    },
-                );
-                disk.push_entry(
-                    dst_dir,
-                    EntryOpKind::Link {
-                        name: dst_name.to_owned(),
-                        ino,
-                    },
-                );
-            }
-            disk.maybe_collect(&shared.open);
-            Ok(((), None))
+            move_entry(shared, from, to, Replace::Allowed)
+        })
+    }
+
+    async fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.call(OpKind::RenameNoReplace, from, Some(to), |shared| {
+            move_entry(shared, from, to, Replace::Refused)
         })
     }
 

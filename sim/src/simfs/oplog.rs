@@ -15,6 +15,9 @@ pub enum OpKind {
     Sync,
     SyncDir,
     Rename,
+    /// [`crate::Fs::rename_noreplace`]: a rename refused when its target exists. Its entry
+    /// ops, and so its crash semantics, are a rename's.
+    RenameNoReplace,
     Unlink,
     CreateDir,
     CreateDirAll,
@@ -40,6 +43,7 @@ impl OpKind {
                 | OpKind::Sync
                 | OpKind::SyncDir
                 | OpKind::Rename
+                | OpKind::RenameNoReplace
                 | OpKind::Unlink
                 | OpKind::CreateDir
                 | OpKind::CreateDirAll
@@ -58,6 +62,7 @@ impl OpKind {
             OpKind::Sync => "sync",
             OpKind::SyncDir => "sync_dir",
             OpKind::Rename => "rename",
+            OpKind::RenameNoReplace => "rename_noreplace",
             OpKind::Unlink => "unlink",
             OpKind::CreateDir => "create_dir",
             OpKind::CreateDirAll => "create_dir_all",
@@ -91,7 +96,7 @@ pub struct OpRecord {
     pub index: u64,
     pub kind: OpKind,
     pub path: String,
-    /// The target of a rename.
+    /// The target of a rename or a no-replace rename.
     pub to: Option<String>,
     /// Bytes read or written, or the new length of a `set_len`.
     pub size: Option<u64>,
