@@ -270,11 +270,9 @@ async fn copy_from<F: Fs, C: Clock>(
     let mut reader = TableReader::open_published(fs, &path, file, batch_rows).await?;
     let mut rows = 0u64;
     while let Some(rows_read) = reader.next().await? {
-        let seqs = rows_read
-            .column_by_name(SEQ_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>())
+        let seqs = crate::table::seq_column(&rows_read)
             .ok_or_else(|| Error::corrupt(&path, format!("no {SEQ_COLUMN} column")))?;
-        let from = seqs.values().partition_point(|&s| s < watermark);
+        let from = seqs.values().partition_point(|&s| (s as u64) < watermark);
         let rest = rows_read.slice(from, rows_read.num_rows() - from);
         rows += rest.num_rows() as u64;
         if rest.num_rows() == 0 {

@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod damage;
+pub mod delta;
 pub mod error;
 pub mod export;
 pub mod footer;
@@ -23,7 +24,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use manifest::{FileEntry, Fingerprint, Manifest, SourceState};
+pub use manifest::{FileEntry, Fingerprint, Manifest, SourceState, Tombstone};
 pub use pipeline::{Ack, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
 pub use recover::{RecoveryOptions, RecoveryReport};
 pub use table::{SEQ_COLUMN, TableOptions};

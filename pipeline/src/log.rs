@@ -362,7 +362,7 @@ pub fn scan_ack(buf: &[u8], segment: u64) -> AckScan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, UInt64Array};
+    use arrow::array::Int64Array;
     use std::sync::Arc;
 
     fn batch() -> RecordBatch {
@@ -370,7 +370,7 @@ mod tests {
             ("v", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
             (
                 "tally_seq",
-                Arc::new(UInt64Array::from(vec![10, 11, 12])) as _,
+                Arc::new(Int64Array::from(vec![10, 11, 12])) as _,
             ),
         ])
         .unwrap()

@@ -1,15 +1,11 @@
-//! The manifest: the single commit point of published data (see `docs/protocol.md`).
-//!
-//! On disk: a first line `tally-manifest 1 <crc32c hex> <body length>` and a JSON body. A file
-//! whose line, length or checksum does not hold is *invalid*, never partially trusted.
+//! The manifest: the table's state at one version of the Delta log, the single commit point
+//! of published data (see `docs/protocol.md`). On disk it is the replay of the commits in
+//! `_delta_log/` (`crate::delta`); this is what the pipeline holds in memory.
 
 use std::collections::BTreeMap;
 
 use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
-
-pub const FORMAT: u32 = 1;
-const MAGIC: &str = "tally-manifest";
 
 /// One published table file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,9 +85,33 @@ impl SourceState {
     }
 }
 
+/// A table file a commit removed. Its bytes stay on disk for readers of older versions until
+/// the retention period after its removal has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub level: u32,
+    pub id: u64,
+    pub bytes: u64,
+    /// When the commit removing it was made: milliseconds since the Unix epoch, on the
+    /// world's clock.
+    pub removed_at_ms: i64,
+}
+
+impl Tombstone {
+    /// Whether the retention period after the removal has passed at `now_ms`. A clock that
+    /// went back only delays it.
+    pub fn expired(&self, now_ms: i64, retention: std::time::Duration) -> bool {
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.removed_at_ms) >= retention_ms
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The Delta version: commit `_delta_log/<version>.json` made this state.
     pub version: u64,
+    /// The Delta table id (`metaData.id`), chosen when the table was created.
+    pub table_id: String,
     pub next_file_id: u64,
     /// Every log segment numbered at or below this has been staged (segments start at 1).
     pub log_through: u64,
@@ -101,13 +121,19 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// The ledger of every published row, by source.
     pub sources: BTreeMap<String, SourceState>,
+    /// Files removed by a commit whose bytes may still be on disk, oldest removal first.
+    pub tombstones: Vec<Tombstone>,
 }
 
 /// One of the store's directories holding files recovery may remove.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreDir {
-    Root,
+    /// `_tally/`.
+    Private,
+    /// `_delta_log/`.
+    DeltaLog,
     Data,
+    /// `_tally/log/`.
     Log,
 }
 
@@ -116,9 +142,11 @@ pub enum StoreDir {
 pub enum Leftover {
     /// `*.tmp`: a write that never reached its rename.
     Temp,
-    /// A table file the manifest does not reference: the output of a step that never
-    /// published, or an input a published step superseded.
+    /// A table file no commit of the log references, live or removed: the output of a step
+    /// that never committed.
     Unreferenced { id: u64 },
+    /// A table file a commit removed, past its retention period: vacuumed.
+    Expired { id: u64 },
     /// A log segment file at or below `log_through`: already staged.
     Staged,
 }
@@ -127,24 +155,37 @@ impl Leftover {
     pub fn describe(self) -> &'static str {
         match self {
             Leftover::Temp => "a temp file",
-            Leftover::Unreferenced { .. } => "referenced by no manifest",
+            Leftover::Unreferenced { .. } => "referenced by no commit",
+            Leftover::Expired { .. } => "removed by a commit and past its retention",
             Leftover::Staged => "a log segment already staged",
         }
     }
 }
 
 impl Manifest {
-    /// Whether the file `name` in `dir` is a leftover under this manifest.
-    pub fn leftover(&self, dir: StoreDir, name: &str) -> Option<Leftover> {
+    /// Whether the file `name` in `dir` is a leftover under this manifest. A removed file is
+    /// one only once `expired` says its retention has passed.
+    pub fn leftover(
+        &self,
+        dir: StoreDir,
+        name: &str,
+        expired: impl Fn(&Tombstone) -> bool,
+    ) -> Option<Leftover> {
         if crate::layout::is_own_temp(name) {
             return Some(Leftover::Temp);
         }
         match dir {
-            StoreDir::Root => None,
+            StoreDir::Private | StoreDir::DeltaLog => None,
             StoreDir::Data => {
                 let (level, id) = crate::layout::parse_table_file_name(name)?;
-                let live = self.files.iter().any(|f| f.level == level && f.id == id);
-                (!live).then_some(Leftover::Unreferenced { id })
+                if self.files.iter().any(|f| f.level == level && f.id == id) {
+                    return None;
+                }
+                match self.tombstone(level, id) {
+                    Some(t) if expired(t) => Some(Leftover::Expired { id }),
+                    Some(_) => None,
+                    None => Some(Leftover::Unreferenced { id }),
+                }
             }
             StoreDir::Log => match crate::layout::parse_segment_name(name)? {
                 crate::layout::SegmentFile::Log(n) | crate::layout::SegmentFile::Ack(n) => {
@@ -154,15 +195,25 @@ impl Manifest {
         }
     }
 
-    /// The state of an empty root, before any manifest was published.
+    /// The removal of table file `(level, id)`, if a commit removed it.
+    pub fn tombstone(&self, level: u32, id: u64) -> Option<&Tombstone> {
+        self.tombstones
+            .iter()
+            .find(|t| t.level == level && t.id == id)
+    }
+
+    /// The state of an empty table: what commit 0 holds, and what a root without a commit
+    /// reads as.
     pub fn empty() -> Self {
         Self {
             version: 0,
+            table_id: String::new(),
             next_file_id: 1,
             log_through: 0,
             schema: None,
             files: Vec::new(),
             sources: BTreeMap::new(),
+            tombstones: Vec::new(),
         }
     }
 
@@ -218,56 +269,6 @@ impl Manifest {
     pub fn source_rows(&self) -> u64 {
         self.sources.values().map(|s| s.rows).sum()
     }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let body = serde_json::to_vec(self).expect("a manifest always serializes");
-        let crc = crc32c::crc32c(&body);
-        let mut out = format!("{MAGIC} {FORMAT} {crc:08x} {}\n", body.len()).into_bytes();
-        out.extend_from_slice(&body);
-        out
-    }
-
-    /// Decodes the file named for `version`, or says why it is invalid (including a valid
-    /// manifest of another version under that name).
-    pub fn decode_version(bytes: &[u8], version: u64) -> Result<Self, String> {
-        let manifest = Self::decode(bytes)?;
-        if manifest.version != version {
-            return Err(format!(
-                "holds version {} under the name of {version}",
-                manifest.version
-            ));
-        }
-        Ok(manifest)
-    }
-
-    /// Decodes a manifest file, or says why it is invalid.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let newline = bytes
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("no header line")?;
-        let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| "header is not UTF-8")?;
-        let body = &bytes[newline + 1..];
-        let fields: Vec<&str> = header.split(' ').collect();
-        let [magic, format, crc, len] = fields[..] else {
-            return Err(format!("malformed header {header:?}"));
-        };
-        if magic != MAGIC {
-            return Err(format!("not a manifest (header {header:?})"));
-        }
-        if format != FORMAT.to_string() {
-            return Err(format!("unknown manifest format {format}"));
-        }
-        let len: usize = len.parse().map_err(|_| format!("bad length {len:?}"))?;
-        if len != body.len() {
-            return Err(format!("body is {} bytes, header says {len}", body.len()));
-        }
-        let crc = u32::from_str_radix(crc, 16).map_err(|_| format!("bad checksum {crc:?}"))?;
-        if crc32c::crc32c(body) != crc {
-            return Err("checksum mismatch".to_string());
-        }
-        serde_json::from_slice(body).map_err(|e| format!("malformed body: {e}"))
-    }
 }
 
 #[cfg(test)]
@@ -303,7 +304,19 @@ mod tests {
     fn leftovers_are_what_the_manifest_does_not_hold() {
         let mut m = sample();
         m.log_through = 4;
-        let data = |n: &str| m.leftover(StoreDir::Data, n);
+        m.tombstones.push(Tombstone {
+            level: 0,
+            id: 2,
+            bytes: 10,
+            removed_at_ms: 5,
+        });
+        m.tombstones.push(Tombstone {
+            level: 0,
+            id: 3,
+            bytes: 10,
+            removed_at_ms: 50,
+        });
+        let data = |n: &str| m.leftover(StoreDir::Data, n, |t| t.removed_at_ms < 10);
         assert_eq!(data("L0-00000000000000000001.parquet"), None, "live");
         assert_eq!(
             data("L1-00000000000000000001.parquet"),
@@ -314,39 +327,24 @@ mod tests {
             data("L0-00000000000000000001.parquet.tmp"),
             Some(Leftover::Temp)
         );
+        assert_eq!(
+            data("L0-00000000000000000002.parquet"),
+            Some(Leftover::Expired { id: 2 }),
+            "removed, retention passed"
+        );
+        assert_eq!(
+            data("L0-00000000000000000003.parquet"),
+            None,
+            "removed, still retained"
+        );
         assert_eq!(data("notes.txt"), None, "not ours: left alone");
-        let log = |n: &str| m.leftover(StoreDir::Log, n);
+        let log = |n: &str| m.leftover(StoreDir::Log, n, |_| true);
         assert_eq!(log("00000000000000000004.ack"), Some(Leftover::Staged));
         assert_eq!(log("00000000000000000005.log"), None, "live segment");
-        assert_eq!(m.leftover(StoreDir::Root, "SEQ"), None);
-        assert_eq!(m.leftover(StoreDir::Root, "SEQ.tmp"), Some(Leftover::Temp));
-    }
-
-    #[test]
-    fn manifest_round_trips() {
-        let m = sample();
-        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
-    }
-
-    #[test]
-    fn a_manifest_written_before_checksums_were_recorded_reads_with_none() {
-        let mut m = sample();
-        m.files[0].crc32c = None;
-        let bytes = m.encode();
-        assert!(!String::from_utf8_lossy(&bytes).contains("crc32c"));
-        assert_eq!(Manifest::decode(&bytes).unwrap().files[0].crc32c, None);
-    }
-
-    #[test]
-    fn any_truncation_or_flipped_byte_is_invalid() {
-        let bytes = sample().encode();
-        for cut in 0..bytes.len() {
-            assert!(Manifest::decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-        for i in 0..bytes.len() {
-            let mut damaged = bytes.clone();
-            damaged[i] ^= 0x01;
-            assert!(Manifest::decode(&damaged).is_err(), "byte {i}");
-        }
+        assert_eq!(m.leftover(StoreDir::Private, "SEQ", |_| true), None);
+        assert_eq!(
+            m.leftover(StoreDir::Private, "SEQ.tmp", |_| true),
+            Some(Leftover::Temp)
+        );
     }
 }

@@ -3,6 +3,7 @@
 use arrow::array::RecordBatch;
 use tally_sim::Fs;
 
+use crate::damage::DamagedManifest;
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
@@ -56,49 +57,28 @@ pub async fn staged_rows<F: Fs>(
     Ok(())
 }
 
-/// The versions of every `MANIFEST-*` in the store's root, newest first.
-pub async fn manifest_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
-    let mut versions: Vec<u64> = fs
-        .list_dir(&layout.root)
-        .await?
-        .iter()
-        .filter(|e| !e.is_dir)
-        .filter_map(|e| layout::parse_manifest_name(&e.name))
-        .collect();
-    versions.sort_unstable_by(|a, b| b.cmp(a));
-    Ok(versions)
-}
-
-/// The newest manifest whose checksum and body are valid, read without changing anything,
-/// and the newer versions skipped as unreadable (version, why).
+/// The state after the newest readable commit of the Delta log, read without changing
+/// anything, and the commits that cannot be read (newest first; then the state is the last
+/// good version's).
 pub async fn newest_valid_manifest<F: Fs>(
     fs: &F,
     layout: &Layout,
-) -> Result<(Manifest, Vec<(u64, String)>)> {
-    let mut unreadable = Vec::new();
-    for version in manifest_versions(fs, layout).await? {
-        // `None`: unlinked since the listing, an older version a writer superseded.
-        if let Some(bytes) = crate::fsutil::read_if_exists(fs, &layout.manifest(version)).await? {
-            match Manifest::decode_version(&bytes, version) {
-                Ok(m) => return Ok((m, unreadable)),
-                Err(why) => unreadable.push((version, why)),
-            }
-        }
-    }
-    Ok((Manifest::empty(), unreadable))
+) -> Result<(Manifest, Vec<DamagedManifest>)> {
+    let replayed = crate::delta::replay(fs, layout).await?;
+    Ok((replayed.table, replayed.damaged))
 }
 
-/// The newest manifest whose checksum and body are valid, read without changing anything.
+/// The state after the newest readable commit, read without changing anything.
 pub async fn newest_manifest<F: Fs>(fs: &F, layout: &Layout) -> Result<Manifest> {
     Ok(newest_valid_manifest(fs, layout).await?.0)
 }
 
 /// What a second, read-only handle sees of a store another handle (or process) is writing:
-/// the newest valid manifest, once every file it lists was found whole (footer agreeing with
-/// the manifest). A writer deletes a file only after publishing a manifest that no longer
-/// lists it, so a file missing from the version read means the store moved on: the handle
-/// reads again, up to `attempts` times. A file missing while the version stays put is lost
-/// rows, and an error.
+/// the newest version, once every file it lists was found whole (footer agreeing with the
+/// log). A writer deletes a file only after a commit removed it (and its retention passed),
+/// so a file missing from the version read means the store moved on: the handle reads again,
+/// up to `attempts` times. A file missing while the version stays put is lost rows, and an
+/// error.
 pub async fn consistent_snapshot<F: Fs>(
     fs: &F,
     layout: &Layout,
@@ -132,7 +112,7 @@ pub async fn consistent_snapshot<F: Fs>(
                 acknowledged: manifest.rows(),
                 found,
                 detail: format!(
-                    "a reader of manifest version {} (newest now {}) found {}",
+                    "a reader of version {} (newest now {}) found {}",
                     manifest.version,
                     now.version,
                     missing.join("; ")

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -42,19 +42,29 @@ pub const KEY_SEQ_MAX: &str = "tally.seq_max";
 const DRAIN_BYTES: usize = 4 << 20;
 const FOOTER_TAIL: u64 = 8;
 
-/// The table schema as stored: the user's columns, then the sequence column.
+/// The table schema as stored: the user's columns, then the sequence column. The sequence
+/// column is a signed 64-bit integer, Delta's `long` (Delta has no unsigned type, and some
+/// engines refuse an unsigned column under a `long`): numbers stay below 2^63.
 pub fn stored_schema(user: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = user.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(SEQ_COLUMN, DataType::UInt64, false));
+    fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
     Arc::new(Schema::new(fields))
+}
+
+/// The sequence column of a batch read from a table file, the log or an export.
+pub fn seq_column(batch: &RecordBatch) -> Option<&Int64Array> {
+    batch
+        .column_by_name(SEQ_COLUMN)
+        .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
 }
 
 /// Appends the sequence column (`seq_start`, `seq_start + 1`, ...) to a user batch.
 pub fn with_seq(batch: &RecordBatch, seq_start: u64, stored: &SchemaRef) -> Result<RecordBatch> {
     let rows = batch.num_rows() as u64;
+    let end = i64::try_from(seq_start + rows).expect("sequence numbers stay below 2^63");
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    columns.push(Arc::new(UInt64Array::from_iter_values(
-        seq_start..seq_start + rows,
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        end - rows as i64..end,
     )));
     RecordBatch::try_new(stored.clone(), columns)
         .map_err(|e| Error::format("adding the sequence column", e))
@@ -457,19 +467,18 @@ pub fn file_metadata(file_id: u64, level: u32) -> [(&'static str, String); 2] {
 
 /// Smallest and largest sequence number of a batch, checking they increase row by row.
 pub fn seq_bounds(batch: &RecordBatch) -> Result<(u64, u64)> {
-    let column = batch
-        .column_by_name(SEQ_COLUMN)
-        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .ok_or_else(|| Error::Conservation {
-            detail: format!("batch has no {SEQ_COLUMN} column of type UInt64"),
-        })?;
+    let column = seq_column(batch).ok_or_else(|| Error::Conservation {
+        detail: format!("batch has no {SEQ_COLUMN} column of type Int64"),
+    })?;
     let values = column.values();
-    if column.null_count() > 0 || values.windows(2).any(|w| w[0] >= w[1]) {
+    if column.null_count() > 0 || values.windows(2).any(|w| w[0] >= w[1]) || values[0] < 0 {
         return Err(Error::Conservation {
-            detail: format!("{SEQ_COLUMN} is not strictly increasing within a batch"),
+            detail: format!(
+                "{SEQ_COLUMN} is not strictly increasing and non-negative within a batch"
+            ),
         });
     }
-    Ok((values[0], values[values.len() - 1]))
+    Ok((values[0] as u64, values[values.len() - 1] as u64))
 }
 
 /// What a table file's footer says about it.
@@ -824,7 +833,9 @@ mod tests {
             ),
             (
                 SEQ_COLUMN,
-                Arc::new(UInt64Array::from_iter_values(first..first + n)),
+                Arc::new(Int64Array::from_iter_values(
+                    first as i64..(first + n) as i64,
+                )),
             ),
         ];
         RecordBatch::try_from_iter(columns).unwrap()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use arrow::array::{Array, UInt64Array};
+use arrow::array::Array;
 use serde::Serialize;
 use tally_sim::Fs;
 
@@ -12,7 +12,6 @@ use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
 use crate::manifest::{FileEntry, Leftover, Manifest, StoreDir};
-use crate::recover::DamagedManifest;
 use crate::table::{self, SEQ_COLUMN, TableReader};
 
 /// A live (not yet staged) log segment.
@@ -71,11 +70,11 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
     if let Err(why) = manifest.check_files() {
         report
             .problems
-            .push(format!("manifest version {}: {why}", manifest.version));
+            .push(format!("version {}: {why}", manifest.version));
     }
     if manifest.rows() != manifest.source_rows() {
         report.problems.push(format!(
-            "manifest version {} lists files holding {} rows but its ledger records {}",
+            "version {} lists files holding {} rows but its ledger records {}",
             manifest.version,
             manifest.rows(),
             manifest.source_rows()
@@ -124,17 +123,10 @@ async fn newest_manifest<F: Fs>(
     layout: &Layout,
     report: &mut StoreReport,
 ) -> Result<(Manifest, bool)> {
-    let (manifest, unreadable) = crate::read::newest_valid_manifest(fs, layout).await?;
-    if unreadable.is_empty() {
+    let (manifest, damaged) = crate::read::newest_valid_manifest(fs, layout).await?;
+    if damaged.is_empty() {
         return Ok((manifest, false));
     }
-    let damaged = unreadable
-        .into_iter()
-        .map(|(version, reason)| DamagedManifest {
-            file: layout::manifest_name(version),
-            reason,
-        })
-        .collect();
     let damage = crate::recover::assess_damage(fs, layout, &manifest, damaged).await?;
     report.problems.push(damage.to_string());
     Ok((manifest, true))
@@ -150,13 +142,16 @@ async fn check_garbage<F: Fs>(
     damaged: bool,
     report: &mut StoreReport,
 ) -> Result<()> {
-    for (kind, dir, prefix) in [
-        (StoreDir::Root, layout.root.clone(), ""),
-        (StoreDir::Data, layout.data_dir(), "data/"),
-        (StoreDir::Log, layout.log_dir(), "log/"),
+    for (kind, dir) in [
+        (StoreDir::Private, layout.private_dir()),
+        (StoreDir::DeltaLog, layout.delta_log_dir()),
+        (StoreDir::Data, layout.data_dir()),
+        (StoreDir::Log, layout.log_dir()),
     ] {
-        for entry in fs.list_dir(&dir).await? {
-            let leftover = manifest.leftover(kind, &entry.name);
+        let prefix = format!("{}/", layout.relative(&dir));
+        for entry in list_if_exists(fs, &dir).await? {
+            // Removed files past their retention are not reported: deleting them is routine.
+            let leftover = manifest.leftover(kind, &entry.name, |_| false);
             if damaged && matches!(leftover, Some(Leftover::Unreferenced { .. })) {
                 continue;
             }
@@ -189,7 +184,7 @@ async fn check_segments<F: Fs>(
     }
     numbers.dedup();
     for number in numbers {
-        let log_name = format!("log/{}", layout::segment_log_name(number));
+        let log_name = layout.relative(&layout.segment_log(number));
         let log_bytes = crate::fsutil::read_if_exists(fs, &layout.segment_log(number)).await?;
         let ack_bytes = crate::fsutil::read_if_exists(fs, &layout.segment_ack(number)).await?;
         let records = ack_bytes
@@ -259,12 +254,9 @@ async fn deep_check<F: Fs>(
         rows_read += deep_check_file(fs, layout, file, &mut seen, report).await;
     }
     crate::read::staged_rows(fs, layout, manifest.log_through, |_, batch| {
-        if let Some(seqs) = batch
-            .column_by_name(SEQ_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        {
+        if let Some(seqs) = table::seq_column(&batch) {
             rows_read += seqs.len() as u64;
-            seqs.values().iter().for_each(|&s| seen.note(s));
+            seqs.values().iter().for_each(|&s| seen.note(s as u64));
         }
         Ok(())
     })
@@ -319,10 +311,7 @@ async fn deep_check_file<F: Fs>(
                 break;
             }
         };
-        let Some(seqs) = batch
-            .column_by_name(SEQ_COLUMN)
-            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-        else {
+        let Some(seqs) = table::seq_column(&batch) else {
             report
                 .problems
                 .push(format!("{name}: no {SEQ_COLUMN} column"));
@@ -330,7 +319,7 @@ async fn deep_check_file<F: Fs>(
         };
         rows += seqs.len() as u64;
         for i in 0..seqs.len() {
-            let seq = seqs.value(i);
+            let seq = seqs.value(i) as u64;
             if seqs.is_null(i) || seq < file.seq_min || seq > file.seq_max {
                 out_of_range += 1;
             }
@@ -350,4 +339,14 @@ async fn deep_check_file<F: Fs>(
         ));
     }
     rows
+}
+
+/// The entries of `dir`, none if it is missing (a store created by an older open may lack
+/// a directory recovery creates).
+async fn list_if_exists<F: Fs>(fs: &F, dir: &std::path::Path) -> Result<Vec<tally_sim::DirEntry>> {
+    match fs.list_dir(dir).await {
+        Ok(entries) => Ok(entries),
+        Err(e) if crate::fsutil::is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tally_faults::FaultFs;
 use tally_pipeline::{Config, Manifest, Pipeline, RecoveryReport, SourceState, export, layout};
-use tally_sim::{OpRecord, SimFs, SystemClock, World};
+use tally_sim::{OpRecord, SimClock, SimFs, World};
 
 use super::oracle::{EXPORT_DIR, ROOT};
 use super::run::{Ctx, RunSpec, drive, point_seed};
@@ -76,7 +76,7 @@ pub async fn recovery_outcome(spec: &RunSpec, pin: &Pin) -> Result<RecoveryOutco
         spec.twin.map(|t| format!(" twin {t}")).unwrap_or_default()
     );
     let _ = writeln!(w, "crash after {pin}: {op}");
-    let world = World::new(image.clone(), SystemClock);
+    let world = World::new(image.clone(), SimClock::default());
     let (pipeline, report) = match Pipeline::open(world, ROOT, config).await {
         Ok(opened) => opened,
         Err(e) => {
@@ -125,7 +125,7 @@ async fn capture_pinned(
         });
     }
     let ctx = Ctx::new(Arc::default(), Trace::default(), 1);
-    let world = World::new(faulty.clone(), faulty.clock(SystemClock));
+    let world = World::new(faulty.clone(), faulty.clock(SimClock::default()));
     let ran = drive(world, Path::new(ROOT), &spec.workload, config, &ctx, false).await;
     disk.set_observer(|_, _| {});
     let (seen, point) = std::mem::take(&mut *captured.lock().unwrap_or_else(|p| p.into_inner()));
@@ -141,7 +141,7 @@ async fn capture_pinned(
 fn write_manifest(w: &mut String, manifest: &Manifest) {
     let _ = writeln!(
         w,
-        "manifest version {}, segments staged through {}",
+        "version {}, segments staged through {}",
         manifest.version, manifest.log_through
     );
     for f in &manifest.files {
@@ -204,7 +204,7 @@ fn write_repairs(w: &mut String, report: &RecoveryReport, next_file_id: u64) {
     for (what, list) in [
         ("rolled back", &back),
         ("rolled forward", &forward),
-        ("removed old manifest", &report.old_manifests_removed),
+        ("vacuumed", &report.vacuumed),
     ] {
         let mut list = list.clone();
         list.sort();

@@ -13,7 +13,7 @@ use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigg
 use tally_pipeline::{
     Config, Error, Layout, Manifest, Pipeline, RecoveryReport, frame, layout, log, read, verify,
 };
-use tally_sim::{Fs, FsFile, OpenMode, SimFs, SystemClock, World};
+use tally_sim::{Fs, FsFile, OpenMode, SimClock, SimFs, World};
 
 use super::oracle::{Breach, Invariant, ROOT};
 use super::trace::Trace;
@@ -38,11 +38,8 @@ pub async fn run(
     result.err().into_iter().collect()
 }
 
-async fn open(
-    disk: &SimFs,
-    config: &Config,
-) -> tally_pipeline::Result<Pipeline<SimFs, SystemClock>> {
-    let world = World::new(disk.clone(), SystemClock);
+async fn open(disk: &SimFs, config: &Config) -> tally_pipeline::Result<Pipeline<SimFs, SimClock>> {
+    let world = World::new(disk.clone(), SimClock::default());
     Pipeline::open(world, ROOT, config.clone())
         .await
         .map(|(p, _)| p)
@@ -233,7 +230,7 @@ async fn malformed_frame_reported(
         .map_err(|e| probe_io("appending to the log", e))?;
     f.sync().await.map_err(|e| probe_io("syncing the log", e))?;
     drop(f);
-    let world = World::new(malformed.clone(), SystemClock);
+    let world = World::new(malformed.clone(), SimClock::default());
     let reported = match Pipeline::open(world, ROOT, config.clone()).await {
         Ok((pipeline, report)) => {
             let kept = pipeline.source_state(PROBE_SOURCE).await.rows;
@@ -418,21 +415,28 @@ async fn merge_until_refused(
     )))
 }
 
-/// Writes an unreadable manifest one version above the newest.
+/// Writes an unreadable commit one version above the newest.
 async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<String> {
     let manifest = read::newest_manifest(disk, layout)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut bytes = manifest.encode();
+    let mut next = manifest.clone();
+    next.version += 1;
+    let mut bytes = tally_pipeline::delta::commit::encode(Some(&manifest), &next, 0)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     // Torn in the middle: what a disk that lost part of a synced file would leave (the
     // protocol's crash models cannot).
     bytes.truncate(bytes.len() / 2);
-    let path = layout.manifest(manifest.version + 1);
+    let path = layout.commit(next.version);
     let f = disk.create(&path, tally_sim::CreateMode::Truncate).await?;
     f.write_at(0, &bytes).await?;
     f.sync().await?;
-    disk.sync_dir(&layout.root).await?;
-    Ok(file_name(&path))
+    disk.sync_dir(&layout.delta_log_dir()).await?;
+    Ok(format!(
+        "{}/{}",
+        tally_pipeline::layout::DELTA_LOG_DIR,
+        file_name(&path)
+    ))
 }
 
 /// The configuration of `tally recover --accept-loss`.
@@ -495,7 +499,7 @@ async fn bad_manifest_refused(
             "refusing over an unreadable {planted} changed the disk"
         )));
     }
-    let world = World::new(copy.clone(), SystemClock);
+    let world = World::new(copy.clone(), SimClock::default());
     let loss = match Pipeline::open(world, ROOT, accepting_loss(config)).await {
         Ok((_, report)) => match report.rolled_back {
             Some(d) if d.damaged.iter().any(|m| m.file == planted) => d,
@@ -536,7 +540,7 @@ async fn retries_bounded(copy: &SimFs, config: &Config, trace: &Trace) -> Result
             failures.fetch_add(1, Ordering::Relaxed);
         });
     }
-    let world = World::new(faulty.clone(), faulty.clock(SystemClock));
+    let world = World::new(faulty.clone(), faulty.clock(SimClock::default()));
     let result = Pipeline::open(world, ROOT, config.clone()).await;
     let attempts = failures.load(Ordering::Relaxed);
     let allowed = u64::from(config.recovery.retries) + 1;
@@ -581,7 +585,7 @@ fn no_room_to_quarantine() -> FaultPlan {
 /// `bad-manifest-refused`: once the disk has room again, the next open accepting the loss
 /// sets the bad manifest aside.
 async fn repaired_with_room(copy: &SimFs, config: &Config) -> Result<(), Breach> {
-    let world = World::new(copy.clone(), SystemClock);
+    let world = World::new(copy.clone(), SimClock::default());
     let detail = match Pipeline::open(world, ROOT, config.clone()).await {
         Ok((_, report)) if report.rolled_back.is_some() => return Ok(()),
         Ok((_, report)) => format!(

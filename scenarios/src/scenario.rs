@@ -271,7 +271,12 @@ const fn aim(kind: CallKind, path: &'static str, moment: Moment, max_n: u64) -> 
 const LEDGER_VS_OUTPUT: &[Aim] = &[
     aim(CallKind::Rename, "*/data/L0-*", Moment::After, 3),
     aim(CallKind::SyncDir, "*/data", Moment::Before, 3),
-    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 3),
+    aim(
+        CallKind::RenameNoReplace,
+        "*/_delta_log/*",
+        Moment::After,
+        3,
+    ),
     aim(CallKind::Unlink, "*/log/*", Moment::Before, 4),
     aim(CallKind::Unlink, "*/log/*", Moment::After, 4),
     aim(CallKind::SyncDir, "*/log", Moment::Before, 4),
@@ -280,7 +285,12 @@ const LEDGER_VS_OUTPUT: &[Aim] = &[
 /// Inside multi-file steps: between an output's rename, the manifest and the removals.
 const JOURNAL_DRAIN: &[Aim] = &[
     aim(CallKind::Rename, "*/data/*", Moment::After, 4),
-    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 4),
+    aim(
+        CallKind::RenameNoReplace,
+        "*/_delta_log/*",
+        Moment::After,
+        4,
+    ),
     aim(CallKind::Unlink, "*/data/*", Moment::Before, 4),
     aim(CallKind::Unlink, "*/data/*", Moment::After, 4),
     aim(CallKind::Unlink, "*/log/*", Moment::After, 4),
@@ -289,9 +299,19 @@ const JOURNAL_DRAIN: &[Aim] = &[
 
 /// Between the manifest versions of one flush.
 const MULTI_STEP_PUBLISH: &[Aim] = &[
-    aim(CallKind::Rename, "*/MANIFEST-*", Moment::After, 8),
-    aim(CallKind::Rename, "*/MANIFEST-*", Moment::Before, 8),
-    aim(CallKind::SyncDir, "/store", Moment::After, 10),
+    aim(
+        CallKind::RenameNoReplace,
+        "*/_delta_log/*",
+        Moment::After,
+        8,
+    ),
+    aim(
+        CallKind::RenameNoReplace,
+        "*/_delta_log/*",
+        Moment::Before,
+        8,
+    ),
+    aim(CallKind::SyncDir, "/store/_delta_log", Moment::After, 10),
     aim(CallKind::Unlink, "*/log/*", Moment::Before, 6),
     aim(CallKind::Unlink, "*/data/*", Moment::Before, 6),
 ];
@@ -310,7 +330,12 @@ const INCREMENTAL_EXPORT: &[Aim] = &[
 const MERGE_CASCADE: &[Aim] = &[
     aim(CallKind::Rename, "*/data/L[1-9]-*", Moment::After, 6),
     aim(CallKind::SyncDir, "*/data", Moment::After, 10),
-    aim(CallKind::Create, "*/MANIFEST-*", Moment::Before, 10),
+    aim(
+        CallKind::Create,
+        "*/_delta_log/_commit_*",
+        Moment::Before,
+        10,
+    ),
     aim(CallKind::Unlink, "*/data/L*", Moment::Before, 6),
 ];
 

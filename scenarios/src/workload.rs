@@ -125,7 +125,15 @@ pub struct Workload {
     pub entry: Entry,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<Probe>,
+    /// How long a table file a commit removed is kept (milliseconds of the world's clock).
+    /// 0 deletes it as soon as the commit removing it is durable, which puts vacuum's
+    /// unlinks inside every merge; Delta's default (7 days) keeps every file of a run.
+    #[serde(default)]
+    pub retention_ms: u64,
 }
+
+/// Delta's default retention of removed files, in milliseconds.
+pub const DELTA_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 impl Workload {
     pub fn total_rows(&self) -> u64 {
@@ -143,6 +151,10 @@ impl Workload {
                 zstd_level: 1,
             },
             read_batch_rows: 64,
+            recovery: tally_pipeline::RecoveryOptions {
+                retention: std::time::Duration::from_millis(self.retention_ms),
+                ..Default::default()
+            },
             ..Config::default()
         }
     }
@@ -182,6 +194,12 @@ impl Workload {
             reader: false,
             entry: Entry::Ingest,
             probes: Vec::new(),
+            // Drawn last, so that every draw before it is what it was before retention.
+            retention_ms: if rng.gen_bool(0.5) {
+                0
+            } else {
+                DELTA_RETENTION_MS
+            },
         }
     }
 
@@ -214,6 +232,7 @@ impl Workload {
             reader: false,
             entry: Entry::Ingest,
             probes: Vec::new(),
+            retention_ms: 0,
         }
     }
 
@@ -324,10 +343,7 @@ pub fn rows_of(batch: &RecordBatch) -> Option<Vec<RowRead>> {
         .column_by_name("payload")?
         .as_any()
         .downcast_ref::<StringArray>()?;
-    let seqs = batch
-        .column_by_name(tally_pipeline::SEQ_COLUMN)?
-        .as_any()
-        .downcast_ref::<arrow::array::UInt64Array>()?;
+    let seqs = tally_pipeline::table::seq_column(batch)?;
     let mut extras = Vec::new();
     for i in 0.. {
         match batch.column_by_name(&extra_name(i)) {
@@ -341,7 +357,7 @@ pub fn rows_of(batch: &RecordBatch) -> Option<Vec<RowRead>> {
                 key: keys.value(i).to_owned(),
                 value: values.value(i),
                 payload: payloads.value(i).to_owned(),
-                seq: seqs.value(i),
+                seq: seqs.value(i) as u64,
                 extra: extras.iter().map(|x| x.value(i)).collect(),
             })
             .collect(),

@@ -14,7 +14,7 @@ use tally_harness::shrink::shrink;
 use tally_harness::sweep::Sweep;
 use tally_harness::workload::{Workload, batch};
 use tally_pipeline::Pipeline;
-use tally_sim::{CrashModel, Fs, SimFs, SystemClock, World};
+use tally_sim::{CrashModel, Fs, SimClock, SimFs, World};
 
 fn replay(spec: &RunSpec) -> tally_harness::run::RunOutcome {
     run_seeded(spec.seed, run(spec))
@@ -137,7 +137,7 @@ async fn published_store() -> (SimFs, Workload, Expectation) {
     let workload = Workload::small();
     let disk = SimFs::new();
     let (p, _) = Pipeline::open(
-        World::new(disk.clone(), SystemClock),
+        World::new(disk.clone(), SimClock::default()),
         ROOT,
         workload.config(),
     )

@@ -28,14 +28,14 @@ fn check(
 }
 
 #[test]
-fn standard_after_first_manifest_rename() {
+fn standard_after_the_first_publish_commit() {
     check(
-        "standard-manifest-1-strict",
+        "standard-commit-1-strict",
         Scenario::Standard,
         CrashModel::Strict,
-        "rename",
-        "*/MANIFEST-*",
-        1,
+        "rename_noreplace",
+        "*/_delta_log/*",
+        2,
     );
 }
 
@@ -114,23 +114,23 @@ fn journal_drain_torn_log_write() {
 #[test]
 fn multi_step_publish_between_versions() {
     check(
-        "multi-step-publish-manifest-2-kill",
+        "multi-step-publish-commit-2-kill",
         Scenario::MultiStepPublish,
         CrashModel::Kill,
-        "rename",
-        "*/MANIFEST-*",
-        2,
+        "rename_noreplace",
+        "*/_delta_log/*",
+        3,
     );
 }
 
 #[test]
-fn multi_step_publish_after_root_sync() {
+fn multi_step_publish_after_delta_log_sync() {
     check(
-        "multi-step-publish-root-sync-5-strict",
+        "multi-step-publish-delta-log-sync-5-strict",
         Scenario::MultiStepPublish,
         CrashModel::Strict,
         "sync_dir",
-        "/store",
+        "/store/_delta_log",
         5,
     );
 }

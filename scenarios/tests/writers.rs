@@ -9,14 +9,14 @@ use tally_harness::oracle::{self, Expectation, ROOT, SourceProgress};
 use tally_harness::runtime::run_seeded;
 use tally_harness::workload::{Workload, batch};
 use tally_pipeline::{Error, Pipeline};
-use tally_sim::{CrashModel, SimFs, SystemClock, World};
+use tally_sim::{CrashModel, SimClock, SimFs, World};
 
 #[test]
 fn a_second_writer_on_the_same_simulated_root_is_refused() {
     run_seeded(15, async {
         let workload = Workload::small();
         let disk = SimFs::new();
-        let world = World::new(disk.clone(), SystemClock);
+        let world = World::new(disk.clone(), SimClock::default());
         let (first, _) = Pipeline::open(world.clone(), ROOT, workload.config())
             .await
             .unwrap();

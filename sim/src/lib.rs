@@ -14,7 +14,7 @@ pub mod fs;
 pub mod realfs;
 pub mod simfs;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SimClock, SystemClock};
 pub use fs::{CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode};
 pub use realfs::{RealFs, RealLock};
 pub use simfs::{

@@ -76,13 +76,13 @@ async fn an_extra_byte_in_the_newest_manifest_refuses_the_open_naming_it_and_wha
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let added = two_versions(root).await;
-    append_byte(&Layout::new(root).manifest(2));
+    append_byte(&Layout::new(root).commit(2));
     let before = tree(root);
     let err = open_at(root, no_merges()).await.unwrap_err();
     let message = err.to_string();
     for needle in [
-        "MANIFEST-00000000000000000002",
-        "body is",
+        "_delta_log/00000000000000000002.json",
+        "its seal says",
         "last good version is 1",
         &format!("data/{added} (4 rows"),
         "ledger cannot be read",
@@ -100,7 +100,7 @@ async fn an_extra_byte_in_the_newest_manifest_refuses_the_open_naming_it_and_wha
         report
             .problems
             .iter()
-            .any(|p| p.contains("MANIFEST-00000000000000000002")),
+            .any(|p| p.contains("_delta_log/00000000000000000002.json")),
         "verify calls the store damaged: {report:?}"
     );
 }
@@ -110,7 +110,7 @@ async fn accepting_the_loss_rolls_back_and_reports_exactly_what_was_lost() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let added = two_versions(root).await;
-    append_byte(&Layout::new(root).manifest(2));
+    append_byte(&Layout::new(root).commit(2));
     let mut config = no_merges();
     config.recovery.accept_loss = true;
     let (p, report) = open_at(root, config).await.unwrap();

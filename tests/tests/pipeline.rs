@@ -278,7 +278,10 @@ async fn a_torn_log_tail_is_truncated_reported_and_recovery_is_idempotent() {
     let (p, report) = open(&fs, small_config()).await.unwrap();
     assert_eq!(report.torn_tails.len(), 1, "{report}");
     assert_eq!(report.torn_tails[0].bytes, 10);
-    assert_eq!(report.torn_tails[0].file, "log/00000000000000000001.log");
+    assert_eq!(
+        report.torn_tails[0].file,
+        "_tally/log/00000000000000000001.log"
+    );
     assert_eq!(rows_on_disk(&fs, &p).await.len(), 3);
     drop(p);
     let tree = fs.tree();
@@ -298,7 +301,7 @@ async fn overwrite<F: Fs>(fs: &F, path: &Path, bytes: &[u8]) {
 }
 
 async fn corrupt_manifest<F: Fs>(fs: &F, version: u64) {
-    let path = Layout::new(ROOT).manifest(version);
+    let path = Layout::new(ROOT).commit(version);
     let mut bytes = fs.read(&path).await.unwrap();
     let last = bytes.len() - 2;
     bytes[last] ^= 0x55;
@@ -346,7 +349,7 @@ async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used_once_th
                 "data/L0-00000000000000000002.parquet",
                 "referenced by no readable manifest: rolled back to version 1"
             ),
-            ("MANIFEST-00000000000000000002", "checksum mismatch"),
+            ("_delta_log/00000000000000000002.json", "checksum mismatch"),
         ],
         "{report}"
     );
@@ -363,7 +366,10 @@ async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used_once_th
 #[tokio::test]
 async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
     let fs = SimFs::new();
-    let (p, _) = open(&fs, small_config()).await.unwrap();
+    // No retention: the merge's inputs are deleted as soon as its commit is durable.
+    let mut no_retention = small_config();
+    no_retention.recovery.retention = std::time::Duration::ZERO;
+    let (p, _) = open(&fs, no_retention.clone()).await.unwrap();
     p.ingest("a", rows("a", 0, 3)).await.unwrap();
     p.flush().await.unwrap();
     p.ingest("b", rows("b", 0, 3)).await.unwrap();
@@ -372,10 +378,10 @@ async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
     assert_eq!(version, 3);
     drop(p);
     corrupt_manifest(&fs, version).await;
-    let err = open(&fs, small_config()).await.unwrap_err();
+    let err = open(&fs, no_retention.clone()).await.unwrap_err();
     assert!(matches!(err, Error::Damaged(_)), "{err}");
     // Accepting the loss rolls back to version 2, whose files the merge removed.
-    let mut config = small_config();
+    let mut config = no_retention;
     config.recovery.accept_loss = true;
     let err = open(&fs, config).await.unwrap_err();
     assert!(
@@ -398,6 +404,30 @@ async fn a_corrupt_manifest_whose_predecessor_lost_its_files_fails_closed() {
 }
 
 #[tokio::test]
+async fn a_rollback_over_a_damaged_merge_commit_finds_its_inputs_kept_for_retention() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    p.flush().await.unwrap();
+    p.ingest("b", rows("b", 0, 3)).await.unwrap();
+    p.flush().await.unwrap(); // stages "b", then merges both files: version 3
+    assert_eq!(p.snapshot().await.version, 3);
+    drop(p);
+    corrupt_manifest(&fs, 3).await;
+    let mut config = small_config();
+    config.recovery.accept_loss = true;
+    let (p, report) = open(&fs, config).await.unwrap();
+    assert_eq!(report.manifest_version, 2, "{report}");
+    assert_eq!(
+        rows_on_disk(&fs, &p).await.len(),
+        6,
+        "every row is still read"
+    );
+    assert_eq!(p.source_state("a").await.rows, 3);
+    assert_eq!(p.source_state("b").await.rows, 3);
+}
+
+#[tokio::test]
 async fn orphans_and_temp_files_are_removed() {
     let fs = SimFs::new();
     let (p, _) = open(&fs, small_config()).await.unwrap();
@@ -408,7 +438,7 @@ async fn orphans_and_temp_files_are_removed() {
     for path in [
         layout.table_file(0, 99),
         layout::temp_path(&layout.table_file(1, 100)),
-        layout::temp_path(&layout.manifest(7)),
+        layout.commit_temp(7),
     ] {
         fs.create(&path, CreateMode::Exclusive).await.unwrap();
     }
@@ -425,15 +455,20 @@ async fn orphans_and_temp_files_are_removed() {
     assert!(p.snapshot().await.files.iter().all(|f| f.id > 99));
 }
 
-/// Rewrites the newest manifest, whole and with a valid checksum, after `edit`: damage that
-/// only the manifest's shape can reveal.
+/// Rewrites the newest commit, whole and with a valid seal, after `edit` changed the state it
+/// leaves: damage that only the table's shape can reveal.
 async fn rewrite_manifest<F: Fs>(fs: &F, edit: impl FnOnce(&mut tally_pipeline::Manifest)) {
     let layout = Layout::new(ROOT);
     let mut manifest = tally_pipeline::read::newest_manifest(fs, &layout)
         .await
         .unwrap();
+    let before = tally_pipeline::delta::replay_through(fs, &layout, manifest.version - 1)
+        .await
+        .unwrap()
+        .table;
     edit(&mut manifest);
-    overwrite(fs, &layout.manifest(manifest.version), &manifest.encode()).await;
+    let bytes = tally_pipeline::delta::commit::encode(Some(&before), &manifest, 0).unwrap();
+    overwrite(fs, &layout.commit(manifest.version), &bytes).await;
 }
 
 #[tokio::test]
@@ -537,7 +572,7 @@ async fn a_malformed_sequence_reservation_is_quarantined_not_fatal() {
     let (p, _) = open(&fs, small_config()).await.unwrap();
     let first = p.ingest("a", rows("a", 0, 4)).await.unwrap().seq.unwrap();
     drop(p);
-    let seq = Path::new(ROOT).join(layout::SEQ_FILE);
+    let seq = Layout::new(ROOT).seq_file();
     let file = fs.create(&seq, CreateMode::Truncate).await.unwrap();
     file.write_at(0, b"garbage").await.unwrap();
     file.sync().await.unwrap();

@@ -72,8 +72,8 @@ async fn a_missing_or_empty_root_becomes_a_store_with_its_marker() {
         p.ingest("a", rows("a", 0, 3)).await.unwrap();
         drop(p);
         assert_eq!(
-            std::fs::read(root.join("TALLY")).unwrap(),
-            b"tally-store 1\n"
+            std::fs::read(root.join("_tally/TALLY")).unwrap(),
+            b"tally-store 2\n"
         );
         let report = check_store(&RealFs, &Layout::new(&root), false)
             .await
@@ -134,7 +134,7 @@ async fn a_symlinked_data_directory_is_refused_and_not_followed() {
 #[tokio::test]
 async fn a_symlinked_log_directory_is_refused_and_not_followed() {
     symlinked_store_dir_is_refused(
-        "log",
+        "_tally/log",
         &[
             "00000000000000000000.log",
             "00000000000000000000.ack",
@@ -146,8 +146,28 @@ async fn a_symlinked_log_directory_is_refused_and_not_followed() {
 
 #[tokio::test]
 async fn a_symlinked_quarantine_directory_is_refused_and_not_followed() {
-    symlinked_store_dir_is_refused("quarantine", &["MANIFEST-00000000000000000009.0", "x.tmp"])
-        .await;
+    symlinked_store_dir_is_refused(
+        "_tally/quarantine",
+        &["00000000000000000009.json.0", "x.tmp"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_symlinked_delta_log_is_refused_and_not_followed() {
+    symlinked_store_dir_is_refused(
+        "_delta_log",
+        &[
+            "00000000000000000000.json",
+            "_commit_00000000000000000001.json.tmp",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_symlinked_private_directory_is_refused_and_not_followed() {
+    symlinked_store_dir_is_refused("_tally", &["TALLY", "SEQ", "SEQ.tmp"]).await;
 }
 
 #[tokio::test]
@@ -226,29 +246,44 @@ async fn readers_and_export_never_create_a_store() {
 #[tokio::test]
 async fn a_marker_interrupted_before_its_rename_is_written_again() {
     let dir = tempfile::tempdir().unwrap();
-    // What a crash can leave: the root, and a torn temp file of the marker.
-    std::fs::write(dir.path().join("TALLY.tmp"), b"tal").unwrap();
+    // What a crash can leave: the root, `_tally/` and a torn temp file of the marker.
+    let private = dir.path().join("_tally");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::write(private.join("TALLY.tmp"), b"tal").unwrap();
     drop(open(dir.path()).await.unwrap());
     assert_eq!(
-        std::fs::read(dir.path().join("TALLY")).unwrap(),
-        b"tally-store 1\n"
+        std::fs::read(private.join("TALLY")).unwrap(),
+        b"tally-store 2\n"
     );
-    assert!(!dir.path().join("TALLY.tmp").exists());
+    assert!(!private.join("TALLY.tmp").exists());
     // What a disk that lost synced data can leave: the marker's name with a prefix of its
     // line, beside the rest of the store.
     for torn in [&b""[..], b"tally-st"] {
-        std::fs::write(dir.path().join("TALLY"), torn).unwrap();
+        std::fs::write(private.join("TALLY"), torn).unwrap();
         drop(open(dir.path()).await.unwrap());
         assert_eq!(
-            std::fs::read(dir.path().join("TALLY")).unwrap(),
-            b"tally-store 1\n"
+            std::fs::read(private.join("TALLY")).unwrap(),
+            b"tally-store 2\n"
         );
     }
     // A TALLY that is not tally's marker is someone else's file.
     let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join("TALLY"), b"my notes").unwrap();
+    std::fs::create_dir(other.path().join("_tally")).unwrap();
+    std::fs::write(other.path().join("_tally/TALLY"), b"my notes").unwrap();
     let err = open(other.path()).await.unwrap_err();
     assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_store_of_the_first_format_is_refused_naming_its_format() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("TALLY"), b"tally-store 1\n").unwrap();
+    std::fs::write(dir.path().join("MANIFEST-00000000000000000001"), b"x").unwrap();
+    let before = listing(dir.path());
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    assert!(err.to_string().contains("format 1"), "{err}");
+    assert_eq!(listing(dir.path()), before, "nothing created or removed");
 }
 
 #[tokio::test]
@@ -257,30 +292,29 @@ async fn a_symlinked_marker_temp_is_refused_and_its_target_untouched() {
     let (root, outside) = (dir.path().join("store"), dir.path().join("precious.txt"));
     std::fs::create_dir(&root).unwrap();
     std::fs::write(&outside, b"the user's bytes").unwrap();
-    std::os::unix::fs::symlink(&outside, root.join("TALLY.tmp")).unwrap();
+    std::fs::create_dir(root.join("_tally")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("_tally/TALLY.tmp")).unwrap();
+    let before = listing(&root);
     let err = open(&root).await.unwrap_err();
     assert!(
         matches!(err, Error::NotAStore { .. } | Error::Symlink { .. }),
         "{err}"
     );
     assert_eq!(std::fs::read(&outside).unwrap(), b"the user's bytes");
-    assert_eq!(
-        listing(&root),
-        [PathBuf::from("TALLY.tmp")],
-        "nothing created"
-    );
+    assert_eq!(listing(&root), before, "nothing created");
 }
 
 #[tokio::test]
 async fn an_empty_marker_among_foreign_files_does_not_claim_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("TALLY"), b"").unwrap();
+    std::fs::create_dir(dir.path().join("_tally")).unwrap();
+    std::fs::write(dir.path().join("_tally/TALLY"), b"").unwrap();
     std::fs::write(dir.path().join("notes.tmp"), b"mine").unwrap();
     let before = listing(dir.path());
     let err = open(dir.path()).await.unwrap_err();
     assert!(matches!(err, Error::NotAStore { .. }), "{err}");
     assert_eq!(listing(dir.path()), before, "nothing created or removed");
-    assert_eq!(std::fs::read(dir.path().join("TALLY")).unwrap(), b"");
+    assert_eq!(std::fs::read(dir.path().join("_tally/TALLY")).unwrap(), b"");
 }
 
 #[tokio::test]

@@ -89,6 +89,8 @@ pub struct Stats {
     pub segments_staged: u64,
     pub merges: u64,
     pub manifests_published: u64,
+    /// Removed table files deleted once their retention passed.
+    pub files_vacuumed: u64,
     /// Bytes of table files written (staging and merging).
     pub table_bytes_written: u64,
     /// Rows written into table files (staging and merging): with the table's row count, the

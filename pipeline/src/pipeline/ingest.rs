@@ -85,6 +85,12 @@ fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)
         return Err(refuse(format!("the column name {SEQ_COLUMN} is reserved")));
     }
     let user = Arc::new(user_schema_of(&batch.schema()));
+    // The table is published as a Delta table: a column Delta has no exact type for would
+    // reach readers as something else. Refused before anything is written (an empty batch
+    // carries no value, and decides nothing).
+    if batch.num_rows() > 0 {
+        crate::delta::schema::check(&user).map_err(|e| refuse(e.to_string()))?;
+    }
     let batch = RecordBatch::try_new(user.clone(), batch.columns().to_vec())
         .map_err(|e| refuse(e.to_string()))?;
     Ok((user, batch))

@@ -1,7 +1,6 @@
 //! Merge (protocol "Merge"): the oldest `merge_fan_in` files of the lowest level that has that
 //! many, below the top, become one file a level up.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
@@ -9,7 +8,7 @@ use tally_sim::{Clock, Fs};
 
 use super::Pipeline;
 use crate::error::{Error, Result};
-use crate::install::{self, Install};
+use crate::install::Install;
 use crate::layout;
 use crate::manifest::{FileEntry, Manifest};
 use crate::table::{self, TableReader, Written};
@@ -24,12 +23,9 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let output = self.write_merged(level, &inputs).await?;
         self.publish(|m| replace_inputs(m, level, &inputs, &output))
             .await?;
-        let layout = &self.inner.layout;
-        let superseded: Vec<PathBuf> = inputs
-            .iter()
-            .map(|input| layout.table_file(input.level, input.id))
-            .collect();
-        install::remove_superseded(&self.inner.world.fs, &layout.data_dir(), &superseded).await?;
+        // The inputs are tombstones now: readers of the versions before may still need them.
+        // They are deleted once their retention has passed.
+        self.vacuum().await?;
         self.inner.stats.lock().expect("stats lock").merges += 1;
         Ok(true)
     }

@@ -17,6 +17,7 @@ mod merge;
 mod publish;
 mod segment;
 mod stage;
+mod vacuum;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ struct Inner<F: Fs, C: Clock> {
     #[cfg(feature = "twins")]
     undrained: tokio::sync::Mutex<Option<Manifest>>,
     next_file_id: AtomicU64,
+    /// Ids of removed table files this process has deleted (vacuumed): their tombstones stay
+    /// in the table's state until a checkpoint drops them.
+    vacuumed: Mutex<BTreeSet<u64>>,
     poison: Mutex<Option<String>>,
     wake: Notify,
     stopping: AtomicBool,
@@ -120,6 +124,7 @@ impl<F: Fs, C: Clock> Inner<F, C> {
             #[cfg(feature = "twins")]
             undrained: tokio::sync::Mutex::new(undrained),
             next_file_id: AtomicU64::new(recovered.next_file_id),
+            vacuumed: Mutex::new(BTreeSet::new()),
             poison: Mutex::new(None),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),

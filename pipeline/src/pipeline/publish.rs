@@ -1,17 +1,18 @@
-//! Publish (protocol "Publish"): a new manifest version, written whole under a temp name and
-//! renamed into place; the version before the previous one is then removed.
+//! Publish (protocol "Publish"): the next commit of the Delta log, written whole under a temp
+//! name and given its version's name only if no commit holds it.
 
 use tally_sim::{Clock, Fs};
 
 use super::Pipeline;
+use crate::delta;
 use crate::error::{Error, Result};
-use crate::layout;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Tombstone};
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
-    /// Writes manifest version `v + 1`: the current one changed by `edit`, which may refuse
-    /// (nothing is then written). Serialized by the `published` lock. A failure to write
-    /// poisons the pipeline: the manifest's fate is then unknown.
+    /// Commits version `v + 1`: the current state changed by `edit`, which may refuse
+    /// (nothing is then written). Files `edit` takes out of the table become tombstones: their
+    /// bytes stay for readers of older versions. Serialized by the `published` lock. A failure
+    /// to write poisons the pipeline: the commit's fate is then unknown.
     pub(super) async fn publish(
         &self,
         edit: impl FnOnce(&mut Manifest) -> Result<()>,
@@ -20,19 +21,36 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let mut next = current.clone();
         edit(&mut next)?;
         next.version = current.version + 1;
+        let now_ms = delta::millis(self.inner.world.clock.now());
+        for file in current.files.iter().filter(|f| !next.files.contains(f)) {
+            next.tombstones.push(Tombstone {
+                level: file.level,
+                id: file.id,
+                bytes: file.bytes,
+                removed_at_ms: now_ms,
+            });
+        }
         self.assert_publishable(&current, &next);
-        let fs = &self.inner.world.fs;
-        let layout = &self.inner.layout;
-        let bytes = next.encode();
-        // What recovery will read back is what was published. Costs a decode of the whole
-        // manifest: checked in debug builds (and the simulation's) only.
+        let bytes =
+            delta::commit::encode(Some(&current), &next, now_ms).map_err(|e| Error::Format {
+                context: format!("commit {}", next.version),
+                detail: e.to_string(),
+            })?;
+        // What recovery will read back is what was published. Costs a decode of the commit:
+        // checked in debug builds (and the simulation's) only.
         debug_assert!(
-            Manifest::decode(&bytes).is_ok_and(|read| read == next),
-            "manifest version {} does not read back as written",
+            delta::commit::decode(&bytes)
+                .and_then(|actions| delta::commit::apply(
+                    Some(current.clone()),
+                    next.version,
+                    actions
+                ))
+                .is_ok_and(|read| read == next),
+            "commit {} does not read back as written",
             next.version
         );
-        let name = layout::manifest_name(next.version);
-        let written = crate::commit::replace_file(fs, &layout.root, &name, &bytes).await;
+        let fs = &self.inner.world.fs;
+        let written = delta::write_commit(fs, &self.inner.layout, next.version, &bytes).await;
         if let Err(e) = written {
             let e = Error::from(e);
             self.poison(&e);
@@ -40,11 +58,6 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         }
         let version = next.version;
         *current = next;
-        if version >= 2 {
-            // Keep the previous version; older ones are superseded. Not synced: should the
-            // unlink be lost, recovery removes the file again.
-            let _ = fs.unlink(&layout.manifest(version - 2)).await;
-        }
         self.inner
             .stats
             .lock()
@@ -52,7 +65,6 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .manifests_published += 1;
         Ok(version)
     }
-
     /// What every published manifest keeps (see [`Manifest::assert_invariants`]), and what
     /// moves only forward from one version to the next: the staged segments it covers, and the
     /// file ids handed out (the allocator stays at or above the manifest's next id, so no id

@@ -69,7 +69,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let reserved = needed + self.inner.config.seq_block;
         crate::commit::replace_file(
             &self.inner.world.fs,
-            &self.inner.layout.root,
+            &self.inner.layout.private_dir(),
             layout::SEQ_FILE,
             &seqalloc::encode(reserved),
         )

@@ -138,14 +138,14 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// The durable reservation in `SEQ`: 0 if there is none, or if it is damaged (it is then
     /// quarantined, and the numbers found on disk decide where numbering resumes).
     async fn read_seq_reservation(&mut self) -> Result<u64> {
-        let path = self.layout.root.join(layout::SEQ_FILE);
+        let path = self.layout.seq_file();
         match read_if_exists(self.fs, &path).await? {
             None => Ok(0),
             Some(bytes) => match seqalloc::decode(&bytes) {
                 Ok(reserved) => Ok(reserved),
                 Err(reason) => {
-                    let root = self.layout.root.clone();
-                    self.quarantine(&root, layout::SEQ_FILE, reason).await?;
+                    let private = self.layout.private_dir();
+                    self.quarantine(&private, layout::SEQ_FILE, reason).await?;
                     Ok(0)
                 }
             },

@@ -1,10 +1,11 @@
-//! Recovery steps 2 and 3: choose the current manifest, and check that what it publishes is
-//! on disk.
+//! Recovery steps 2 and 3: replay the Delta log into the current state (creating the table
+//! if no commit exists), and check that what it publishes is on disk.
 
 use tally_sim::{Clock, Fs};
 
 use super::Recovery;
 use crate::damage::{AtRisk, Damage, DamagedManifest};
+use crate::delta;
 use crate::error::{Error, Result};
 use crate::fsutil::is_not_found;
 use crate::layout::{self, Layout};
@@ -31,7 +32,9 @@ pub(crate) async fn assess_damage<F: Fs>(
     names.sort_unstable();
     let mut at_risk = Vec::new();
     for name in names {
-        let Some(Leftover::Unreferenced { id }) = last_good.leftover(StoreDir::Data, &name) else {
+        let Some(Leftover::Unreferenced { id }) =
+            last_good.leftover(StoreDir::Data, &name, |_| false)
+        else {
             continue;
         };
         let (level, _) = layout::parse_table_file_name(&name).expect("an unreferenced table file");
@@ -63,46 +66,39 @@ pub(crate) async fn assess_damage<F: Fs>(
 }
 
 impl<F: Fs, C: Clock> Recovery<'_, F, C> {
-    /// Step 2: the newest manifest is current. If it (or several newest ones) cannot be read,
-    /// the store's commit point is damaged: opening refuses, saying what a rollback to the
-    /// newest readable version would lose, unless the loss is accepted (then it rolls back,
-    /// setting the damaged manifests and the files only they may reference aside). Versions
-    /// older than the one before the current are removed.
+    /// Step 2: the state after the newest commit is current. If a commit (and so every one
+    /// after it) cannot be read, the store's commit point is damaged: opening refuses, saying
+    /// what a rollback to the last readable version would lose, unless the loss is accepted
+    /// (then it rolls back, setting the damaged commits and the files only they may reference
+    /// aside). With no commit at all, commit 0 creates the table.
     pub(super) async fn pick_manifest(&mut self) -> Result<Manifest> {
-        let root = self.layout.root.clone();
-        let versions = crate::read::manifest_versions(self.fs, self.layout).await?;
-        let mut current = None;
-        let mut damaged = Vec::new();
-        for &version in &versions {
-            let name = layout::manifest_name(version);
-            let bytes = self.fs.read(&root.join(&name)).await?;
-            match Manifest::decode_version(&bytes, version) {
-                Ok(m) => {
-                    current = Some(m);
-                    break;
-                }
-                Err(reason) => damaged.push(DamagedManifest { file: name, reason }),
-            }
-        }
-        let current = current.unwrap_or_else(Manifest::empty);
-        if !damaged.is_empty() {
+        let replayed = delta::replay(self.fs, self.layout).await?;
+        let current = replayed.table;
+        let mut created = replayed.created;
+        if !replayed.damaged.is_empty() {
             // Decided before anything is removed: a refusal changes nothing on disk.
-            self.roll_back(&current, damaged).await?;
+            self.roll_back(&current, replayed.damaged).await?;
+            created = current.version > 0 || created;
         }
-        // Keep the version before the current one; older ones are superseded.
-        let superseded: Vec<u64> = versions
-            .into_iter()
-            .filter(|&v| v + 1 < current.version)
-            .collect();
-        for &version in &superseded {
-            let name = layout::manifest_name(version);
-            self.remove(&root.join(&name)).await?;
-            self.report.old_manifests_removed.push(name);
+        if created {
+            return Ok(current);
         }
-        if !superseded.is_empty() {
-            self.fs.sync_dir(&root).await?;
-        }
-        Ok(current)
+        self.create_table().await
+    }
+
+    /// Commit 0: the protocol, the table's metadata (no user column yet) and tally's empty
+    /// state. Before it is durable no row can have been acknowledged (ingest starts after
+    /// recovery), so a crash loses nothing and the next open writes it again.
+    async fn create_table(&mut self) -> Result<Manifest> {
+        let now = self.clock.now();
+        let now_ms = delta::millis(now);
+        let mut table = Manifest::empty();
+        table.table_id = table_id(&self.layout.root, now_ms);
+        let bytes = delta::commit::encode(None, &table, now_ms)
+            .expect("a table without user columns always has a Delta schema");
+        delta::write_commit(self.fs, self.layout, 0, &bytes).await?;
+        self.report.table_created = true;
+        Ok(table)
     }
 
     /// Refuses with `Error::Damaged`, or with `accept_loss` rolls back to `last_good`: the
@@ -132,9 +128,12 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             );
             self.quarantine(&data, &name, reason).await?;
         }
-        let root = self.layout.root.clone();
-        for manifest in &damage.damaged {
-            self.quarantine(&root, &manifest.file, manifest.reason.clone())
+        // Newest first: a crash part way leaves the oldest damaged commit in place, and the
+        // next open refuses again.
+        let log_dir = self.layout.delta_log_dir();
+        for commit in &damage.damaged {
+            let name = commit.file.rsplit('/').next().unwrap_or(&commit.file);
+            self.quarantine(&log_dir, name, commit.reason.clone())
                 .await?;
         }
         self.report.rolled_back = Some(damage);
@@ -150,12 +149,13 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         // A manifest no publish could have written (its checksum was recomputed over damage,
         // or a bug wrote it) is not guessed around: fail closed, naming it.
         if let Err(why) = manifest.check_files() {
-            let path = self.layout.manifest(manifest.version);
+            let path = self.layout.commit(manifest.version);
             return Err(Error::corrupt(
                 &path,
                 format!(
-                    "{why}; no publish writes such a manifest. Way out: restore it from a \
-                     backup; the store is not opened over it"
+                    "the table at version {}: {why}; no publish writes such a state. Way out: \
+                     restore the log from a backup; the store is not opened over it",
+                    manifest.version
                 ),
             ));
         }
@@ -165,7 +165,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                 acknowledged: source_rows,
                 found: manifest.rows(),
                 detail: format!(
-                    "manifest version {} lists files holding {} rows but its ledger records {}",
+                    "version {} lists files holding {} rows but its ledger records {}",
                     manifest.version,
                     manifest.rows(),
                     source_rows
@@ -200,11 +200,24 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         Err(Error::MissingRows {
             acknowledged: manifest.rows(),
             found,
-            detail: format!(
-                "manifest version {}: {}",
-                manifest.version,
-                missing.join("; ")
-            ),
+            detail: format!("version {}: {}", manifest.version, missing.join("; ")),
         })
     }
+}
+
+/// A Delta table id (`metaData.id`) in the form of a UUID, derived from the root and the time
+/// of creation: no randomness, so a simulated run is reproducible from its seed.
+fn table_id(root: &std::path::Path, now_ms: i64) -> String {
+    let path = root.display().to_string();
+    let a = crc32c::crc32c(path.as_bytes());
+    let b = crc32c::crc32c(&now_ms.to_le_bytes());
+    let c = crc32c::crc32c_append(a, &now_ms.to_le_bytes());
+    let d = crc32c::crc32c_append(b, path.as_bytes());
+    format!(
+        "{a:08x}-{:04x}-4{:03x}-8{:03x}-{:04x}{d:08x}",
+        b >> 16,
+        b & 0xfff,
+        c >> 20,
+        c & 0xffff
+    )
 }

@@ -59,7 +59,10 @@ pub struct Recovered {
     pub report: RecoveryReport,
 }
 
-/// How recovery retries.
+/// Delta's default retention of removed files.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How recovery retries, and what it may delete.
 #[derive(Clone, Copy, Debug)]
 pub struct RecoveryOptions {
     /// Further attempts of a failed namespace operation (unlink, rename, create_dir, set_len).
@@ -72,6 +75,11 @@ pub struct RecoveryOptions {
     /// [`RecoveryReport::rolled_back`]. Off, such an open refuses with `Error::Damaged`:
     /// `tally recover --accept-loss` is the deliberate way to turn it on.
     pub accept_loss: bool,
+    /// How long the bytes of a table file a commit removed are kept, on the world's clock,
+    /// for readers of older versions (a running query, a time-travel read). Default: 7 days,
+    /// Delta's default `delta.deletedFileRetentionDuration`, so that a Delta `VACUUM` run by
+    /// another engine and tally promise readers the same.
+    pub retention: Duration,
 }
 
 impl Default for RecoveryOptions {
@@ -80,6 +88,7 @@ impl Default for RecoveryOptions {
             retries: 3,
             retry_sleep: Duration::from_millis(10),
             accept_loss: false,
+            retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -171,7 +180,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         // 1. Directories.
         self.ensure_store_dirs().await?;
 
-        // 2. Manifests, newest first.
+        // 2. The Delta log, replayed from commit 0 (written now if missing).
         let manifest = self.pick_manifest().await?;
         self.report.manifest_version = manifest.version;
         self.report.published_files = manifest.files.len();
@@ -195,16 +204,18 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.resume(manifest, live_segments, max_orphan_id).await
     }
 
-    /// Step 1: the root's `log/` and `data/` directories exist, durably (step 0 made the
-    /// root and its marker).
+    /// Step 1: `_delta_log/`, `data/` and `_tally/log/` exist, durably (step 0 made the
+    /// root, `_tally/` and its marker).
     async fn ensure_store_dirs(&self) -> Result<()> {
-        let root = self.layout.root.clone();
         let mut root_changed = false;
-        for dir in [self.layout.log_dir(), self.layout.data_dir()] {
+        for dir in [self.layout.delta_log_dir(), self.layout.data_dir()] {
             root_changed |= self.ensure_dir(&dir).await?;
         }
         if root_changed {
-            self.fs.sync_dir(&root).await?;
+            self.fs.sync_dir(&self.layout.root).await?;
+        }
+        if self.ensure_dir(&self.layout.log_dir()).await? {
+            self.fs.sync_dir(&self.layout.private_dir()).await?;
         }
         Ok(())
     }
@@ -237,10 +248,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.layout.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        self.layout.relative(path)
     }
 
     async fn ensure_dir(&self, dir: &Path) -> Result<bool> {
@@ -256,7 +264,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     async fn quarantine(&mut self, dir: &Path, name: &str, reason: String) -> Result<()> {
         let qdir = self.layout.quarantine_dir();
         if self.ensure_dir(&qdir).await? {
-            self.fs.sync_dir(&self.layout.root).await?;
+            self.fs.sync_dir(&self.layout.private_dir()).await?;
         }
         let taken = self.fs.list_dir(&qdir).await?;
         let mut n = 0;

@@ -43,17 +43,20 @@ pub struct RecoveryReport {
     pub torn_tails: Vec<TornTail>,
     pub quarantined: Vec<Quarantined>,
     pub temp_files_removed: Vec<String>,
-    /// Table files no manifest references (outputs of a step that never published).
+    /// Table files no commit references (outputs of a step that never committed).
     pub orphans_removed: Vec<String>,
+    /// Table files a commit removed whose retention has passed: deleted (not a repair).
+    pub vacuumed: Vec<String>,
     /// Log segments a manifest already covers (a step that published but did not clean up).
     pub staged_segments_removed: Vec<String>,
-    pub old_manifests_removed: Vec<String>,
+    /// No commit existed: recovery created the table (commit 0). Not a repair.
+    pub table_created: bool,
     /// Segment files left by a crash while a segment was being created (no data in them).
     pub empty_segment_files_removed: Vec<String>,
     /// `(durable reservation, next number used)` when the disk held sequence numbers at or
     /// above the reservation.
     pub seq_reservation_repaired: Option<(u64, u64)>,
-    /// The newest manifest was damaged and the loss accepted (`RecoveryOptions::accept_loss`):
+    /// A commit was damaged and the loss accepted (`RecoveryOptions::accept_loss`):
     /// what the rollback lost. Its files and manifests are in `quarantined`.
     pub rolled_back: Option<Damage>,
 }
@@ -67,7 +70,6 @@ impl RecoveryReport {
             && self.temp_files_removed.is_empty()
             && self.orphans_removed.is_empty()
             && self.staged_segments_removed.is_empty()
-            && self.old_manifests_removed.is_empty()
             && self.empty_segment_files_removed.is_empty()
     }
 }
@@ -76,7 +78,7 @@ impl fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "manifest version {}: {} files, {} published rows; {} live segments, {} staged rows",
+            "version {}: {} files, {} published rows; {} live segments, {} staged rows",
             self.manifest_version,
             self.published_files,
             self.published_rows,
@@ -117,7 +119,7 @@ impl fmt::Display for RecoveryReport {
             ("removed temp file", &self.temp_files_removed),
             ("removed orphan", &self.orphans_removed),
             ("removed staged segment file", &self.staged_segments_removed),
-            ("removed old manifest", &self.old_manifests_removed),
+            ("vacuumed", &self.vacuumed),
             (
                 "removed empty segment file",
                 &self.empty_segment_files_removed,

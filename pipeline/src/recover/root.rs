@@ -77,39 +77,53 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             Found::Uninitialized => {
                 return Err(not_a_store(
                     &root,
-                    &format!("is not a tally store (it has no {MARKER_FILE} marker)"),
+                    &format!(
+                        "is not a tally store (it has no {}/{MARKER_FILE} marker)",
+                        layout::PRIVATE_DIR
+                    ),
                 ));
             }
             Found::Foreign(what) => return Err(not_a_store(&root, &what)),
         }
-        check_own_dirs(self.fs, self.layout, &entries).await?;
+        check_own_dirs(self.fs, self.layout).await?;
         Ok(lock)
     }
 
-    /// Creates the marker: temp, write, sync, rename, `sync_dir ROOT`. A crash before the
-    /// rename is durable leaves the root empty or holding only `TALLY.tmp` (any bytes), which
-    /// the next open takes as not yet created and writes again.
+    /// Creates the marker: `_tally/` (then `sync_dir ROOT`), then temp, write, sync, rename,
+    /// `sync_dir _tally/`. A crash before the rename is durable leaves the root empty or
+    /// holding only `_tally/`, itself empty or holding only `TALLY.tmp` (any bytes), which the
+    /// next open takes as not yet created and writes again.
     async fn write_marker(&self) -> Result<()> {
-        let root = &self.layout.root;
-        let (temp, marker) = (root.join(marker_temp()), self.layout.marker());
+        let private = self.layout.private_dir();
+        if self.ensure_dir(&private).await? {
+            self.fs.sync_dir(&self.layout.root).await?;
+        }
+        let (temp, marker) = (private.join(marker_temp()), self.layout.marker());
         let file = self.fs.create(&temp, CreateMode::Truncate).await?;
         file.write_at(0, MARKER_CONTENT).await?;
         file.sync().await?;
         drop(file);
         self.retry(|| self.fs.rename(&temp, &marker)).await?;
-        self.fs.sync_dir(root).await?;
+        self.fs.sync_dir(&private).await?;
         Ok(())
     }
 }
 
-/// `data/`, `log/` and `quarantine/` hold no symbolic link (the directories themselves were
-/// checked with the root's entries).
-async fn check_own_dirs<F: Fs>(fs: &F, layout: &Layout, root_entries: &[DirEntry]) -> Result<()> {
-    for name in [layout::DATA_DIR, layout::LOG_DIR, layout::QUARANTINE_DIR] {
-        if root_entries.iter().any(|e| e.name == name && e.is_dir) {
-            let dir = layout.root.join(name);
-            let entries = fs.list_dir(&dir).await?;
-            refuse_symlinks(&dir, &entries)?;
+/// `data/`, `_delta_log/`, `_tally/`, `_tally/log/` and `_tally/quarantine/` hold no
+/// symbolic link (the root's entries were checked by the caller; each directory is checked
+/// before what it holds is listed).
+async fn check_own_dirs<F: Fs>(fs: &F, layout: &Layout) -> Result<()> {
+    for dir in [
+        layout.data_dir(),
+        layout.delta_log_dir(),
+        layout.private_dir(),
+        layout.log_dir(),
+        layout.quarantine_dir(),
+    ] {
+        match fs.list_dir(&dir).await {
+            Ok(entries) => refuse_symlinks(&dir, &entries)?,
+            Err(e) if crate::fsutil::is_not_found(&e) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -129,11 +143,14 @@ pub async fn require_store<F: Fs>(fs: &F, layout: &Layout) -> Result<()> {
     match classify(fs, layout, &entries).await? {
         Found::Store | Found::TornMarker => {
             refuse_symlinks(root, &entries)?;
-            check_own_dirs(fs, layout, &entries).await
+            check_own_dirs(fs, layout).await
         }
         Found::Uninitialized => Err(not_a_store(
             root,
-            &format!("is not a tally store (it has no {MARKER_FILE} marker)"),
+            &format!(
+                "is not a tally store (it has no {}/{MARKER_FILE} marker)",
+                layout::PRIVATE_DIR
+            ),
         )),
         Found::Foreign(what) => Err(not_a_store(root, &what)),
     }
@@ -151,8 +168,32 @@ async fn list_root<F: Fs>(fs: &F, root: &Path) -> Result<Vec<DirEntry>> {
 }
 
 async fn classify<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Result<Found> {
-    let temp = marker_temp();
-    if let Some(marker) = entries.iter().find(|e| e.name == MARKER_FILE) {
+    match entries.iter().find(|e| e.name == layout::PRIVATE_DIR) {
+        Some(private) if private.is_symlink => Err(Error::Symlink {
+            path: layout.private_dir(),
+        }),
+        Some(private) if private.is_dir => {
+            let inside = fs.list_dir(&layout.private_dir()).await?;
+            classify_private(fs, layout, entries, &inside).await
+        }
+        Some(_) => Ok(Found::Foreign(format!(
+            "holds a {} that is not a directory; tally only opens an empty directory or its own store",
+            layout::PRIVATE_DIR
+        ))),
+        None if entries.is_empty() => Ok(Found::Uninitialized),
+        None => Ok(Found::Foreign(foreign_root(fs, layout, entries).await?)),
+    }
+}
+
+/// What `_tally/` says: a store (its marker whole, or torn), one whose creation a crash
+/// interrupted, or not tally's.
+async fn classify_private<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    root_entries: &[DirEntry],
+    private_entries: &[DirEntry],
+) -> Result<Found> {
+    if let Some(marker) = private_entries.iter().find(|e| e.name == MARKER_FILE) {
         // The marker is renamed into place only after its bytes were synced: a store's
         // marker is whole, or (if the disk lost synced data) a prefix of its line; any other
         // `TALLY`, a directory or a symbolic link among them, was not written by tally.
@@ -161,40 +202,77 @@ async fn classify<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Resul
         } else {
             Some(fs.read(&layout.marker()).await?)
         };
-        match bytes {
-            Some(b) if b == MARKER_CONTENT => return Ok(Found::Store),
-            // A prefix (an empty file included) is tally's only in a root holding nothing
-            // but tally's names: an empty `TALLY` dropped among a user's files claims nothing.
+        return Ok(match bytes {
+            Some(b) if b == MARKER_CONTENT => Found::Store,
+            // A prefix (an empty file included) is tally's only where every name is tally's:
+            // an empty `TALLY` dropped among a user's files claims nothing.
             Some(b)
                 if MARKER_CONTENT.starts_with(&b)
-                    && entries.iter().all(|e| layout::is_root_entry(&e.name)) =>
+                    && root_entries.iter().all(|e| layout::is_root_entry(&e.name))
+                    && private_entries
+                        .iter()
+                        .all(|e| layout::is_private_entry(&e.name)) =>
             {
-                return Ok(Found::TornMarker);
+                Found::TornMarker
             }
-            _ => {}
-        }
-        return Ok(Found::Foreign(format!(
-            "holds a {MARKER_FILE} that is not a tally store marker; \
-             tally only opens an empty directory or its own store"
-        )));
+            Some(b) => Found::Foreign(other_marker(&b)),
+            None => Found::Foreign(other_marker(b"")),
+        });
     }
     // A symbolic link under the temp's name is not tally's: writing the marker through it
     // would write outside the root.
-    if entries
-        .iter()
-        .all(|e| e.name == temp && !e.is_dir && !e.is_symlink)
+    let temp = marker_temp();
+    if root_entries.len() == 1
+        && private_entries
+            .iter()
+            .all(|e| e.name == temp && !e.is_dir && !e.is_symlink)
     {
         return Ok(Found::Uninitialized);
+    }
+    Ok(Found::Foreign(format!(
+        "holds a {} without a {MARKER_FILE} marker: it is not a tally store",
+        layout::PRIVATE_DIR
+    )))
+}
+
+/// Why a marker that is not this format's is refused: a store of another format version
+/// is named as such.
+fn other_marker(bytes: &[u8]) -> String {
+    match bytes.strip_prefix(b"tally-store ") {
+        Some(version) => format!(
+            "is a tally store of format {}, which this tally (format 2) does not open; \
+             re-ingest its sources into a new root",
+            String::from_utf8_lossy(version).trim()
+        ),
+        None => format!(
+            "holds a {}/{MARKER_FILE} that is not a tally store marker; \
+             tally only opens an empty directory or its own store",
+            layout::PRIVATE_DIR
+        ),
+    }
+}
+
+/// Why a non-empty root without `_tally/` is refused: a store of tally's first format kept
+/// its marker in the root, and is named as such.
+async fn foreign_root<F: Fs>(fs: &F, layout: &Layout, entries: &[DirEntry]) -> Result<String> {
+    if entries
+        .iter()
+        .any(|e| e.name == MARKER_FILE && !e.is_dir && !e.is_symlink)
+    {
+        let bytes = fs.read(&layout.root.join(MARKER_FILE)).await?;
+        if bytes.starts_with(b"tally-store ") {
+            return Ok(other_marker(&bytes));
+        }
     }
     let mut names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).take(3).collect();
     if entries.len() > 3 {
         names.push("...");
     }
-    Ok(Found::Foreign(format!(
+    Ok(format!(
         "is not empty and is not a tally store (it holds {}); \
          tally only opens an empty directory or its own store",
         names.join(", ")
-    )))
+    ))
 }
 
 fn refuse_symlinks(dir: &Path, entries: &[DirEntry]) -> Result<()> {

@@ -1,5 +1,5 @@
 //! A damaged store as a user meets it (issue 15, findings 4 and 5): `tally run` and `tally
-//! verify` refuse a store whose newest manifest is damaged and name the way out, `tally
+//! verify` refuse a store whose newest commit is damaged and name the way out, `tally
 //! recover` says what it would do and changes nothing without `--accept-loss`, and with it
 //! rolls back and reports the loss.
 #![cfg(not(madsim))]
@@ -24,22 +24,22 @@ fn write_csv(path: &Path, first: u64, rows: u64) {
     }
 }
 
-/// The newest `MANIFEST-*` of the store at `root`.
+/// The newest commit (`_delta_log/<version>.json`) of the store at `root`.
 fn newest_manifest(root: &Path) -> PathBuf {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(root)
+    let mut names: Vec<PathBuf> = std::fs::read_dir(root.join("_delta_log"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("MANIFEST-") && !name.ends_with(".tmp")
+            name.ends_with(".json") && !name.starts_with('_')
         })
         .collect();
     names.sort();
-    names.pop().expect("a manifest")
+    names.pop().expect("a commit")
 }
 
-/// A store where two runs published a source each; the newest manifest then gets one extra
-/// byte. Returns the temp dir, the root and the damaged manifest's file name.
+/// A store where two runs published a source each; the newest commit then gets one extra
+/// byte. Returns the temp dir, the root and the damaged commit's file name.
 fn damaged_store() -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");

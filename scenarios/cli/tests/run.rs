@@ -655,7 +655,7 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
     write_csv(&input, 0, 10);
     assert!(run(&s, &[&input]).status.success());
     // A segment torn while being created: recovery removes it and logs a warning.
-    std::fs::write(s.root.join("log/00000000000000000099.log"), b"torn").unwrap();
+    std::fs::write(s.root.join("_tally/log/00000000000000000099.log"), b"torn").unwrap();
     let out = run(&s, &[&input]);
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);

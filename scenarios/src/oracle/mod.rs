@@ -50,7 +50,7 @@ mod tests;
 use std::path::Path;
 
 use tally_pipeline::Config;
-use tally_sim::{Fs, SystemClock, World};
+use tally_sim::{Fs, SimClock, World};
 
 pub use expect::{Expectation, Seen, SourceProgress};
 pub use invariant::{Breach, Invariant};
@@ -82,7 +82,7 @@ pub async fn check_cached<F: Fs>(
     expect: &Expectation,
     cache: &RowCache,
 ) -> Result<Seen, Breach> {
-    let world = World::new(fs.clone(), SystemClock);
+    let world = World::new(fs.clone(), SimClock::default());
     let (pipeline, report) = recovery::recovery_succeeds(world.clone(), root, config).await?;
     let on_disk = on_disk::read_rows(fs, root, &pipeline, expect, cache).await?;
     rows::check_rows(&on_disk.rows, &on_disk.altered, expect)?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use tally_pipeline::{FileEntry, Layout, Pipeline, read};
-use tally_sim::{Fs, SystemClock};
+use tally_sim::{Fs, SimClock};
 
 use super::expect::Expectation;
 use super::invariant::{Breach, Invariant};
@@ -75,7 +75,7 @@ impl OnDisk {
 pub(super) async fn read_rows<F: Fs>(
     fs: &F,
     root: &Path,
-    pipeline: &Pipeline<F, SystemClock>,
+    pipeline: &Pipeline<F, SimClock>,
     expect: &Expectation,
     cache: &RowCache,
 ) -> Result<OnDisk, Breach> {

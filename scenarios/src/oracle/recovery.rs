@@ -5,16 +5,16 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use tally_pipeline::{Config, Pipeline, RecoveryReport};
-use tally_sim::{Fs, SystemClock, World};
+use tally_sim::{Fs, SimClock, World};
 
 use super::invariant::{Breach, Invariant};
 
 /// `recovery-succeeds`: the real recovery (`Pipeline::open`) opens the store.
 pub(super) async fn recovery_succeeds<F: Fs>(
-    world: World<F, SystemClock>,
+    world: World<F, SimClock>,
     root: &Path,
     config: &Config,
-) -> Result<(Pipeline<F, SystemClock>, RecoveryReport), Breach> {
+) -> Result<(Pipeline<F, SimClock>, RecoveryReport), Breach> {
     Pipeline::open(world, root, config.clone())
         .await
         .map_err(|e| Breach::new(Invariant::RecoverySucceeds, vec![], e.to_string()))
@@ -24,7 +24,7 @@ pub(super) async fn recovery_succeeds<F: Fs>(
 /// byte of it.
 pub(super) async fn recovery_idempotent<F: Fs>(
     fs: &F,
-    world: World<F, SystemClock>,
+    world: World<F, SimClock>,
     root: &Path,
     config: &Config,
 ) -> Result<(), Breach> {

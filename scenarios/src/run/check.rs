@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tally_pipeline::Pipeline;
-use tally_sim::{SimFs, SystemClock, World};
+use tally_sim::{SimClock, SimFs, World};
 
 use super::capture::CrashPoint;
 use super::lock;
@@ -52,7 +52,7 @@ impl Run<'_> {
     async fn check_point(&mut self, life: u32, point: CrashPoint) {
         let image = match (self.images, point.image) {
             (Images::Measure(Depth::Recover), Some(image)) => {
-                let world = World::new(image, SystemClock);
+                let world = World::new(image, SimClock::default());
                 let _ = Pipeline::open(world, ROOT, self.config.clone()).await;
                 return;
             }

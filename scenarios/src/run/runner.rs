@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tally_faults::FaultFs;
 use tally_pipeline::Config;
-use tally_sim::{Clock, CrashModel, Fs, SimFs, SystemClock, World};
+use tally_sim::{Clock, CrashModel, Fs, SimClock, SimFs, World};
 
 use super::capture::{Capture, point_seed};
 use super::drive::{Ctx, Progress, drive};
@@ -174,7 +174,7 @@ impl<'a> Run<'a> {
                 ))
             });
         }
-        let world = World::new(faulty.clone(), faulty.clock(SystemClock));
+        let world = World::new(faulty.clone(), faulty.clock(SimClock::default()));
         let result = self.lifetime(disk, 1, world).await;
         FirstLife {
             crashed: faulty.crashed_at().map(|call| format!("call {call}")),
@@ -214,7 +214,7 @@ impl<'a> Run<'a> {
 
     /// The second lifetime: recover, complete the workload without faults, check the end.
     async fn second_lifetime(&mut self, image: &SimFs) {
-        let world = World::new(image.clone(), SystemClock);
+        let world = World::new(image.clone(), SimClock::default());
         match self.lifetime(image, 2, world).await {
             Ok(()) => {
                 if let Some(rows) = self.check_disk(image, 2, Phase::Final, true).await {

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, Int64Array, RecordBatch, StringArray};
 use tally_pipeline::table::TableOptions;
-use tally_pipeline::{Config, Layout, Pipeline, RecoveryReport, SEQ_COLUMN, read};
+use tally_pipeline::{Config, Layout, Pipeline, RecoveryReport, read};
 use tally_sim::{Fs, SystemClock, World};
 
 pub const ROOT: &str = "/db";
@@ -72,18 +72,12 @@ pub async fn rows_on_disk<F: Fs>(
             .downcast_ref::<StringArray>()
             .unwrap()
             .clone();
-        let seqs = batch
-            .column_by_name(SEQ_COLUMN)
-            .unwrap()
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .unwrap()
-            .clone();
+        let seqs = tally_pipeline::table::seq_column(&batch).unwrap().clone();
         for i in 0..batch.num_rows() {
             found
                 .entry(keys.value(i).to_string())
                 .or_default()
-                .push(seqs.value(i));
+                .push(seqs.value(i) as u64);
         }
         Ok(())
     };

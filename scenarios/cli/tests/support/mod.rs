@@ -31,7 +31,7 @@ pub fn text(out: &Output) -> String {
 
 /// Whether some log segment under `root` holds parts (more than its header): a run is writing.
 pub fn log_has_parts(root: &Path) -> bool {
-    std::fs::read_dir(root.join("log")).is_ok_and(|entries| {
+    std::fs::read_dir(root.join("_tally/log")).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             e.path().extension().is_some_and(|x| x == "log")
                 && e.metadata().is_ok_and(|m| m.len() > 4096)

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-    UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rand::{Rng, SeedableRng};
@@ -14,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("id", DataType::UInt64, false),
+        Field::new("id", DataType::Int64, false),
         Field::new("ts", DataType::Int64, false),
         Field::new("category", DataType::Utf8, false),
         Field::new("key", DataType::Utf8, false),
@@ -35,7 +34,7 @@ fn mix(mut x: u64) -> u64 {
 /// Rows `first..first + rows`; the same arguments give the same batch.
 pub fn batch(seed: u64, first: u64, rows: usize) -> RecordBatch {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ mix(first)));
-    let mut id = UInt64Builder::with_capacity(rows);
+    let mut id = Int64Builder::with_capacity(rows);
     let mut ts = Int64Builder::with_capacity(rows);
     let mut category = StringBuilder::with_capacity(rows, rows * 11);
     let mut key = StringBuilder::with_capacity(rows, rows * 24);
@@ -46,7 +45,7 @@ pub fn batch(seed: u64, first: u64, rows: usize) -> RecordBatch {
     // 2026-01-01T00:00:00Z in milliseconds, then about 10 ms per row.
     const EPOCH_MS: i64 = 1_767_225_600_000;
     for n in first..first + rows as u64 {
-        id.append_value(n);
+        id.append_value(n as i64);
         ts.append_value(EPOCH_MS + n as i64 * 10 + rng.gen_range(0..10));
         category.append_value(format!("category-{:02}", rng.gen_range(0..100)));
         key.append_value(format!("{:016x}{:08x}", mix(n ^ seed), rng.r#gen::<u32>()));

@@ -1,0 +1,146 @@
+//! The Delta log on disk: listing and replaying its commits into the table's state, and
+//! writing the next one (create-if-absent, made durable).
+
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tally_sim::{CreateMode, Fs, FsFile};
+
+use super::commit::{self, Unreadable};
+use crate::damage::DamagedManifest;
+use crate::error::Result;
+use crate::fsutil::is_not_found;
+use crate::layout::{self, Layout};
+use crate::manifest::Manifest;
+
+/// What replaying the log found.
+#[derive(Debug)]
+pub struct Replayed {
+    /// The state after the newest readable commit of an unbroken run from commit 0
+    /// ([`Manifest::empty`] if there is none).
+    pub table: Manifest,
+    /// Whether any commit was read: `false` for a table not created yet.
+    pub created: bool,
+    /// Commits at or after the first one that cannot be read (or is missing while a later
+    /// one exists), newest first. Empty for an undamaged log.
+    pub damaged: Vec<DamagedManifest>,
+}
+
+/// The versions of every commit in `_delta_log/`, in increasing order (none if the directory
+/// is missing).
+pub async fn commit_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
+    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
+        Ok(entries) => entries,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut versions: Vec<u64> = entries
+        .iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| layout::parse_commit_name(&e.name))
+        .collect();
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// Replays every commit from 0, changing nothing. A commit that cannot be read, or a gap in
+/// the versions, ends the readable run: it and every later commit are reported damaged. No
+/// crash leaves either (a commit is named only once its bytes are synced, and the next one is
+/// written only once its name is durable).
+pub async fn replay<F: Fs>(fs: &F, layout: &Layout) -> Result<Replayed> {
+    replay_through(fs, layout, u64::MAX).await
+}
+
+/// [`replay`] of the commits up to `version` only: the table as it was at that version (time
+/// travel), or at the newest one if the log ends before it.
+pub async fn replay_through<F: Fs>(fs: &F, layout: &Layout, version: u64) -> Result<Replayed> {
+    let mut versions = commit_versions(fs, layout).await?;
+    versions.retain(|&v| v <= version);
+    let mut table = None;
+    let mut broken: Option<(usize, String)> = None;
+    for (at, &version) in versions.iter().enumerate() {
+        if version != at as u64 {
+            broken = Some((at, format!("commit {} is missing", at)));
+            break;
+        }
+        // A clone, so that the state before an unreadable commit is kept: it is the last good
+        // version.
+        match read_commit(fs, layout, table.clone(), version).await? {
+            Ok(next) => table = Some(next),
+            Err(why) => {
+                broken = Some((at, why.0));
+                break;
+            }
+        }
+    }
+    let created = table.is_some();
+    let mut damaged = Vec::new();
+    if let Some((at, reason)) = broken {
+        let first = versions[at];
+        for &version in versions[at..].iter().rev() {
+            damaged.push(DamagedManifest {
+                file: format!("{}/{}", layout::DELTA_LOG_DIR, layout::commit_name(version)),
+                reason: if version == first {
+                    reason.clone()
+                } else {
+                    format!("follows commit {first}, which cannot be read")
+                },
+            });
+        }
+    }
+    Ok(Replayed {
+        table: table.unwrap_or_else(Manifest::empty),
+        created,
+        damaged,
+    })
+}
+
+/// Reads and applies commit `version`: `Ok(Err(why))` if it cannot be read as tally wrote it
+/// (including a file gone since the listing: only a rollback removes commits).
+async fn read_commit<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    table: Option<Manifest>,
+    version: u64,
+) -> Result<std::result::Result<Manifest, Unreadable>> {
+    let bytes = match fs.read(&layout.commit(version)).await {
+        Ok(bytes) => bytes,
+        Err(e) if is_not_found(&e) => return Ok(Err(Unreadable("it is missing".into()))),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(commit::decode(&bytes).and_then(|actions| commit::apply(table, version, actions)))
+}
+
+/// Makes `bytes` commit `version`, durably, only if no commit of that version exists:
+/// `create _commit_<v>.json.tmp`, `write`, `sync`, `rename_noreplace → <v>.json`, `sync_dir
+/// _delta_log/`. A taken version fails with `AlreadyExists` (the temp file removed) and
+/// changes nothing: tally is one writer per root, and never replaces a commit.
+pub async fn write_commit<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    version: u64,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let temp = layout.commit_temp(version);
+    let file = fs.create(&temp, CreateMode::Truncate).await?;
+    file.write_at(0, bytes).await?;
+    file.sync().await?;
+    drop(file);
+    let target = layout.commit(version);
+    if let Err(e) = fs.rename_noreplace(&temp, &target).await {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            let _ = fs.unlink(&temp).await;
+        }
+        return Err(e);
+    }
+    fs.sync_dir(&layout.delta_log_dir()).await
+}
+
+/// Milliseconds since the Unix epoch of a clock reading (negative before it), as Delta's
+/// timestamps count.
+pub fn millis(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
