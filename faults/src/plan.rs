@@ -74,6 +74,7 @@ pub enum CallKind {
     /// that became a no-replace one.
     Rename,
     /// `rename_noreplace` only.
+    #[serde(rename = "rename-noreplace")]
     RenameNoReplace,
     Unlink,
     /// `write_at`, `append` and `set_len`.

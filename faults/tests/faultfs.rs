@@ -270,6 +270,124 @@ async fn rename_before_data_makes_the_rename_durable_and_not_the_data() {
     );
 }
 
+/// The commit protocol's rename is a no-replace one: the control must overtake it as it
+/// overtakes a rename, or a sweep under the control would stop showing that the protocol needs
+/// its sync before the rename. Without the control the same calls keep the data.
+#[tokio::test]
+async fn rename_before_data_overtakes_a_no_replace_rename_too() {
+    for controlled in [false, true] {
+        let plan = controls(if controlled {
+            vec![Control::RenameBeforeData]
+        } else {
+            vec![]
+        });
+        let (disk, fs) = on_sim_disk(plan);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        fs.on_event(move |e| sink.lock().unwrap().push(e.what.clone()));
+        let tmp = create(&fs, "/_commit_1.json.tmp").await;
+        tmp.append(b"data").await.unwrap();
+        tmp.sync().await.unwrap();
+        fs.rename_noreplace(Path::new("/_commit_1.json.tmp"), Path::new("/1.json"))
+            .await
+            .unwrap();
+        fs.sync_dir(Path::new("/")).await.unwrap();
+        let image = disk.crash(CrashModel::Strict, 0);
+        let expected: &[u8] = if controlled { b"" } else { b"data" };
+        assert_eq!(file_bytes(&image, "/1.json").unwrap(), expected);
+        let overtaken = events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.contains("control rename-before-data"));
+        assert_eq!(overtaken, controlled);
+    }
+}
+
+/// A `rename` trigger counts no-replace renames (plans written for publish-by-rename keep
+/// hitting a commit that became a no-replace rename); a `rename-noreplace` trigger counts
+/// only those.
+#[tokio::test]
+async fn a_rename_trigger_counts_no_replace_renames_and_not_the_other_way_round() {
+    for (kind, crashed_at) in [(CallKind::Rename, 4), (CallKind::RenameNoReplace, 5)] {
+        let (disk, fs) = on_sim_disk(FaultPlan {
+            crash: Some(Crash {
+                at: Trigger::Nth {
+                    kind,
+                    path: "*".into(),
+                    n: 2,
+                },
+                moment: Moment::Before,
+                model: CrashModel::Kill,
+            }),
+            ..FaultPlan::default()
+        });
+        for name in ["/a", "/b", "/c"] {
+            create(&fs, name).await; // calls 0, 1, 2
+        }
+        fs.rename(Path::new("/a"), Path::new("/a2")).await.unwrap(); // call 3
+        let second = fs.rename_noreplace(Path::new("/b"), Path::new("/b2")).await; // call 4
+        let third = fs.rename_noreplace(Path::new("/c"), Path::new("/c2")).await; // call 5
+        assert_eq!(fs.crashed_at(), Some(crashed_at), "{kind}");
+        assert_eq!(second.is_err(), crashed_at == 4, "{kind}");
+        assert!(third.is_err(), "{kind}");
+        let tree = disk.tree();
+        assert_eq!(
+            tree.contains_key("/b2"),
+            crashed_at == 5,
+            "{kind}: {tree:?}"
+        );
+        assert!(
+            !tree.contains_key("/c2"),
+            "crashed before the call: {tree:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_injected_error_fails_a_no_replace_rename_without_reaching_the_disk() {
+    let (disk, fs) = on_sim_disk(plan(vec![Fault {
+        at: Trigger::Nth {
+            kind: CallKind::RenameNoReplace,
+            path: "*/1.json".into(),
+            n: 1,
+        },
+        effect: Effect::Error {
+            error: ErrorKind::Enospc,
+            sticky: false,
+        },
+    }]));
+    create(&fs, "/t").await;
+    let err = fs
+        .rename_noreplace(Path::new("/t"), Path::new("/1.json"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
+    assert!(err.to_string().contains("rename-noreplace"), "{err}");
+    assert!(disk.tree().contains_key("/t") && !disk.tree().contains_key("/1.json"));
+    fs.rename_noreplace(Path::new("/t"), Path::new("/1.json"))
+        .await
+        .expect("the fault hit once");
+    assert!(disk.tree().contains_key("/1.json"));
+}
+
+#[test]
+fn plans_name_the_kind_rename_noreplace_and_old_plans_still_parse() {
+    let old = r#"{"crash": {"at": {"trigger": "nth", "kind": "rename", "path": "*", "n": 1},
+                  "model": "strict"}}"#;
+    let old: FaultPlan = serde_json::from_str(old).unwrap();
+    assert_eq!(old.to_string(), "crash after rename #1 on * (strict)");
+    let new = r#"{"faults": [{"at": {"trigger": "nth", "kind": "rename-noreplace",
+                  "path": "*/_delta_log/*", "n": 2}, "effect": {"effect": "fail-sync"}}]}"#;
+    let new: FaultPlan = serde_json::from_str(new).unwrap();
+    assert_eq!(
+        new.to_string(),
+        "failing fsync (unsynced data lost) at rename-noreplace #2 on */_delta_log/*"
+    );
+    let json = serde_json::to_string(&new).unwrap();
+    assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), new);
+}
+
 #[tokio::test]
 async fn a_plan_applies_over_the_real_disk_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,4 +433,32 @@ fn generated_plans_follow_from_the_seed() {
         distinct.len()
     );
     assert!((0..50).all(|s| generate(s, &profile).crash.is_some()));
+}
+
+/// `rename-noreplace` is never drawn (`rename` triggers count those calls): the kinds drawn
+/// are those drawn before it existed, so every seed still names the plan it named.
+#[test]
+fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
+    use tally_faults::generate::{Profile, generate};
+    let profile = Profile {
+        expected_calls: 500,
+        crash: true,
+        model: None,
+        faults: true,
+        corruptible: vec!["*/log/*".into()],
+        controls: vec![],
+        latency: None,
+    };
+    let plans: Vec<String> = (0..200)
+        .map(|s| generate(s, &profile).to_string())
+        .collect();
+    assert!(plans.iter().all(|p| !p.contains("rename-noreplace")));
+    assert_eq!(
+        [plans[0].as_str(), plans[6].as_str()],
+        [
+            "crash after write #11 on * (torn-4k); clock jump +5483 s at call 385",
+            "crash before write #1 on *MANIFEST* (prefix)",
+        ],
+        "what seeds 0 and 6 gave before `rename-noreplace` existed"
+    );
 }

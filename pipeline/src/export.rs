@@ -44,13 +44,18 @@ pub fn parse_batch_name(name: &str) -> Option<u64> {
 /// What one export did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ExportReport {
-    /// The manifest version exported from.
+    /// The table version exported from.
     pub manifest_version: u64,
     pub watermark_before: u64,
     pub watermark_after: u64,
     pub rows: u64,
     /// The batch written, if there were new rows.
     pub batch: Option<String>,
+    /// Published files read, and skipped without a read because every row of theirs is below
+    /// the watermark (already shipped): their `tally_seq` range, recorded in the commit that
+    /// added them, says so.
+    pub files_read: usize,
+    pub files_skipped: usize,
     /// Leftovers of an interrupted export removed first (batches at or above the watermark,
     /// temp files).
     pub leftovers_removed: Vec<String>,
@@ -61,12 +66,17 @@ impl std::fmt::Display for ExportReport {
         match &self.batch {
             Some(batch) => write!(
                 f,
-                "exported {} rows (sequence {}..{}) from manifest version {} into {batch}",
-                self.rows, self.watermark_before, self.watermark_after, self.manifest_version
+                "exported {} rows (sequence {}..{}) from version {} into {batch}; read {} files, skipped {} below the watermark",
+                self.rows,
+                self.watermark_before,
+                self.watermark_after,
+                self.manifest_version,
+                self.files_read,
+                self.files_skipped
             )?,
             None => write!(
                 f,
-                "nothing new to export (watermark {}, manifest version {})",
+                "nothing new to export (watermark {}, version {})",
                 self.watermark_before, self.manifest_version
             )?,
         }
@@ -169,6 +179,12 @@ pub async fn export<F: Fs, C: Clock>(
         crate::commit::replace_file(fs, dir, WATERMARK, &seqalloc::encode(high)).await?;
     }
     // Steps 4 and 5.
+    report.files_read = manifest
+        .files
+        .iter()
+        .filter(|f| f.seq_max >= watermark)
+        .count();
+    report.files_skipped = manifest.files.len() - report.files_read;
     let rows = write_batch(pipeline, &manifest, dir, &name, watermark..high).await?;
     if !twins.export_watermark_before_data {
         // Step 6. The batch and its name are durable: only now may the watermark pass its
@@ -223,7 +239,7 @@ async fn write_batch<F: Fs, C: Clock>(
         let rows = copy_from(pipeline, &mut batch, file, watermark).await?;
         if file.seq_min >= watermark && rows != file.rows {
             let detail = format!(
-                "export: {} holds {rows} rows, the manifest says {}",
+                "export: {} holds {rows} rows, the log says {}",
                 layout::table_file_name(file.level, file.id),
                 file.rows
             );

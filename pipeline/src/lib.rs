@@ -10,6 +10,7 @@ pub mod export;
 pub mod footer;
 pub mod frame;
 mod fsutil;
+pub mod history;
 mod install;
 pub mod layout;
 pub mod log;

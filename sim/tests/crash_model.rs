@@ -209,6 +209,29 @@ async fn rename_noreplace_crashes_exactly_as_rename_does() {
     }
 }
 
+/// Into a name an unlink freed, the move depends on the unlink (both touch the name), in one
+/// directory and across two: no crash keeps the move without the unlink, which would show the
+/// new file replacing the old one.
+#[tokio::test]
+async fn rename_noreplace_into_a_freed_name_survives_only_with_the_unlink() {
+    for from in ["/x", "/d/x"] {
+        let fs = SimFs::new();
+        fs.create_dir(p("/d")).await.unwrap();
+        write_synced(&fs, "/t", b"old").await;
+        write_synced(&fs, from, b"new").await;
+        fs.sync_dir(p("/")).await.unwrap();
+        fs.sync_dir(p("/d")).await.unwrap();
+        fs.unlink(p("/t")).await.unwrap();
+        fs.rename_noreplace(p(from), p("/t")).await.unwrap();
+        let pending = fs.pending_ops();
+        let (unlink, arrival) = (pending[0].seq, pending.last().unwrap());
+        assert!(arrival.deps.contains(&unlink), "{from}: {pending:?}");
+        let mut without_unlink = fs.crash_plan(CrashModel::Kill, 0);
+        without_unlink.survivors.remove(&unlink);
+        assert!(fs.crash_with(&without_unlink).is_err(), "{from}");
+    }
+}
+
 /// A refused no-replace rename changes nothing, durable or visible: no pending op, the target
 /// and the source as they were; the log records it as a failed `rename_noreplace`.
 #[tokio::test]

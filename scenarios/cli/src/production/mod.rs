@@ -1,5 +1,5 @@
 //! The commands of the normal build: the pipeline on the real disk (`run`, `verify`,
-//! `inspect`, `export`, `recover`), real-disk crash runs (`crashtest`) and the benchmarks (`bench`).
+//! `inspect`, `export`, `recover`, `vacuum`), real-disk crash runs (`crashtest`) and the benchmarks (`bench`).
 
 mod bench;
 mod crashtest;
@@ -18,13 +18,17 @@ use crate::scenarios::{self, ScenariosArgs};
 pub enum Command {
     /// Ingest CSV, JSON Lines and Parquet files into a store on the real disk and publish them.
     Run(run::RunArgs),
-    /// Check a store: manifest, files, footers and ledger agree (without reading data pages,
-    /// unless --deep). Exit 0 when consistent, 1 otherwise.
+    /// Check a store: the Delta log, files, footers and ledger agree (without reading data
+    /// pages, unless --deep). Exit 0 when consistent, 1 otherwise.
     Verify(store::VerifyArgs),
-    /// Print a store's manifest version, files and totals.
+    /// Print a store's versions (what each commit did, whether it can still be read back),
+    /// its current files and totals.
     Inspect(store::InspectArgs),
-    /// Open a store, running recovery, and report what it did. A store whose newest manifest
-    /// is damaged is refused by every open; --accept-loss rolls it back to the last good
+    /// Delete the table files merges removed more than the retention period ago (7 days by
+    /// default): versions older than that can no longer be read back.
+    Vacuum(store::VacuumArgs),
+    /// Open a store, running recovery, and report what it did. A store whose log holds a
+    /// damaged commit is refused by every open; --accept-loss rolls it back to the last good
     /// version and reports what was lost. Exit 0 when the store opened, 1 otherwise.
     Recover(recover::RecoverArgs),
     /// Export the published rows added since the export directory's watermark into one new
@@ -51,6 +55,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => store::verify(args),
         Command::Inspect(args) => store::inspect(args),
         Command::Export(args) => store::export(args),
+        Command::Vacuum(args) => store::vacuum(args),
         Command::Recover(args) => recover::recover(args),
         Command::Crashtest(args) => crashtest::crashtest(args),
         Command::Scenarios(args) => scenarios::list(args),
