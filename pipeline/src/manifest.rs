@@ -23,6 +23,11 @@ pub struct FileEntry {
     /// from the JSON): such files are read unchecked, and `verify --deep` says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32c: Option<u32>,
+    /// Delta's `add.stats` of the file with column statistics (`numRecords` and the bounds and
+    /// null counts of every top-level primitive column); `None` when the file has `numRecords`
+    /// alone (see `delta::stats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
 }
 
 /// `<id> (level <l>, seq <min>..=<max>)`: how errors and reports name a file among others.
@@ -288,6 +293,7 @@ mod tests {
             seq_max: 9,
             bytes: 1234,
             crc32c: Some(0xdead_beef),
+            stats: None,
         });
         m.sources.insert(
             "a".into(),

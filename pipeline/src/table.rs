@@ -215,6 +215,9 @@ pub struct Written {
     pub crc32c: u32,
     pub seq_min: u64,
     pub seq_max: u64,
+    /// The file's column statistics as Delta's `add.stats` (see `delta::stats`), when every
+    /// top-level primitive column has bounds that can be written exactly.
+    pub stats: Option<String>,
 }
 
 /// An encoder error, naming the file and what was being done.
@@ -442,17 +445,20 @@ impl<F: Fs> TableWriter<F> {
             self.writer
                 .append_key_value_metadata(KeyValue::new(key.to_string(), value));
         }
-        self.writer
+        let footer = self
+            .writer
             .finish()
             .map_err(|e| Error::format(format!("{}: finishing Parquet", self.path.display()), e))?;
         self.drain().await?;
         self.file.sync().await?;
+        let stats = crate::delta::stats::column_stats(&self.schema, &footer, self.rows);
         Ok(Written {
             rows: self.rows,
             bytes: self.offset,
             crc32c: self.crc32c,
             seq_min,
             seq_max,
+            stats,
         })
     }
 }
@@ -757,6 +763,7 @@ mod tests {
             seq_max: 5,
             bytes: 100,
             crc32c: None,
+            stats: None,
         };
         let why = footer.disagreement(&entry).expect("they disagree");
         assert_eq!(

@@ -82,9 +82,8 @@ pub struct Add {
     pub size: u64,
     pub modification_time: i64,
     pub data_change: bool,
-    /// JSON: `numRecords` alone. Column statistics for some columns but not all make at least
-    /// one engine (deltalake 1.6) skip files a filter on another column needs, so none are
-    /// written; the `tally_seq` range is in `tags`.
+    /// JSON: `numRecords`, and the bounds and null counts of every top-level primitive column
+    /// or of none (`delta::stats`); the `tally_seq` range tally reads is in `tags`.
     pub stats: String,
     pub tags: BTreeMap<String, String>,
 }
@@ -122,7 +121,8 @@ pub struct DomainMetadata {
     pub removed: bool,
 }
 
-/// The rows of a table file, as `add.stats` holds them.
+/// The rows of a table file, as `add.stats` holds them (the column statistics beside it are
+/// kept as written, not parsed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {

@@ -170,18 +170,24 @@ fn tags(file: &FileEntry) -> BTreeMap<String, String> {
 }
 
 fn add(file: &FileEntry, now_ms: i64, data_change: bool) -> Add {
-    let stats = Stats {
-        num_records: file.rows,
-    };
+    let stats = file
+        .stats
+        .clone()
+        .unwrap_or_else(|| records_only(file.rows));
     Add {
         path: layout::table_file_path(file.level, file.id),
         partition_values: BTreeMap::new(),
         size: file.bytes,
         modification_time: now_ms,
         data_change,
-        stats: serde_json::to_string(&stats).expect("stats always serialize"),
+        stats,
         tags: tags(file),
     }
+}
+
+/// `add.stats` of a file without column statistics.
+fn records_only(rows: u64) -> String {
+    serde_json::to_string(&Stats { num_records: rows }).expect("stats always serialize")
 }
 
 fn remove(file: &FileEntry, now_ms: i64) -> Remove {
@@ -322,6 +328,9 @@ fn add_file(table: &mut Manifest, add: Add) -> Result<(), Unreadable> {
     let (level, id) = parse_path(&add.path)?;
     let stats: Stats = serde_json::from_str(&add.stats)
         .map_err(|e| unreadable(format!("stats of {}: {e}", add.path)))?;
+    // Column statistics are kept as written: anything but the `numRecords` a file without
+    // them gets.
+    let column_stats = (add.stats != records_only(stats.num_records)).then(|| add.stats.clone());
     if table.files.iter().any(|f| f.id == id) || table.tombstone(level, id).is_some() {
         return Err(unreadable(format!("adds {} a second time", add.path)));
     }
@@ -333,6 +342,7 @@ fn add_file(table: &mut Manifest, add: Add) -> Result<(), Unreadable> {
         seq_max: seq_tag(&add.tags, SEQ_MAX_TAG, &add.path)?,
         bytes: add.size,
         crc32c: crc_tag(&add.tags, &add.path)?,
+        stats: column_stats,
     });
     Ok(())
 }
@@ -407,6 +417,7 @@ mod tests {
             seq_max: 9,
             bytes: 1234,
             crc32c: Some(0xdead_beef),
+            stats: None,
         });
         m.sources.insert(
             "a".into(),
@@ -443,7 +454,7 @@ mod tests {
         two.files = vec![FileEntry {
             id: 2,
             level: 1,
-            ..one.files[0]
+            ..one.files[0].clone()
         }];
         two.tombstones.push(Tombstone {
             level: 0,

@@ -90,6 +90,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             seq_max: written.seq_max,
             bytes: written.bytes,
             crc32c: Some(written.crc32c),
+            stats: written.stats,
         })
     }
 
