@@ -5,16 +5,17 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A manifest newer than the last good version that cannot be read.
+/// A commit of the Delta log that cannot be read (or follows one that cannot): everything
+/// from it on is newer than the last good version.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DamagedManifest {
-    /// File name in the root.
+    /// Path relative to the root (`_delta_log/<version>.json`).
     pub file: String,
     pub reason: String,
 }
 
 /// A table file the last good version does not reference: rolling back over a damaged
-/// manifest loses it, since it may hold rows only the damaged version published. Described by
+/// commit loses it, since it may hold rows only the damaged version published. Described by
 /// its footer alone (recovery never reads data pages).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AtRisk {
@@ -45,7 +46,7 @@ impl fmt::Display for AtRisk {
     }
 }
 
-/// The newest commit point cannot be read: the damaged manifests, the last good version and
+/// The newest commit point cannot be read: the damaged commits, the last good version and
 /// what a rollback to it loses. Opening refuses with it ([`crate::Error::Damaged`]) unless the
 /// loss is accepted; then it is what the rollback lost ([`RecoveryReport::rolled_back`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -99,9 +100,9 @@ impl fmt::Display for Damage {
         write!(
             f,
             "the store's newest commit point is damaged: {} cannot be read. The last good version is {}. \
-             Rolling back to it would lose {}. Nothing was changed. Way out: restore the damaged manifest from a backup, \
+             Rolling back to it would lose {}. Nothing was changed. Way out: restore the damaged commits from a backup, \
              or accept the loss with `tally recover --root {} --accept-loss`, which rolls back to version {} and sets the \
-             damaged manifest and those files aside in quarantine/",
+             damaged commits and those files aside in _tally/quarantine/",
             self.damaged_list(),
             self.last_good_version,
             self.loss(),

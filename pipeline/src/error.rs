@@ -79,7 +79,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// The newest manifest — the store's commit point — cannot be read. Opening refuses rather
+    /// A commit of the Delta log — the store's commit point — cannot be read. Opening refuses rather
     /// than roll back to the version before it, which would forget acknowledged rows; the
     /// value says what a rollback would lose and the way out (`tally recover --accept-loss`).
     /// Nothing on disk was changed.

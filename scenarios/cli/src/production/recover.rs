@@ -1,5 +1,5 @@
 //! `tally recover`: opens a store on the real disk — which runs recovery — and says what
-//! recovery did. A damaged newest manifest makes every open refuse; `--accept-loss` is the
+//! recovery did. A damaged commit in the Delta log makes every open refuse; `--accept-loss` is the
 //! deliberate way past it: it rolls back to the last good version and reports the loss.
 
 use std::path::PathBuf;
@@ -17,8 +17,8 @@ pub struct RecoverArgs {
     /// The store to recover (it must exist and be a tally store: nothing is created).
     #[arg(long, default_value = "./tally-data")]
     root: PathBuf,
-    /// Roll back over a damaged newest manifest: set it, and the table files only it may
-    /// reference, aside in quarantine/ and open the last good version. The rows of those files
+    /// Roll back over damaged commits: set them, and the table files only they may reference,
+    /// aside in _tally/quarantine/ and open the last good version. The rows of those files
     /// leave the table and the ledger forgets their sources' acknowledgements.
     #[arg(long)]
     accept_loss: bool,
