@@ -132,7 +132,7 @@ fn summary_text(summary: &RunSummary, seconds: f64) -> String {
         text += "nothing new to ingest: every input was already ingested\n";
     }
     text += &format!(
-        "{} rows acknowledged in {seconds:.2} s ({:.0} rows/s); manifest version {}: {} files, {} rows published\n",
+        "{} rows acknowledged in {seconds:.2} s ({:.0} rows/s); version {}: {} files, {} rows published\n",
         summary.rows_acknowledged,
         rows_per_second(summary, seconds),
         summary.manifest_version,
