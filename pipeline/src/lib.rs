@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod read;
 pub mod recover;
 pub mod seqalloc;
+pub mod stats;
 pub mod table;
 pub mod twins;
 pub mod verify;

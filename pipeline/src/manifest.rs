@@ -1,6 +1,6 @@
 //! The manifest: the table's state at one version of the Delta log, the single commit point
 //! of published data (see `docs/protocol.md`). On disk it is the replay of the commits in
-//! `_delta_log/` (`crate::delta`); this is what the pipeline holds in memory.
+//! `_delta_log/`; this is what the pipeline holds in memory.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +25,7 @@ pub struct FileEntry {
     pub crc32c: Option<u32>,
     /// Delta's `add.stats` of the file with column statistics (`numRecords` and the bounds and
     /// null counts of every top-level primitive column); `None` when the file has `numRecords`
-    /// alone (see `delta::stats`).
+    /// alone (see `crate::stats`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<String>,
 }

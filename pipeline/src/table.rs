@@ -215,7 +215,7 @@ pub struct Written {
     pub crc32c: u32,
     pub seq_min: u64,
     pub seq_max: u64,
-    /// The file's column statistics as Delta's `add.stats` (see `delta::stats`), when every
+    /// The file's column statistics as Delta's `add.stats` (see `crate::stats`), when every
     /// top-level primitive column has bounds that can be written exactly.
     pub stats: Option<String>,
 }
@@ -451,7 +451,7 @@ impl<F: Fs> TableWriter<F> {
             .map_err(|e| Error::format(format!("{}: finishing Parquet", self.path.display()), e))?;
         self.drain().await?;
         self.file.sync().await?;
-        let stats = crate::delta::stats::column_stats(&self.schema, &footer, self.rows);
+        let stats = crate::stats::column_stats(&self.schema, &footer, self.rows);
         Ok(Written {
             rows: self.rows,
             bytes: self.offset,

@@ -83,7 +83,7 @@ pub struct Add {
     pub modification_time: i64,
     pub data_change: bool,
     /// JSON: `numRecords`, and the bounds and null counts of every top-level primitive column
-    /// or of none (`delta::stats`); the `tally_seq` range tally reads is in `tags`.
+    /// or of none (`crate::stats`); the `tally_seq` range tally reads is in `tags`.
     pub stats: String,
     pub tags: BTreeMap<String, String>,
 }

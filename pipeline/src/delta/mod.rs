@@ -8,7 +8,6 @@ pub mod action;
 pub mod commit;
 pub mod log;
 pub mod schema;
-pub mod stats;
 
 pub use self::commit::Unreadable;
 pub use self::log::{Replayed, commit_versions, millis, replay, replay_through, write_commit};
