@@ -273,6 +273,86 @@ fn a_parquet_timestamp_in_seconds_is_refused_naming_its_column() {
     assert!(err.contains("\"at\""), "{err}");
 }
 
+/// `batch` written as a Parquet file in `dir`.
+fn parquet_file(dir: &Path, name: &str, batch: &RecordBatch) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let mut out = std::fs::File::create(&path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    out.flush().unwrap();
+    path
+}
+
+#[test]
+fn a_parquet_column_a_delta_table_cannot_hold_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let unsigned = RecordBatch::try_from_iter([(
+        "count",
+        Arc::new(arrow::array::UInt32Array::from(vec![1, 2])) as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let err = refused(
+        &parquet_file(dir.path(), "u.parquet", &unsigned),
+        Format::Parquet,
+    );
+    assert!(err.contains("\"count\"") && err.contains("Delta"), "{err}");
+    let nanos = RecordBatch::try_from_iter([(
+        "at",
+        Arc::new(arrow::array::TimestampNanosecondArray::from(vec![1]).with_timezone("UTC"))
+            as arrow::array::ArrayRef,
+    )])
+    .unwrap();
+    let err = refused(
+        &parquet_file(dir.path(), "ns.parquet", &nanos),
+        Format::Parquet,
+    );
+    assert!(err.contains("\"at\""), "{err}");
+}
+
+#[test]
+fn a_dictionary_encoded_parquet_column_is_read_as_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let dictionary: arrow::array::DictionaryArray<arrow::datatypes::Int32Type> =
+        vec!["red", "blue", "red"].into_iter().collect();
+    let batch =
+        RecordBatch::try_from_iter([("colour", Arc::new(dictionary) as arrow::array::ArrayRef)])
+            .unwrap();
+    let read = read_all(
+        &parquet_file(dir.path(), "d.parquet", &batch),
+        Format::Parquet,
+    )
+    .unwrap();
+    assert_eq!(read.schema().field(0).data_type(), &DataType::Utf8);
+    let values = read
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    assert_eq!(
+        values.iter().flatten().collect::<Vec<_>>(),
+        ["red", "blue", "red"]
+    );
+}
+
+#[test]
+fn a_csv_timestamp_with_nanoseconds_stays_exact_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "ns.csv",
+        b"at\n2024-01-01T00:00:00.123456789Z\n2024-01-01T00:00:01Z\n",
+    );
+    let batch = read_all(&path, Format::Csv).unwrap();
+    assert_eq!(batch.schema().field(0).data_type(), &DataType::Utf8);
+    let text = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .unwrap();
+    assert_eq!(text.value(0), "2024-01-01T00:00:00.123456789Z");
+}
+
 #[test]
 fn a_json_lines_line_longer_than_the_limit_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -296,7 +296,9 @@ impl Column {
         if self.date {
             return DataType::Date32;
         }
-        if self.naive || self.instant {
+        // A Delta table holds timestamps to the microsecond: a column needing nanoseconds stays
+        // text, exactly as written, rather than be refused when it is published.
+        if (self.naive || self.instant) && self.fraction_digits <= 6 {
             let unit = unit_for(self.fraction_digits);
             if text::in_unit(self.min, unit).is_some() && text::in_unit(self.max, unit).is_some() {
                 let zone = self.instant.then(|| Arc::from("UTC"));

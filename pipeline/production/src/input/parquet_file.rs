@@ -1,17 +1,53 @@
 //! Parquet inputs: their columns are already typed, so the scan checks that the pipeline can
-//! publish every one of them exactly (names unique, a type with an exact Parquet equivalent)
-//! and decodes every row once.
+//! publish every one of them exactly (names unique, a type with an exact Parquet equivalent
+//! and a Delta type) and decodes every row once. A dictionary-encoded column is read as its
+//! values: the encoding is not a type, and a Delta table has no dictionary type.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Fields, SchemaRef, TimeUnit};
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 
 use super::{InputError, Location, Scanned, open_file, quoted};
 
 fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<std::fs::File>, InputError> {
-    ParquetRecordBatchReaderBuilder::try_new(open_file(path)?)
-        .map_err(|e| InputError::new(path, None, format!("not a readable Parquet file: {e}")))
+    let unreadable = |e: parquet::errors::ParquetError| {
+        InputError::new(path, None, format!("not a readable Parquet file: {e}"))
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open_file(path)?).map_err(unreadable)?;
+    let plain = without_dictionaries(builder.schema());
+    if &plain == builder.schema() {
+        return Ok(builder);
+    }
+    let options = ArrowReaderOptions::new().with_schema(plain);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(open_file(path)?, options)
+        .map_err(unreadable)
+}
+
+/// `schema` with every dictionary-encoded column (at any depth of structs and lists) as its
+/// values' type.
+fn without_dictionaries(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema.fields().iter().map(|f| plain_field(f)).collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn plain_field(field: &Field) -> Field {
+    field.clone().with_data_type(plain_type(field.data_type()))
+}
+
+fn plain_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Dictionary(_, values) => plain_type(values),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| plain_field(f)).collect())
+        }
+        DataType::List(item) => DataType::List(Arc::new(plain_field(item))),
+        DataType::LargeList(item) => DataType::LargeList(Arc::new(plain_field(item))),
+        other => other.clone(),
+    }
 }
 
 /// Why the pipeline cannot publish `data_type` exactly, if it cannot. The table files are
@@ -85,6 +121,16 @@ pub fn scan(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<Scanned, Input
         && let Some((name, why)) = unpublishable_fields(schema.fields())
     {
         return Err(InputError::new(path, Some(Location::Column(name)), why));
+    }
+    if let Err(e) = tally_pipeline::delta::schema::check(&schema) {
+        return Err(InputError::new(
+            path,
+            Some(Location::Column(e.column.clone())),
+            format!(
+                "type {}: the table is published as a Delta table, which has no exact type for it; cast the column in the file (an unsigned integer to a wider signed one, a nanosecond timestamp to microseconds or a string) and run again",
+                e.data_type
+            ),
+        ));
     }
     let reader = builder
         .build()
