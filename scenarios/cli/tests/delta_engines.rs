@@ -180,11 +180,9 @@ fn problems(read: &Value, expect: &Expect) -> Vec<String> {
             read["id_sum"], expect.id_sum
         ));
     }
-    if read["probe"] != Value::from(expect.probes.clone()) {
-        out.push(format!(
-            "probed rows {} , not {:?}",
-            read["probe"], expect.probes
-        ));
+    let probes = Value::from(expect.probes.clone());
+    if read["probe"] != probes {
+        out.push(format!("probed rows {}, not {probes}", read["probe"]));
     }
     if read["columns"] != json!(COLUMNS) {
         out.push(format!("columns {}", read["columns"]));

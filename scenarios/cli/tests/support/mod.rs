@@ -65,11 +65,13 @@ pub fn listing(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The Python interpreter the tests that read a store with other engines run: `$TALLY_PYTHON`
-/// if set, else `python3` from the PATH. `.ci/run` installs the engines into a virtualenv and
+/// if set and not empty, else `python3` from the PATH. `.ci/run` installs the engines into a virtualenv and
 /// exports `TALLY_PYTHON` pointing into it; locally, point it at any interpreter that has them
 /// (the pinned set is in `.ci/run`).
 pub fn python() -> OsString {
-    std::env::var_os("TALLY_PYTHON").unwrap_or_else(|| "python3".into())
+    std::env::var_os("TALLY_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into())
 }
 
 /// Whether an engine that cannot be imported fails the test instead of being skipped:
