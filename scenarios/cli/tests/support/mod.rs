@@ -7,7 +7,8 @@
     reason = "tests run the binary and read directories on the real disk"
 )]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -63,24 +64,145 @@ pub fn listing(dir: &Path) -> Vec<PathBuf> {
     tree(dir).into_keys().collect()
 }
 
-/// Runs `script` under python3 with whichever of pyarrow, DuckDB and polars are installed; it
+/// The Python interpreter the tests that read a store with other engines run: `$TALLY_PYTHON`
+/// if set and not empty, else `python3` from the PATH. `.ci/run` installs the engines into a virtualenv and
+/// exports `TALLY_PYTHON` pointing into it; locally, point it at any interpreter that has them
+/// (the pinned set is in `.ci/run`).
+pub fn python() -> OsString {
+    std::env::var_os("TALLY_PYTHON")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// Whether an engine that cannot be imported fails the test instead of being skipped:
+/// `TALLY_REQUIRE_ENGINES=1`, which `.ci/run` sets once it installed them, so that CI never
+/// passes a skipped interop test as a run one.
+pub fn engines_required() -> bool {
+    std::env::var_os("TALLY_REQUIRE_ENGINES").is_some_and(|v| v == "1")
+}
+
+/// Runs `script` under [`python`] with whichever of pyarrow, DuckDB and polars are installed; it
 /// prints the engines it checked, or `SKIP`. Returns that line, or `None` (said on stderr)
-/// when python3 or every engine is missing.
+/// when python or every engine is missing — a failure instead when [`engines_required`].
 pub fn python_readers(script: &str) -> Option<String> {
-    let out = match Command::new("python3").arg("-c").arg(script).output() {
+    let out = match Command::new(python()).arg("-c").arg(script).output() {
         Ok(out) => out,
         Err(e) => {
-            eprintln!("skipped: python3 is not available ({e})");
+            assert!(!engines_required(), "{:?} cannot run: {e}", python());
+            eprintln!("SKIPPED: {:?} is not available ({e})", python());
             return None;
         }
     };
     assert!(out.status.success(), "{}", text(&out));
     let checked = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if checked == "SKIP" {
+        assert!(
+            !engines_required(),
+            "none of pyarrow, duckdb, polars imports in {:?}",
+            python()
+        );
         eprintln!(
-            "skipped: none of pyarrow, duckdb, polars is installed (pip install pyarrow duckdb polars)"
+            "SKIPPED: none of pyarrow, duckdb, polars is installed in {:?} (see .ci/run)",
+            python()
         );
         return None;
     }
     Some(checked)
+}
+
+/// One version of a Delta table as its log says, replayed here from the JSON commit files —
+/// independently of tally's own reader, so that tests can hold both to it.
+#[derive(Debug, Clone, Default)]
+pub struct DeltaVersion {
+    pub version: u64,
+    /// The live files (`add.path`, relative to the root) and their `numRecords`.
+    pub files: BTreeMap<String, u64>,
+    /// Files a commit up to this version removed and none re-added.
+    pub removed: BTreeSet<String>,
+    /// The latest `txn` version of each application id (for tally: a source's published rows).
+    pub txns: BTreeMap<String, u64>,
+}
+
+impl DeltaVersion {
+    /// Rows of the version by its files' `numRecords`.
+    pub fn rows(&self) -> u64 {
+        self.files.values().sum()
+    }
+
+    /// Rows of the version by its `txn` actions: what tally says each source has published.
+    pub fn txn_rows(&self) -> u64 {
+        self.txns.values().sum()
+    }
+}
+
+/// The commit files under `root/_delta_log/`, each version's actions parsed, in version order.
+/// Panics on a gap or an unparsable line: a committed version must read whole.
+pub fn delta_commits(root: &Path) -> Vec<(u64, Vec<serde_json::Value>)> {
+    let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(root.join("_delta_log"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let stem = path.file_name()?.to_str()?.strip_suffix(".json")?;
+            let version = (stem.len() == 20).then(|| stem.parse().ok())??;
+            Some((version, path))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (version, path))| {
+            assert_eq!(version, i as u64, "a gap in {}", root.display());
+            let text = std::fs::read_to_string(&path).unwrap();
+            let actions = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{path:?}: {e}")))
+                .collect();
+            (version, actions)
+        })
+        .collect()
+}
+
+/// The table at `through` (the latest version when `None`), replayed from the commit files.
+pub fn delta_version(root: &Path, through: Option<u64>) -> DeltaVersion {
+    let mut table = DeltaVersion::default();
+    for (version, actions) in delta_commits(root) {
+        if through.is_some_and(|t| version > t) {
+            break;
+        }
+        table.version = version;
+        for action in actions {
+            apply(&mut table, &action);
+        }
+    }
+    table
+}
+
+fn apply(table: &mut DeltaVersion, action: &serde_json::Value) {
+    if let Some(add) = action.get("add") {
+        let path = add["path"].as_str().unwrap().to_string();
+        let stats: serde_json::Value =
+            serde_json::from_str(add["stats"].as_str().expect("add.stats")).unwrap();
+        table.removed.remove(&path);
+        table
+            .files
+            .insert(path, stats["numRecords"].as_u64().unwrap());
+    } else if let Some(remove) = action.get("remove") {
+        let path = remove["path"].as_str().unwrap().to_string();
+        table.files.remove(&path);
+        table.removed.insert(path);
+    } else if let Some(txn) = action.get("txn") {
+        let app = txn["appId"].as_str().unwrap().to_string();
+        table.txns.insert(app, txn["version"].as_u64().unwrap());
+    }
+}
+
+/// The data files of the table's latest version, as absolute paths: what a reader that reads
+/// Parquet files directly must read (never a glob of `data/`, which holds removed files too).
+pub fn live_data_files(root: &Path) -> Vec<PathBuf> {
+    delta_version(root, None)
+        .files
+        .into_keys()
+        .map(|path| root.join(path))
+        .collect()
 }
