@@ -29,7 +29,9 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{DeltaVersion, delta_commits, delta_version, engines_required, python, tally, text};
+use support::{
+    DeltaVersion, Store, delta_commits, delta_version, engines_required, python, store, tally, text,
+};
 
 const ENGINES: [&str; 3] = ["deltalake", "polars", "duckdb"];
 
@@ -284,25 +286,15 @@ fn assert_engines_read(checks: &[(String, Expect)], probe_ids: &[u64]) -> Vec<&'
     ran
 }
 
-struct Store {
-    dir: tempfile::TempDir,
-    root: PathBuf,
-    inputs: PathBuf,
+/// What the tests do with a [`Store`].
+trait StoreRuns {
+    fn run_args(&self, inputs: &[&Input]) -> Vec<String>;
+    fn run(&self, inputs: &[&Input]);
+    fn verified_rows(&self) -> u64;
+    fn snapshot(&self, name: &str) -> String;
 }
 
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    let inputs = dir.path().join("in");
-    std::fs::create_dir(&inputs).unwrap();
-    Store { root, inputs, dir }
-}
-
-impl Store {
-    fn root_arg(&self) -> &str {
-        self.root.to_str().unwrap()
-    }
-
+impl StoreRuns for Store {
     fn run_args(&self, inputs: &[&Input]) -> Vec<String> {
         let mut args: Vec<String> = [
             "run",

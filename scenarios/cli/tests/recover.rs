@@ -9,20 +9,11 @@
     reason = "tests write input files and damage a store on the real disk"
 )]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod support;
 
-use support::{tally, text, tree};
-
-fn write_csv(path: &Path, first: u64, rows: u64) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(out, "id,name").unwrap();
-    for i in first..first + rows {
-        writeln!(out, "{i},row-{i}").unwrap();
-    }
-}
+use support::{tally, text, tree, write_csv};
 
 /// The newest commit (`_delta_log/<version>.json`) of the store at `root`.
 fn newest_manifest(root: &Path) -> PathBuf {

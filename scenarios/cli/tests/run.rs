@@ -14,7 +14,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::{live_data_files, log_has_parts, python_readers, tally, text};
+use support::{Store, live_data_files, log_has_parts, python_readers, store, tally, text};
 
 /// A CSV with the benchmark's 8 columns: id, timestamp, a 100-value string, a unique string,
 /// three floats and a bool.
@@ -51,26 +51,8 @@ fn write_jsonl(path: &Path, first: u64, rows: u64) {
     }
 }
 
-struct Store {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    inputs: PathBuf,
-}
-
-fn store() -> Store {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    let inputs = dir.path().join("in");
-    std::fs::create_dir(&inputs).unwrap();
-    Store {
-        root,
-        inputs,
-        _dir: dir,
-    }
-}
-
 fn root_arg(store: &Store) -> &str {
-    store.root.to_str().unwrap()
+    store.root_arg()
 }
 
 /// `tally run --root <store> --input <inputs...>`.

@@ -9,20 +9,11 @@
     reason = "tests write input files and read a store on the real disk"
 )]
 
-use std::io::Write;
 use std::path::Path;
 
 mod support;
 
-use support::{tally, text};
-
-fn write_csv(path: &Path, first: u64, rows: u64) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(out, "id,name").unwrap();
-    for i in first..first + rows {
-        writeln!(out, "{i},row-{i}").unwrap();
-    }
-}
+use support::{tally, text, write_csv};
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = tally(args);

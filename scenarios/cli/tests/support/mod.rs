@@ -206,3 +206,36 @@ pub fn live_data_files(root: &Path) -> Vec<PathBuf> {
         .map(|path| root.join(path))
         .collect()
 }
+
+/// A temporary directory holding a store root (not created) and an input directory.
+pub struct Store {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub inputs: PathBuf,
+}
+
+/// A fresh [`Store`].
+pub fn store() -> Store {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let inputs = dir.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    Store { dir, root, inputs }
+}
+
+impl Store {
+    /// The root, as a command-line argument.
+    pub fn root_arg(&self) -> &str {
+        self.root.to_str().unwrap()
+    }
+}
+
+/// A CSV file of `rows` rows `id,name`: ids `first..`, names `row-<id>`.
+pub fn write_csv(path: &Path, first: u64, rows: u64) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "id,name").unwrap();
+    for i in first..first + rows {
+        writeln!(out, "{i},row-{i}").unwrap();
+    }
+}
