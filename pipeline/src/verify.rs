@@ -8,6 +8,7 @@ use arrow::array::Array;
 use serde::Serialize;
 use tally_sim::Fs;
 
+use crate::delta::checkpoint;
 use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
@@ -109,6 +110,7 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
         }
     }
     check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
+    check_checkpoints(fs, layout, &mut report).await?;
     check_segments(fs, layout, &manifest, &mut report).await?;
     if deep {
         deep_check(fs, layout, &manifest, &mut report).await?;
@@ -165,6 +167,76 @@ async fn check_garbage<F: Fs>(
         }
     }
     Ok(())
+}
+
+/// Every checkpoint: one that cannot be used is a pending repair (the next open sets it
+/// aside), and so is a `_last_checkpoint` not naming the newest usable one; a usable one must
+/// hold the table the commits through its version make (less the tombstones it may drop),
+/// or it is a problem. One pass over the commits, whatever the number of checkpoints.
+async fn check_checkpoints<F: Fs>(fs: &F, layout: &Layout, report: &mut StoreReport) -> Result<()> {
+    let mut replayed: Option<Manifest> = None;
+    let mut newest = None;
+    for version in checkpoint::checkpoint_versions(fs, layout).await? {
+        let name = format!(
+            "{}/{}",
+            layout::DELTA_LOG_DIR,
+            layout::checkpoint_name(version)
+        );
+        let c = match checkpoint::read(fs, layout, version).await? {
+            Ok(c) => c,
+            Err(why) => {
+                report.pending_repairs.push(format!(
+                    "{name} cannot be used ({why}): it will be set aside"
+                ));
+                continue;
+            }
+        };
+        let commits =
+            crate::delta::log::replay_commits(fs, layout, replayed.take(), version).await?;
+        if !commits.created || commits.table.version != version {
+            report.problems.push(format!(
+                "{name} cannot be checked: the commits through {version} do not replay"
+            ));
+            continue;
+        }
+        if let Some(why) = disagreement(&c, &commits.table) {
+            report.problems.push(format!("{name}: {why}"));
+        }
+        newest = Some(c.seal);
+        replayed = Some(commits.table);
+    }
+    let hint = checkpoint::read_hint(fs, layout).await?;
+    if hint != newest.as_ref().map(checkpoint::hint_bytes) {
+        report.pending_repairs.push(format!(
+            "{}/{} does not name the newest usable checkpoint: it will be rewritten",
+            layout::DELTA_LOG_DIR,
+            layout::LAST_CHECKPOINT
+        ));
+    }
+    Ok(())
+}
+
+/// How a checkpoint differs from the replay of the commits through its version, if it does.
+/// It may lack only tombstones removed at or before its seal's `tombstones_kept_after_ms`.
+fn disagreement(c: &checkpoint::Checkpoint, commits: &Manifest) -> Option<String> {
+    let mut expected = commits.clone();
+    let kept_after = c.seal.tombstones_kept_after_ms;
+    expected
+        .tombstones
+        .retain(|t| t.removed_at_ms > kept_after || c.table.tombstone(t.level, t.id) == Some(t));
+    (expected != c.table).then(|| {
+        format!(
+            "holds a table ({} files, {} rows, {} tombstones) that the commits through {} do \
+             not make ({} files, {} rows, {} tombstones)",
+            c.table.files.len(),
+            c.table.rows(),
+            c.table.tombstones.len(),
+            commits.version,
+            expected.files.len(),
+            expected.rows(),
+            expected.tombstones.len()
+        )
+    })
 }
 
 async fn check_segments<F: Fs>(

@@ -1,0 +1,482 @@
+//! Checkpoints: the whole table at one version in a single Parquet file,
+//! `_delta_log/<version:020>.checkpoint.parquet`, in the schema Delta engines read (one
+//! non-null action struct per row), so that opening a store (tally's and any engine's) reads
+//! it and the commits after it instead of every commit since 0. `_last_checkpoint` points at
+//! the newest one; it is only a hint, to engines and to tally.
+//!
+//! Integrity: a checkpoint is read only if its seal holds. The seal (footer key
+//! [`SEAL_KEY`], a JSON [`Seal`]) records the CRC-32C of the checkpoint's actions as tally
+//! encodes them, the number of rows, and the checksum of the commit of the same version
+//! (the seal of `<version>.json`). Reading one back re-encodes the rows it parsed and
+//! compares, and reads the commit of its version (always kept: tally never deletes commits)
+//! to check that the checkpoint was made from that very commit. So a torn, rotten or
+//! foreign checkpoint, or a stale one left over from a log rolled back past its version, is
+//! refused and the commits are replayed instead: a checkpoint can only give back a state tally
+//! held in memory right after that commit was durable, which is the replay of the commits
+//! through it (checked by `publish` in debug builds, and by `tally verify` on any store), less
+//! the tombstones dropped as expired.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+use tally_sim::{CreateMode, Fs, FsFile};
+
+use super::action::{Action, Remove};
+use super::commit::{self, Unreadable};
+use crate::error::{Error, Result};
+use crate::fsutil::is_not_found;
+use crate::layout::{self, Layout};
+use crate::manifest::{Manifest, Tombstone};
+
+/// The footer key holding the seal.
+pub const SEAL_KEY: &str = "tally.checkpoint";
+/// The format of the seal.
+pub const FORMAT: u32 = 1;
+
+/// What makes a checkpoint checkable: see the module's comment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    pub format: u32,
+    pub version: u64,
+    pub rows: u64,
+    /// CRC-32C of the rows' actions, each encoded as a commit line (JSON and a newline).
+    pub crc32c: String,
+    /// The checksum in the seal of commit `version`.
+    pub commit_crc32c: String,
+    /// Tombstones of the commits removed at or before this (milliseconds since the epoch)
+    /// may be missing from the checkpoint: dropped, their retention passed and their files
+    /// deleted. Every later one is in it.
+    pub tombstones_kept_after_ms: i64,
+}
+
+/// A checkpoint read back whole, its seal holding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub table: Manifest,
+    pub seal: Seal,
+}
+
+/// Why a checkpoint is not used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BadCheckpoint {
+    /// Relative to the root: `_delta_log/<version:020>.checkpoint.parquet`.
+    pub file: String,
+    pub version: u64,
+    pub reason: String,
+}
+
+/// The versions of every checkpoint in `_delta_log/`, in increasing order.
+pub async fn checkpoint_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
+    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
+        Ok(entries) => entries,
+        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut versions: Vec<u64> = entries
+        .iter()
+        .filter(|e| !e.is_dir)
+        .filter_map(|e| layout::parse_checkpoint_name(&e.name))
+        .collect();
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// The Arrow schema of a checkpoint: Delta's action structs, every one nullable (one is set
+/// per row), with the fields engines need (protocol spec, "Checkpoint Schema").
+pub fn arrow_schema() -> SchemaRef {
+    let s = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
+    let i64f = |name: &str, nullable| Field::new(name, DataType::Int64, nullable);
+    let b = |name: &str, nullable| Field::new(name, DataType::Boolean, nullable);
+    let map = |name: &str, nullable| {
+        let entries = Field::new(
+            "key_value",
+            DataType::Struct(Fields::from(vec![s("key", false), s("value", true)])),
+            false,
+        );
+        Field::new(name, DataType::Map(Arc::new(entries), false), nullable)
+    };
+    let list = |name: &str, nullable| {
+        Field::new(name, DataType::List(Arc::new(s("element", true))), nullable)
+    };
+    let strukt = |name: &str, fields: Vec<Field>| {
+        Field::new(name, DataType::Struct(Fields::from(fields)), true)
+    };
+    let format = Field::new(
+        "format",
+        DataType::Struct(Fields::from(vec![
+            s("provider", false),
+            map("options", false),
+        ])),
+        false,
+    );
+    Arc::new(Schema::new(vec![
+        strukt(
+            "txn",
+            vec![
+                s("appId", false),
+                i64f("version", false),
+                i64f("lastUpdated", true),
+            ],
+        ),
+        strukt(
+            "add",
+            vec![
+                s("path", false),
+                map("partitionValues", false),
+                i64f("size", false),
+                i64f("modificationTime", false),
+                b("dataChange", false),
+                s("stats", true),
+                map("tags", true),
+            ],
+        ),
+        strukt(
+            "remove",
+            vec![
+                s("path", false),
+                i64f("deletionTimestamp", true),
+                b("dataChange", false),
+                b("extendedFileMetadata", true),
+                map("partitionValues", true),
+                i64f("size", true),
+                map("tags", true),
+            ],
+        ),
+        strukt(
+            "metaData",
+            vec![
+                s("id", false),
+                s("name", true),
+                s("description", true),
+                format,
+                s("schemaString", false),
+                list("partitionColumns", false),
+                i64f("createdTime", true),
+                map("configuration", false),
+            ],
+        ),
+        strukt(
+            "protocol",
+            vec![
+                Field::new("minReaderVersion", DataType::Int32, false),
+                Field::new("minWriterVersion", DataType::Int32, false),
+                list("readerFeatures", true),
+                list("writerFeatures", true),
+            ],
+        ),
+        strukt(
+            "domainMetadata",
+            vec![
+                s("domain", false),
+                s("configuration", false),
+                b("removed", false),
+            ],
+        ),
+    ]))
+}
+
+/// The actions of a checkpoint of `table`: those of a commit creating it from nothing
+/// (protocol, metadata, an add per file, a txn per source, tally's domain), then a remove per
+/// tombstone, oldest removal first.
+pub fn actions(table: &Manifest, now_ms: i64) -> Result<Vec<Action>> {
+    let bytes = commit::encode(None, table, now_ms).map_err(|e| Error::Format {
+        context: format!("checkpoint {}", table.version),
+        detail: e.to_string(),
+    })?;
+    let mut actions = commit::decode(&bytes).expect("a commit just encoded decodes");
+    actions.retain(|a| !matches!(a, Action::CommitInfo(_)));
+    for t in &table.tombstones {
+        actions.push(Action::Remove(Remove {
+            path: layout::table_file_path(t.level, t.id),
+            deletion_timestamp: t.removed_at_ms,
+            data_change: false,
+            extended_file_metadata: true,
+            partition_values: BTreeMap::new(),
+            size: t.bytes,
+            tags: BTreeMap::new(),
+        }));
+    }
+    Ok(actions)
+}
+
+/// The actions as commit lines, and their CRC-32C: what the seal covers.
+fn lines(actions: &[Action]) -> (Vec<u8>, String) {
+    let mut out = Vec::new();
+    for action in actions {
+        serde_json::to_writer(&mut out, action).expect("an action always serializes");
+        out.push(b'\n');
+    }
+    let crc = format!("{:08x}", crc32c::crc32c(&out));
+    (out, crc)
+}
+
+fn format_error(version: u64, e: impl std::fmt::Display) -> Error {
+    Error::Format {
+        context: format!("checkpoint {version}"),
+        detail: e.to_string(),
+    }
+}
+
+/// The Parquet bytes of a checkpoint of `table`, sealed. `commit_crc32c` is the checksum in
+/// the seal of commit `table.version`.
+pub fn encode(
+    table: &Manifest,
+    commit_crc32c: &str,
+    tombstones_kept_after_ms: i64,
+    now_ms: i64,
+) -> Result<(Vec<u8>, Seal)> {
+    let version = table.version;
+    let actions = actions(table, now_ms)?;
+    let (json, crc32c) = lines(&actions);
+    let seal = Seal {
+        format: FORMAT,
+        version,
+        rows: actions.len() as u64,
+        crc32c,
+        commit_crc32c: commit_crc32c.to_string(),
+        tombstones_kept_after_ms,
+    };
+    let schema = arrow_schema();
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(actions.len().max(1))
+        .build_decoder()
+        .map_err(|e| format_error(version, e))?;
+    decoder
+        .decode(&json)
+        .map_err(|e| format_error(version, e))?;
+    let batch = decoder
+        .flush()
+        .map_err(|e| format_error(version, e))?
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    let seal_json = serde_json::to_string(&seal).expect("a seal always serializes");
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(SEAL_KEY.to_string(), seal_json)]))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, schema, Some(props))
+        .map_err(|e| format_error(version, e))?;
+    writer.write(&batch).map_err(|e| format_error(version, e))?;
+    writer.close().map_err(|e| format_error(version, e))?;
+    Ok((out, seal))
+}
+
+/// Reads a checkpoint's bytes back: `Err(why)` unless it parses, its seal holds and its
+/// actions make a table tally could have written (the same checks a commit's get).
+pub fn decode(bytes: Vec<u8>, version: u64) -> std::result::Result<Checkpoint, Unreadable> {
+    let bad = |why: String| Unreadable(why);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
+        .map_err(|e| bad(format!("not a whole Parquet file: {e}")))?;
+    let seal_json = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == SEAL_KEY))
+        .and_then(|k| k.value.clone())
+        .ok_or_else(|| bad("no tally seal: not a checkpoint tally wrote".into()))?;
+    let seal: Seal =
+        serde_json::from_str(&seal_json).map_err(|e| bad(format!("its seal is malformed: {e}")))?;
+    if seal.format != FORMAT || seal.version != version {
+        return Err(bad(format!(
+            "its seal says format {} version {}, not format {FORMAT} version {version}",
+            seal.format, seal.version
+        )));
+    }
+    let reader = builder.build().map_err(|e| bad(e.to_string()))?;
+    let mut json = Vec::new();
+    {
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut json);
+        for batch in reader {
+            let batch = batch.map_err(|e| bad(format!("unreadable rows: {e}")))?;
+            writer.write(&batch).map_err(|e| bad(e.to_string()))?;
+        }
+        writer.finish().map_err(|e| bad(e.to_string()))?;
+    }
+    let mut actions = Vec::new();
+    for (n, line) in json.split(|&b| b == b'\n').enumerate() {
+        if !line.is_empty() {
+            let action: Action =
+                serde_json::from_slice(line).map_err(|e| bad(format!("row {n}: {e}")))?;
+            actions.push(action);
+        }
+    }
+    let (_, crc) = lines(&actions);
+    if actions.len() as u64 != seal.rows || crc != seal.crc32c {
+        return Err(bad(format!(
+            "{} rows with checksum {crc}, its seal says {} rows with checksum {}",
+            actions.len(),
+            seal.rows,
+            seal.crc32c
+        )));
+    }
+    let table = apply(version, actions)?;
+    Ok(Checkpoint { table, seal })
+}
+
+/// The table the actions of a checkpoint hold: the adds, txns and state through
+/// [`commit::apply`] (as a commit creating the table), then the removes as tombstones.
+fn apply(version: u64, actions: Vec<Action>) -> std::result::Result<Manifest, Unreadable> {
+    let (removes, rest): (Vec<Action>, Vec<Action>) = actions
+        .into_iter()
+        .partition(|a| matches!(a, Action::Remove(_)));
+    let mut table = commit::apply(None, version, rest)?;
+    for remove in removes {
+        let Action::Remove(r) = remove else {
+            unreachable!("partitioned")
+        };
+        let (level, id) = layout::parse_table_file_path(&r.path)
+            .ok_or_else(|| Unreadable(format!("names the file {:?}, not a table file", r.path)))?;
+        if table.files.iter().any(|f| f.level == level && f.id == id)
+            || table.tombstone(level, id).is_some()
+        {
+            return Err(Unreadable(format!(
+                "removes {} while it is live or twice",
+                r.path
+            )));
+        }
+        table.tombstones.push(Tombstone {
+            level,
+            id,
+            bytes: r.size,
+            removed_at_ms: r.deletion_timestamp,
+        });
+    }
+    Ok(table)
+}
+
+/// The checksum in the seal of a commit's bytes, once the whole commit checks.
+pub fn commit_seal(bytes: &[u8]) -> std::result::Result<String, Unreadable> {
+    match commit::decode(bytes)?.into_iter().next() {
+        Some(Action::CommitInfo(info)) => Ok(info.tally.crc32c),
+        _ => Err(Unreadable("no commit info".into())),
+    }
+}
+
+/// Reads checkpoint `version` through the `Fs` and checks it against commit `version`:
+/// `Ok(Err(why))` if it cannot be used.
+pub async fn read<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    version: u64,
+) -> Result<std::result::Result<Checkpoint, Unreadable>> {
+    let bytes = match fs.read(&layout.checkpoint(version)).await {
+        Ok(bytes) => bytes,
+        Err(e) if is_not_found(&e) => return Ok(Err(Unreadable("it is missing".into()))),
+        Err(e) => return Err(e.into()),
+    };
+    let checkpoint = match decode(bytes, version) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    let commit = match fs.read(&layout.commit(version)).await {
+        Ok(bytes) => bytes,
+        Err(e) if is_not_found(&e) => {
+            return Ok(Err(Unreadable(format!("commit {version} is missing"))));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match commit_seal(&commit) {
+        Ok(crc) if crc == checkpoint.seal.commit_crc32c => Ok(checkpoint),
+        Ok(crc) => Err(Unreadable(format!(
+            "made from a commit {version} with checksum {}, the log's has {crc}",
+            checkpoint.seal.commit_crc32c
+        ))),
+        Err(why) => Err(Unreadable(format!(
+            "commit {version} cannot be read: {why}"
+        ))),
+    })
+}
+
+/// The newest checkpoint at or below `through` that can be used, if any; the ones above it
+/// that cannot go into `bad`, newest first.
+pub async fn newest_good<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    through: u64,
+    bad: &mut Vec<BadCheckpoint>,
+) -> Result<Option<Checkpoint>> {
+    let mut versions = checkpoint_versions(fs, layout).await?;
+    versions.retain(|&v| v <= through);
+    for &version in versions.iter().rev() {
+        match read(fs, layout, version).await? {
+            Ok(checkpoint) => return Ok(Some(checkpoint)),
+            Err(why) => bad.push(BadCheckpoint {
+                file: format!(
+                    "{}/{}",
+                    layout::DELTA_LOG_DIR,
+                    layout::checkpoint_name(version)
+                ),
+                version,
+                reason: why.0,
+            }),
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `bytes` as checkpoint `version`, durably, then points `_last_checkpoint` at it:
+/// `create _checkpoint_<v>.parquet.tmp` (a name engines skip), `write`, `sync`,
+/// `rename_noreplace → <v>.checkpoint.parquet`, `sync_dir _delta_log/`, then a durable replace
+/// of `_last_checkpoint`. In this order a crash leaves at worst a temp file, or a whole
+/// checkpoint the hint does not name yet: never a hint naming a missing checkpoint, nor a torn
+/// checkpoint under its final name (either breaks every engine reading the table).
+pub async fn write<F: Fs>(fs: &F, layout: &Layout, bytes: &[u8], seal: &Seal) -> io::Result<()> {
+    let temp = layout.checkpoint_temp(seal.version);
+    let file = fs.create(&temp, CreateMode::Truncate).await?;
+    file.write_at(0, bytes).await?;
+    file.sync().await?;
+    drop(file);
+    if let Err(e) = fs
+        .rename_noreplace(&temp, &layout.checkpoint(seal.version))
+        .await
+    {
+        let _ = fs.unlink(&temp).await;
+        return Err(e);
+    }
+    fs.sync_dir(&layout.delta_log_dir()).await?;
+    write_hint(fs, layout, Some(seal)).await
+}
+
+/// `_last_checkpoint` as it should read for the newest checkpoint `seal`.
+pub fn hint_bytes(seal: &Seal) -> Vec<u8> {
+    format!("{{\"version\":{},\"size\":{}}}", seal.version, seal.rows).into_bytes()
+}
+
+/// Replaces `_last_checkpoint` durably with the hint for `seal`, or removes it (durably) for
+/// `None`.
+pub async fn write_hint<F: Fs>(fs: &F, layout: &Layout, seal: Option<&Seal>) -> io::Result<()> {
+    let dir = layout.delta_log_dir();
+    match seal {
+        Some(seal) => {
+            crate::commit::replace_file(fs, &dir, layout::LAST_CHECKPOINT, &hint_bytes(seal)).await
+        }
+        None => {
+            match fs.unlink(&dir.join(layout::LAST_CHECKPOINT)).await {
+                Err(e) if is_not_found(&e) => return Ok(()),
+                other => other?,
+            }
+            fs.sync_dir(&dir).await
+        }
+    }
+}
+
+/// The bytes of `_last_checkpoint`, if there is one.
+pub async fn read_hint<F: Fs>(fs: &F, layout: &Layout) -> Result<Option<Vec<u8>>> {
+    match fs
+        .read(&layout.delta_log_dir().join(layout::LAST_CHECKPOINT))
+        .await
+    {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
