@@ -5,8 +5,10 @@
 //! the newest one; it is only a hint, to engines and to tally.
 //!
 //! Integrity: a checkpoint is read only if its seal holds. The seal (footer key
-//! [`SEAL_KEY`], a JSON [`Seal`]) records the CRC-32C of the checkpoint's actions as tally
-//! encodes them, the number of rows, and the checksum of the commit of the same version
+//! [`SEAL_KEY`], a JSON [`Seal`]) records the CRC-32C of the whole file (computed with its
+//! own digits zeroed, as a commit's seal is; checked before the Parquet reader sees a byte,
+//! since that reader can panic on damaged input), the CRC-32C of the checkpoint's actions as
+//! tally encodes them, the number of rows, and the checksum of the commit of the same version
 //! (the seal of `<version>.json`). Reading one back re-encodes the rows it parsed and
 //! compares, and reads the commit of its version (always kept: tally never deletes commits)
 //! to check that the checkpoint was made from that very commit. So a torn, rotten or
@@ -41,6 +43,9 @@ use crate::manifest::{Manifest, Tombstone};
 pub const SEAL_KEY: &str = "tally.checkpoint";
 /// The format of the seal.
 pub const FORMAT: u32 = 1;
+/// The file checksum's digits while it is computed.
+const UNSEALED: &str = "00000000";
+const FILE_CRC_KEY: &[u8] = b"\"file_crc32c\":\"";
 
 /// What makes a checkpoint checkable: see the module's comment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +56,9 @@ pub struct Seal {
     pub rows: u64,
     /// CRC-32C of the rows' actions, each encoded as a commit line (JSON and a newline).
     pub crc32c: String,
+    /// CRC-32C of the whole file as it reads with [`UNSEALED`] in the place of these digits:
+    /// checked before the Parquet reader sees a byte (it may panic on damaged input).
+    pub file_crc32c: String,
     /// The checksum in the seal of commit `version`.
     pub commit_crc32c: String,
     /// Tombstones of the commits removed at or before this (milliseconds since the epoch)
@@ -243,6 +251,7 @@ pub fn encode(
         version,
         rows: actions.len() as u64,
         crc32c,
+        file_crc32c: UNSEALED.to_string(),
         commit_crc32c: commit_crc32c.to_string(),
         tombstones_kept_after_ms,
     };
@@ -267,13 +276,49 @@ pub fn encode(
         .map_err(|e| format_error(version, e))?;
     writer.write(&batch).map_err(|e| format_error(version, e))?;
     writer.close().map_err(|e| format_error(version, e))?;
+    let at = file_crc_digits(&out).expect("the seal was just written");
+    let crc = format!("{:08x}", crc32c::crc32c(&out));
+    out[at..at + UNSEALED.len()].copy_from_slice(crc.as_bytes());
+    let seal = Seal {
+        file_crc32c: crc,
+        ..seal
+    };
     Ok((out, seal))
+}
+
+/// Where the file checksum's eight digits are: after the last `"file_crc32c":"` in the bytes,
+/// the seal in the footer's key-value metadata (the footer follows every data page, so a row
+/// holding the same text comes before it).
+fn file_crc_digits(bytes: &[u8]) -> Option<usize> {
+    let at = bytes
+        .windows(FILE_CRC_KEY.len())
+        .rposition(|w| w == FILE_CRC_KEY)?;
+    let digits = at + FILE_CRC_KEY.len();
+    (bytes.len() >= digits + UNSEALED.len()).then_some(digits)
+}
+
+/// Whether the file's checksum holds: the bytes are the ones tally wrote, whole.
+fn file_sealed(bytes: &[u8]) -> std::result::Result<(), Unreadable> {
+    let at = file_crc_digits(bytes)
+        .ok_or_else(|| Unreadable("no tally seal: torn, or not a checkpoint tally wrote".into()))?;
+    let recorded = bytes[at..at + UNSEALED.len()].to_vec();
+    let mut unsealed = bytes.to_vec();
+    unsealed[at..at + UNSEALED.len()].copy_from_slice(UNSEALED.as_bytes());
+    let crc = format!("{:08x}", crc32c::crc32c(&unsealed));
+    if crc.as_bytes() != recorded.as_slice() {
+        return Err(Unreadable(format!(
+            "checksum mismatch: the file has {crc}, its seal says {}",
+            String::from_utf8_lossy(&recorded)
+        )));
+    }
+    Ok(())
 }
 
 /// Reads a checkpoint's bytes back: `Err(why)` unless it parses, its seal holds and its
 /// actions make a table tally could have written (the same checks a commit's get).
 pub fn decode(bytes: Vec<u8>, version: u64) -> std::result::Result<Checkpoint, Unreadable> {
     let bad = |why: String| Unreadable(why);
+    file_sealed(&bytes)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
         .map_err(|e| bad(format!("not a whole Parquet file: {e}")))?;
     let seal_json = builder
@@ -478,5 +523,89 @@ pub async fn read_hint<F: Fs>(fs: &F, layout: &Layout) -> Result<Option<Vec<u8>>
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{FileEntry, SourceState};
+    use arrow_schema::{DataType, Field};
+
+    fn table() -> Manifest {
+        let mut m = Manifest::empty();
+        m.version = 20;
+        m.table_id = "00000000-0000-4000-8000-000000000000".into();
+        m.next_file_id = 9;
+        m.log_through = 4;
+        m.schema = Some(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        for (id, seq) in [(7u64, 0u64), (8, 100)] {
+            m.files.push(FileEntry {
+                id,
+                level: 1,
+                rows: 10,
+                seq_min: seq,
+                seq_max: seq + 9,
+                bytes: 1234 + id,
+                crc32c: Some(0xdead_beef),
+            });
+        }
+        m.tombstones.push(Tombstone {
+            level: 0,
+            id: 3,
+            bytes: 99,
+            removed_at_ms: 5,
+        });
+        m.sources.insert(
+            "a".into(),
+            SourceState {
+                rows: 20,
+                complete: true,
+                fingerprint: None,
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_as_the_table_it_was_written_from() {
+        let (bytes, seal) = encode(&table(), "0badf00d", 1, 2).unwrap();
+        let read = decode(bytes, 20).unwrap();
+        assert_eq!(read.table, table());
+        assert_eq!(read.seal, seal);
+        assert_eq!(
+            seal.rows,
+            2 + 2 + 1 + 1 + 1,
+            "protocol, metaData, adds, txn, domain, remove"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_is_refused_under_another_version() {
+        let (bytes, _) = encode(&table(), "0badf00d", 1, 2).unwrap();
+        assert!(decode(bytes, 30).is_err());
+    }
+
+    /// A flipped byte anywhere either makes the checkpoint unreadable or changes nothing it
+    /// says (padding, statistics): never a different table.
+    #[test]
+    fn no_flipped_byte_yields_another_table() {
+        let (bytes, _) = encode(&table(), "0badf00d", 1, 2).unwrap();
+        let mut refused = 0;
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x10] {
+                let mut damaged = bytes.clone();
+                damaged[i] ^= bit;
+                match decode(damaged, 20) {
+                    Ok(c) => assert_eq!(c.table, table(), "byte {i} bit {bit:#x}"),
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(
+            refused > bytes.len(),
+            "{refused} of {} refused",
+            2 * bytes.len()
+        );
     }
 }
