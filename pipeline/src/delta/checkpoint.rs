@@ -99,97 +99,92 @@ pub async fn checkpoint_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u
     Ok(versions)
 }
 
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn long(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Int64, nullable)
+}
+
+fn boolean(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Boolean, nullable)
+}
+
+/// `map<string, string>`, as Delta's checkpoints spell it (engines accept any field names).
+fn string_map(name: &str, nullable: bool) -> Field {
+    let entries = Field::new(
+        "key_value",
+        DataType::Struct(Fields::from(vec![utf8("key", false), utf8("value", true)])),
+        false,
+    );
+    Field::new(name, DataType::Map(Arc::new(entries), false), nullable)
+}
+
+fn string_list(name: &str, nullable: bool) -> Field {
+    let element = Arc::new(utf8("element", true));
+    Field::new(name, DataType::List(element), nullable)
+}
+
+fn action(name: &str, fields: Vec<Field>) -> Field {
+    Field::new(name, DataType::Struct(Fields::from(fields)), true)
+}
+
 /// The Arrow schema of a checkpoint: Delta's action structs, every one nullable (one is set
 /// per row), with the fields engines need (protocol spec, "Checkpoint Schema").
 pub fn arrow_schema() -> SchemaRef {
-    let s = |name: &str, nullable| Field::new(name, DataType::Utf8, nullable);
-    let i64f = |name: &str, nullable| Field::new(name, DataType::Int64, nullable);
-    let b = |name: &str, nullable| Field::new(name, DataType::Boolean, nullable);
-    let map = |name: &str, nullable| {
-        let entries = Field::new(
-            "key_value",
-            DataType::Struct(Fields::from(vec![s("key", false), s("value", true)])),
-            false,
-        );
-        Field::new(name, DataType::Map(Arc::new(entries), false), nullable)
-    };
-    let list = |name: &str, nullable| {
-        Field::new(name, DataType::List(Arc::new(s("element", true))), nullable)
-    };
-    let strukt = |name: &str, fields: Vec<Field>| {
-        Field::new(name, DataType::Struct(Fields::from(fields)), true)
-    };
-    let format = Field::new(
-        "format",
-        DataType::Struct(Fields::from(vec![
-            s("provider", false),
-            map("options", false),
-        ])),
-        false,
-    );
+    let add = vec![
+        utf8("path", false),
+        string_map("partitionValues", false),
+        long("size", false),
+        long("modificationTime", false),
+        boolean("dataChange", false),
+        utf8("stats", true),
+        string_map("tags", true),
+    ];
+    let remove = vec![
+        utf8("path", false),
+        long("deletionTimestamp", true),
+        boolean("dataChange", false),
+        boolean("extendedFileMetadata", true),
+        string_map("partitionValues", true),
+        long("size", true),
+        string_map("tags", true),
+    ];
+    let format = Fields::from(vec![utf8("provider", false), string_map("options", false)]);
+    let metadata = vec![
+        utf8("id", false),
+        utf8("name", true),
+        utf8("description", true),
+        Field::new("format", DataType::Struct(format), false),
+        utf8("schemaString", false),
+        string_list("partitionColumns", false),
+        long("createdTime", true),
+        string_map("configuration", false),
+    ];
+    let protocol = vec![
+        Field::new("minReaderVersion", DataType::Int32, false),
+        Field::new("minWriterVersion", DataType::Int32, false),
+        string_list("readerFeatures", true),
+        string_list("writerFeatures", true),
+    ];
+    let txn = vec![
+        utf8("appId", false),
+        long("version", false),
+        long("lastUpdated", true),
+    ];
+    let domain = vec![
+        utf8("domain", false),
+        utf8("configuration", false),
+        boolean("removed", false),
+    ];
     Arc::new(Schema::new(vec![
-        strukt(
-            "txn",
-            vec![
-                s("appId", false),
-                i64f("version", false),
-                i64f("lastUpdated", true),
-            ],
-        ),
-        strukt(
-            "add",
-            vec![
-                s("path", false),
-                map("partitionValues", false),
-                i64f("size", false),
-                i64f("modificationTime", false),
-                b("dataChange", false),
-                s("stats", true),
-                map("tags", true),
-            ],
-        ),
-        strukt(
-            "remove",
-            vec![
-                s("path", false),
-                i64f("deletionTimestamp", true),
-                b("dataChange", false),
-                b("extendedFileMetadata", true),
-                map("partitionValues", true),
-                i64f("size", true),
-                map("tags", true),
-            ],
-        ),
-        strukt(
-            "metaData",
-            vec![
-                s("id", false),
-                s("name", true),
-                s("description", true),
-                format,
-                s("schemaString", false),
-                list("partitionColumns", false),
-                i64f("createdTime", true),
-                map("configuration", false),
-            ],
-        ),
-        strukt(
-            "protocol",
-            vec![
-                Field::new("minReaderVersion", DataType::Int32, false),
-                Field::new("minWriterVersion", DataType::Int32, false),
-                list("readerFeatures", true),
-                list("writerFeatures", true),
-            ],
-        ),
-        strukt(
-            "domainMetadata",
-            vec![
-                s("domain", false),
-                s("configuration", false),
-                b("removed", false),
-            ],
-        ),
+        action("txn", txn),
+        action("add", add),
+        action("remove", remove),
+        action("metaData", metadata),
+        action("protocol", protocol),
+        action("domainMetadata", domain),
     ]))
 }
 
