@@ -177,7 +177,8 @@ async fn check_garbage<F: Fs>(
 async fn check_checkpoints<F: Fs>(fs: &F, layout: &Layout, report: &mut StoreReport) -> Result<()> {
     let mut replayed: Option<Manifest> = None;
     let mut newest = None;
-    for version in checkpoint::checkpoint_versions(fs, layout).await? {
+    let listing = crate::delta::log::list(fs, layout).await?;
+    for version in listing.checkpoints {
         let name = format!(
             "{}/{}",
             layout::DELTA_LOG_DIR,
@@ -216,7 +217,10 @@ async fn check_checkpoints<F: Fs>(fs: &F, layout: &Layout, report: &mut StoreRep
         }
         newest = Some(seal);
     }
-    let hint = checkpoint::read_hint(fs, layout).await?;
+    let hint = match listing.last_checkpoint {
+        true => checkpoint::read_hint(fs, layout).await?,
+        false => None,
+    };
     if hint != newest.as_ref().map(checkpoint::hint_bytes) {
         report.pending_repairs.push(format!(
             "{}/{} does not name the newest usable checkpoint: it will be rewritten",

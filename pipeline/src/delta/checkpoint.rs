@@ -85,18 +85,7 @@ pub struct BadCheckpoint {
 
 /// The versions of every checkpoint in `_delta_log/`, in increasing order.
 pub async fn checkpoint_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
-    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
-        Ok(entries) => entries,
-        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut versions: Vec<u64> = entries
-        .iter()
-        .filter(|e| !e.is_dir)
-        .filter_map(|e| layout::parse_checkpoint_name(&e.name))
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
+    Ok(super::log::list(fs, layout).await?.checkpoints)
 }
 
 fn utf8(name: &str, nullable: bool) -> Field {
@@ -436,17 +425,16 @@ pub async fn read<F: Fs>(
     })
 }
 
-/// The newest checkpoint at or below `through` that can be used, if any; the ones above it
-/// that cannot go into `bad`, newest first.
+/// The newest of the checkpoints `listed` at or below `through` that can be used, if any; the
+/// ones above it that cannot go into `bad`, newest first.
 pub async fn newest_good<F: Fs>(
     fs: &F,
     layout: &Layout,
+    listed: &[u64],
     through: u64,
     bad: &mut Vec<BadCheckpoint>,
 ) -> Result<Option<Checkpoint>> {
-    let mut versions = checkpoint_versions(fs, layout).await?;
-    versions.retain(|&v| v <= through);
-    for &version in versions.iter().rev() {
+    for &version in listed.iter().rev().filter(|&&v| v <= through) {
         match read(fs, layout, version).await? {
             Ok(checkpoint) => return Ok(Some(checkpoint)),
             Err(why) => bad.push(BadCheckpoint {

@@ -32,23 +32,45 @@ pub struct Replayed {
     /// not made from the log's commit of their version), newest first. Replay went on without
     /// them: the commits hold the truth.
     pub bad_checkpoints: Vec<BadCheckpoint>,
+    /// Whether `_delta_log/` holds a `_last_checkpoint` (read only by who must check it).
+    pub last_checkpoint_listed: bool,
+}
+
+/// What `_delta_log/` holds, from one listing: commit and checkpoint versions in increasing
+/// order, and whether `_last_checkpoint` is there.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub commits: Vec<u64>,
+    pub checkpoints: Vec<u64>,
+    pub last_checkpoint: bool,
+}
+
+/// Lists `_delta_log/` once (nothing if the directory is missing).
+pub async fn list<F: Fs>(fs: &F, layout: &Layout) -> Result<Listing> {
+    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
+        Ok(entries) => entries,
+        Err(e) if is_not_found(&e) => return Ok(Listing::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut listing = Listing::default();
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        if let Some(v) = layout::parse_commit_name(&entry.name) {
+            listing.commits.push(v);
+        } else if let Some(v) = layout::parse_checkpoint_name(&entry.name) {
+            listing.checkpoints.push(v);
+        } else if entry.name == layout::LAST_CHECKPOINT {
+            listing.last_checkpoint = true;
+        }
+    }
+    listing.commits.sort_unstable();
+    listing.checkpoints.sort_unstable();
+    Ok(listing)
 }
 
 /// The versions of every commit in `_delta_log/`, in increasing order (none if the directory
 /// is missing).
 pub async fn commit_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
-    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
-        Ok(entries) => entries,
-        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut versions: Vec<u64> = entries
-        .iter()
-        .filter(|e| !e.is_dir)
-        .filter_map(|e| layout::parse_commit_name(&e.name))
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
+    Ok(list(fs, layout).await?.commits)
 }
 
 /// Replays the log, changing nothing: from the newest usable checkpoint (or from commit 0),
@@ -63,15 +85,24 @@ pub async fn replay<F: Fs>(fs: &F, layout: &Layout) -> Result<Replayed> {
 /// [`replay`] of the commits up to `version` only: the table as it was at that version (time
 /// travel), or at the newest one if the log ends before it.
 pub async fn replay_through<F: Fs>(fs: &F, layout: &Layout, version: u64) -> Result<Replayed> {
+    let listing = list(fs, layout).await?;
     let mut bad_checkpoints = Vec::new();
-    let start = checkpoint::newest_good(fs, layout, version, &mut bad_checkpoints).await?;
+    let start = checkpoint::newest_good(
+        fs,
+        layout,
+        &listing.checkpoints,
+        version,
+        &mut bad_checkpoints,
+    )
+    .await?;
     let (table, seal) = match start {
         Some(c) => (Some(c.table), Some(c.seal)),
         None => (None, None),
     };
-    let mut replayed = replay_commits(fs, layout, table, version).await?;
+    let mut replayed = replay_listed(fs, layout, listing.commits, table, version).await?;
     replayed.checkpoint = seal;
     replayed.bad_checkpoints = bad_checkpoints;
+    replayed.last_checkpoint_listed = listing.last_checkpoint;
     Ok(replayed)
 }
 
@@ -92,8 +123,19 @@ pub(crate) async fn replay_commits<F: Fs>(
     start: Option<Manifest>,
     version: u64,
 ) -> Result<Replayed> {
+    let versions = commit_versions(fs, layout).await?;
+    replay_listed(fs, layout, versions, start, version).await
+}
+
+/// [`replay_commits`] over the commit `versions` listed.
+async fn replay_listed<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    mut versions: Vec<u64>,
+    start: Option<Manifest>,
+    version: u64,
+) -> Result<Replayed> {
     let first = start.as_ref().map_or(0, |t| t.version + 1);
-    let mut versions = commit_versions(fs, layout).await?;
     versions.retain(|&v| v >= first && v <= version);
     let mut table = start;
     let mut broken: Option<(usize, String)> = None;
@@ -134,6 +176,7 @@ pub(crate) async fn replay_commits<F: Fs>(
         damaged,
         checkpoint: None,
         bad_checkpoints: Vec::new(),
+        last_checkpoint_listed: false,
     })
 }
 

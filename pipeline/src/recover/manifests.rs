@@ -73,17 +73,17 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// (then it rolls back, setting the damaged commits and the files only they may reference
     /// aside). With no commit at all, commit 0 creates the table.
     pub(super) async fn pick_manifest(&mut self) -> Result<Manifest> {
-        let replayed = delta::replay(self.fs, self.layout).await?;
-        let current = replayed.table;
+        let mut replayed = delta::replay(self.fs, self.layout).await?;
+        let current = std::mem::replace(&mut replayed.table, Manifest::empty());
         let mut created = replayed.created;
         if !replayed.damaged.is_empty() {
             // Decided before anything is removed: a refusal changes nothing on disk.
-            self.roll_back(&current, replayed.damaged).await?;
+            let damaged = std::mem::take(&mut replayed.damaged);
+            self.roll_back(&current, damaged).await?;
             created = current.version > 0 || created;
         }
         self.report.checkpoint = replayed.checkpoint.as_ref().map(|s| s.version);
-        self.repair_checkpoints(replayed.bad_checkpoints, replayed.checkpoint.as_ref())
-            .await?;
+        self.repair_checkpoints(&replayed).await?;
         if created {
             return Ok(current);
         }
@@ -95,18 +95,19 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// one it started from, `newest` (or removes it when there is none): a hint naming a bad
     /// or missing checkpoint breaks every engine too. Both durable before the store opens;
     /// the commits are untouched, so nothing published is lost.
-    async fn repair_checkpoints(
-        &mut self,
-        bad: Vec<delta::BadCheckpoint>,
-        newest: Option<&delta::checkpoint::Seal>,
-    ) -> Result<()> {
+    async fn repair_checkpoints(&mut self, replayed: &delta::Replayed) -> Result<()> {
+        let newest = replayed.checkpoint.as_ref();
         let log_dir = self.layout.delta_log_dir();
-        for checkpoint in bad {
+        for checkpoint in &replayed.bad_checkpoints {
             let name = layout::checkpoint_name(checkpoint.version);
             let reason = format!("checkpoint not used: {}", checkpoint.reason);
             self.quarantine(&log_dir, &name, reason).await?;
         }
-        let hint = delta::checkpoint::read_hint(self.fs, self.layout).await?;
+        // Read only when listed: a store without checkpoints costs no operation here.
+        let hint = match replayed.last_checkpoint_listed {
+            true => delta::checkpoint::read_hint(self.fs, self.layout).await?,
+            false => None,
+        };
         let wanted = newest.map(delta::checkpoint::hint_bytes);
         if hint == wanted {
             return Ok(());
