@@ -9,6 +9,7 @@ use serde::Serialize;
 use tally_sim::Fs;
 
 use crate::delta::checkpoint;
+use crate::delta::log::Listing;
 use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
@@ -110,8 +111,8 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
             ));
         }
     }
-    check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
-    check_checkpoints(fs, layout, &mut report).await?;
+    let checkpoints = check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
+    check_checkpoints(fs, layout, checkpoints, &mut report).await?;
     check_segments(fs, layout, &manifest, &mut report).await?;
     if deep {
         deep_check(fs, layout, &manifest, &mut report).await?;
@@ -144,7 +145,9 @@ async fn check_garbage<F: Fs>(
     manifest: &Manifest,
     damaged: bool,
     report: &mut StoreReport,
-) -> Result<()> {
+) -> Result<Listing> {
+    // The checkpoints and the hint, noted from the same listing of `_delta_log/`.
+    let mut checkpoints = Listing::default();
     for (kind, dir) in [
         (StoreDir::Private, layout.private_dir()),
         (StoreDir::DeltaLog, layout.delta_log_dir()),
@@ -153,6 +156,12 @@ async fn check_garbage<F: Fs>(
     ] {
         let prefix = format!("{}/", layout.relative(&dir));
         for entry in list_if_exists(fs, &dir).await? {
+            if kind == StoreDir::DeltaLog {
+                if let Some(v) = layout::parse_checkpoint_name(&entry.name) {
+                    checkpoints.checkpoints.push(v);
+                }
+                checkpoints.last_checkpoint |= entry.name == layout::LAST_CHECKPOINT;
+            }
             // Removed files past their retention are not reported: deleting them is routine.
             let leftover = manifest.leftover(kind, &entry.name, |_| false);
             if damaged && matches!(leftover, Some(Leftover::Unreferenced { .. })) {
@@ -167,17 +176,22 @@ async fn check_garbage<F: Fs>(
             }
         }
     }
-    Ok(())
+    checkpoints.checkpoints.sort_unstable();
+    Ok(checkpoints)
 }
 
 /// Every checkpoint: one that cannot be used is a pending repair (the next open sets it
 /// aside), and so is a `_last_checkpoint` not naming the newest usable one; a usable one must
 /// hold the table the commits through its version make (less the tombstones it may drop),
 /// or it is a problem. One pass over the commits, whatever the number of checkpoints.
-async fn check_checkpoints<F: Fs>(fs: &F, layout: &Layout, report: &mut StoreReport) -> Result<()> {
+async fn check_checkpoints<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    listing: Listing,
+    report: &mut StoreReport,
+) -> Result<()> {
     let mut replayed: Option<Manifest> = None;
     let mut newest = None;
-    let listing = crate::delta::log::list(fs, layout).await?;
     for version in listing.checkpoints {
         let name = format!(
             "{}/{}",
