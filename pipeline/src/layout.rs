@@ -27,6 +27,12 @@ const COMMIT_SUFFIX: &str = ".json";
 /// A commit being written: `_commit_<version>.json.tmp` in `_delta_log/`. Delta readers list
 /// `_delta_log/` and take only the names of commits and checkpoints, so they skip it.
 const COMMIT_TEMP_PREFIX: &str = "_commit_";
+const CHECKPOINT_SUFFIX: &str = ".checkpoint.parquet";
+/// Checkpoint temp files: `_checkpoint_<version:020>.parquet.tmp`, a name Delta engines skip
+/// (it does not start with a version).
+const CHECKPOINT_TEMP_PREFIX: &str = "_checkpoint_";
+/// In `_delta_log/`: the hint naming the newest checkpoint, for engines and for tally.
+pub const LAST_CHECKPOINT: &str = "_last_checkpoint";
 
 /// Paths under one root.
 #[derive(Clone, Debug)]
@@ -71,6 +77,13 @@ impl Layout {
     pub fn commit_temp(&self, version: u64) -> PathBuf {
         self.delta_log_dir().join(commit_temp_name(version))
     }
+    /// `_delta_log/<version:020>.checkpoint.parquet`.
+    pub fn checkpoint(&self, version: u64) -> PathBuf {
+        self.delta_log_dir().join(checkpoint_name(version))
+    }
+    pub fn checkpoint_temp(&self, version: u64) -> PathBuf {
+        self.delta_log_dir().join(checkpoint_temp_name(version))
+    }
     pub fn marker(&self) -> PathBuf {
         self.private_dir().join(MARKER_FILE)
     }
@@ -98,6 +111,20 @@ pub fn commit_name(version: u64) -> String {
 }
 pub fn commit_temp_name(version: u64) -> String {
     format!("{COMMIT_TEMP_PREFIX}{version:020}{COMMIT_SUFFIX}{TEMP_SUFFIX}")
+}
+/// `<version:020>.checkpoint.parquet`: the table at `version`, in one file.
+pub fn checkpoint_name(version: u64) -> String {
+    format!("{version:020}{CHECKPOINT_SUFFIX}")
+}
+pub fn checkpoint_temp_name(version: u64) -> String {
+    format!("{CHECKPOINT_TEMP_PREFIX}{version:020}.parquet{TEMP_SUFFIX}")
+}
+pub fn parse_checkpoint_name(name: &str) -> Option<u64> {
+    parse_padded(name.strip_suffix(CHECKPOINT_SUFFIX)?)
+}
+fn parse_checkpoint_temp_name(name: &str) -> Option<u64> {
+    let stem = name.strip_prefix(CHECKPOINT_TEMP_PREFIX)?;
+    parse_padded(stem.strip_suffix(TEMP_SUFFIX)?.strip_suffix(".parquet")?)
 }
 /// The path an `add` or `remove` action names a table file by: relative to the root.
 pub fn table_file_path(level: u32, id: u64) -> String {
@@ -161,12 +188,16 @@ pub fn is_temp(name: &str) -> bool {
 }
 
 /// Whether `name` is a temp file tally writes: of `SEQ` or the marker (in `_tally/`), of a
-/// commit (in `_delta_log/`), or of a table file (in `data/`). Recovery removes only these;
-/// another `*.tmp` is not tally's and is left alone.
+/// commit, a checkpoint or `_last_checkpoint` (in `_delta_log/`), or of a table file (in
+/// `data/`). Recovery removes only these; another `*.tmp` is not tally's and is left alone.
 pub fn is_own_temp(name: &str) -> bool {
     parse_commit_temp_name(name).is_some()
+        || parse_checkpoint_temp_name(name).is_some()
         || name.strip_suffix(TEMP_SUFFIX).is_some_and(|stem| {
-            stem == SEQ_FILE || stem == MARKER_FILE || parse_table_file_name(stem).is_some()
+            stem == SEQ_FILE
+                || stem == MARKER_FILE
+                || stem == LAST_CHECKPOINT
+                || parse_table_file_name(stem).is_some()
         })
 }
 
@@ -195,6 +226,14 @@ mod tests {
     fn names_parse_back() {
         assert_eq!(parse_commit_name(&commit_name(42)), Some(42));
         assert_eq!(parse_commit_temp_name(&commit_temp_name(42)), Some(42));
+        assert_eq!(parse_checkpoint_name(&checkpoint_name(40)), Some(40));
+        assert_eq!(
+            parse_checkpoint_temp_name(&checkpoint_temp_name(40)),
+            Some(40)
+        );
+        assert!(is_own_temp(&checkpoint_temp_name(40)));
+        assert!(is_own_temp("_last_checkpoint.tmp"));
+        assert!(!is_own_temp("00000000000000000040.checkpoint.parquet"));
         assert_eq!(
             parse_table_file_path(&table_file_path(3, 99)),
             Some((3, 99))

@@ -8,6 +8,8 @@ use arrow::array::Array;
 use serde::Serialize;
 use tally_sim::Fs;
 
+use crate::delta::checkpoint;
+use crate::delta::log::Listing;
 use crate::error::Result;
 use crate::layout::{self, Layout, SegmentFile};
 use crate::log;
@@ -43,7 +45,8 @@ pub struct StoreReport {
     /// Rows read when checking deeply.
     pub rows_read: Option<u64>,
     /// With `deep`, published files whose checksum was not checked because their manifest
-    /// entry records none (written before checksums were recorded).
+    /// entry records none (written before checksums were recorded); and checkpoints not
+    /// compared with the commits because the commits before them are gone.
     pub unchecked: Vec<String>,
 }
 
@@ -108,7 +111,8 @@ pub async fn check_store<F: Fs>(fs: &F, layout: &Layout, deep: bool) -> Result<S
             ));
         }
     }
-    check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
+    let checkpoints = check_garbage(fs, layout, &manifest, damaged, &mut report).await?;
+    check_checkpoints(fs, layout, checkpoints, &mut report).await?;
     check_segments(fs, layout, &manifest, &mut report).await?;
     if deep {
         deep_check(fs, layout, &manifest, &mut report).await?;
@@ -141,7 +145,9 @@ async fn check_garbage<F: Fs>(
     manifest: &Manifest,
     damaged: bool,
     report: &mut StoreReport,
-) -> Result<()> {
+) -> Result<Listing> {
+    // The checkpoints and the hint, noted from the same listing of `_delta_log/`.
+    let mut checkpoints = Listing::default();
     for (kind, dir) in [
         (StoreDir::Private, layout.private_dir()),
         (StoreDir::DeltaLog, layout.delta_log_dir()),
@@ -150,6 +156,12 @@ async fn check_garbage<F: Fs>(
     ] {
         let prefix = format!("{}/", layout.relative(&dir));
         for entry in list_if_exists(fs, &dir).await? {
+            if kind == StoreDir::DeltaLog {
+                if let Some(v) = layout::parse_checkpoint_name(&entry.name) {
+                    checkpoints.checkpoints.push(v);
+                }
+                checkpoints.last_checkpoint |= entry.name == layout::LAST_CHECKPOINT;
+            }
             // Removed files past their retention are not reported: deleting them is routine.
             let leftover = manifest.leftover(kind, &entry.name, |_| false);
             if damaged && matches!(leftover, Some(Leftover::Unreferenced { .. })) {
@@ -164,7 +176,96 @@ async fn check_garbage<F: Fs>(
             }
         }
     }
+    checkpoints.checkpoints.sort_unstable();
+    Ok(checkpoints)
+}
+
+/// Every checkpoint: one that cannot be used is a pending repair (the next open sets it
+/// aside), and so is a `_last_checkpoint` not naming the newest usable one; a usable one must
+/// hold the table the commits through its version make (less the tombstones it may drop),
+/// or it is a problem. One pass over the commits, whatever the number of checkpoints.
+async fn check_checkpoints<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    listing: Listing,
+    report: &mut StoreReport,
+) -> Result<()> {
+    let mut replayed: Option<Manifest> = None;
+    let mut newest = None;
+    for version in listing.checkpoints {
+        let name = format!(
+            "{}/{}",
+            layout::DELTA_LOG_DIR,
+            layout::checkpoint_name(version)
+        );
+        let c = match checkpoint::read(fs, layout, version).await? {
+            Ok(c) => c,
+            Err(why) => {
+                report.pending_repairs.push(format!(
+                    "{name} cannot be used ({why}): it will be set aside"
+                ));
+                continue;
+            }
+        };
+        let seal = c.seal.clone();
+        let start = replayed.take();
+        let first = start.as_ref().map_or(0, |t| t.version + 1);
+        if !fs.exists(&layout.commit(first)).await? {
+            // The commits before it cleaned up (another engine's log cleanup: tally deletes
+            // no commit): nothing to compare it with.
+            report.unchecked.push(format!(
+                "{name}: not compared with the commits, commit {first} is gone"
+            ));
+        } else {
+            let commits = crate::delta::log::replay_commits(fs, layout, start, version).await?;
+            if commits.created && commits.table.version == version {
+                if let Some(why) = disagreement(&c, &commits.table) {
+                    report.problems.push(format!("{name}: {why}"));
+                }
+                replayed = Some(commits.table);
+            } else {
+                report.problems.push(format!(
+                    "{name} cannot be checked: the commits through {version} do not replay"
+                ));
+            }
+        }
+        newest = Some(seal);
+    }
+    let hint = match listing.last_checkpoint {
+        true => checkpoint::read_hint(fs, layout).await?,
+        false => None,
+    };
+    if hint != newest.as_ref().map(checkpoint::hint_bytes) {
+        report.pending_repairs.push(format!(
+            "{}/{} does not name the newest usable checkpoint: it will be rewritten",
+            layout::DELTA_LOG_DIR,
+            layout::LAST_CHECKPOINT
+        ));
+    }
     Ok(())
+}
+
+/// How a checkpoint differs from the replay of the commits through its version, if it does.
+/// It may lack only tombstones removed at or before its seal's `tombstones_kept_after_ms`.
+fn disagreement(c: &checkpoint::Checkpoint, commits: &Manifest) -> Option<String> {
+    let mut expected = commits.clone();
+    let kept_after = c.seal.tombstones_kept_after_ms;
+    expected
+        .tombstones
+        .retain(|t| t.removed_at_ms > kept_after || c.table.tombstone(t.level, t.id) == Some(t));
+    (expected != c.table).then(|| {
+        format!(
+            "holds a table ({} files, {} rows, {} tombstones) that the commits through {} do \
+             not make ({} files, {} rows, {} tombstones)",
+            c.table.files.len(),
+            c.table.rows(),
+            c.table.tombstones.len(),
+            commits.version,
+            expected.files.len(),
+            expected.rows(),
+            expected.tombstones.len()
+        )
+    })
 }
 
 async fn check_segments<F: Fs>(

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tally_sim::{CreateMode, Fs, FsFile};
 
+use super::checkpoint::{self, BadCheckpoint, Seal};
 use super::commit::{self, Unreadable};
 use crate::damage::DamagedManifest;
 use crate::error::Result;
@@ -16,37 +17,67 @@ use crate::manifest::Manifest;
 /// What replaying the log found.
 #[derive(Debug)]
 pub struct Replayed {
-    /// The state after the newest readable commit of an unbroken run from commit 0
-    /// ([`Manifest::empty`] if there is none).
+    /// The state after the newest readable commit of an unbroken run from commit 0, or from
+    /// the checkpoint replay started from ([`Manifest::empty`] if there is none).
     pub table: Manifest,
     /// Whether any commit was read: `false` for a table not created yet.
     pub created: bool,
     /// Commits at or after the first one that cannot be read (or is missing while a later
     /// one exists), newest first. Empty for an undamaged log.
     pub damaged: Vec<DamagedManifest>,
+    /// The checkpoint replay started from (the newest usable one at or below the target),
+    /// with its seal.
+    pub checkpoint: Option<Seal>,
+    /// Checkpoints newer than that one that cannot be used (torn, damaged, not tally's, or
+    /// not made from the log's commit of their version), newest first. Replay went on without
+    /// them: the commits hold the truth.
+    pub bad_checkpoints: Vec<BadCheckpoint>,
+    /// Whether `_delta_log/` holds a `_last_checkpoint` (read only by who must check it).
+    pub last_checkpoint_listed: bool,
+}
+
+/// What `_delta_log/` holds, from one listing: commit and checkpoint versions in increasing
+/// order, and whether `_last_checkpoint` is there.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub commits: Vec<u64>,
+    pub checkpoints: Vec<u64>,
+    pub last_checkpoint: bool,
+}
+
+/// Lists `_delta_log/` once (nothing if the directory is missing).
+pub async fn list<F: Fs>(fs: &F, layout: &Layout) -> Result<Listing> {
+    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
+        Ok(entries) => entries,
+        Err(e) if is_not_found(&e) => return Ok(Listing::default()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut listing = Listing::default();
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        if let Some(v) = layout::parse_commit_name(&entry.name) {
+            listing.commits.push(v);
+        } else if let Some(v) = layout::parse_checkpoint_name(&entry.name) {
+            listing.checkpoints.push(v);
+        } else if entry.name == layout::LAST_CHECKPOINT {
+            listing.last_checkpoint = true;
+        }
+    }
+    listing.commits.sort_unstable();
+    listing.checkpoints.sort_unstable();
+    Ok(listing)
 }
 
 /// The versions of every commit in `_delta_log/`, in increasing order (none if the directory
 /// is missing).
 pub async fn commit_versions<F: Fs>(fs: &F, layout: &Layout) -> Result<Vec<u64>> {
-    let entries = match fs.list_dir(&layout.delta_log_dir()).await {
-        Ok(entries) => entries,
-        Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut versions: Vec<u64> = entries
-        .iter()
-        .filter(|e| !e.is_dir)
-        .filter_map(|e| layout::parse_commit_name(&e.name))
-        .collect();
-    versions.sort_unstable();
-    Ok(versions)
+    Ok(list(fs, layout).await?.commits)
 }
 
-/// Replays every commit from 0, changing nothing. A commit that cannot be read, or a gap in
-/// the versions, ends the readable run: it and every later commit are reported damaged. No
-/// crash leaves either (a commit is named only once its bytes are synced, and the next one is
-/// written only once its name is durable).
+/// Replays the log, changing nothing: from the newest usable checkpoint (or from commit 0),
+/// then every commit after it. A commit that cannot be read, or a gap in the versions, ends
+/// the readable run: it and every later commit are reported damaged. No crash leaves either
+/// (a commit is named only once its bytes are synced, and the next one is written only once
+/// its name is durable).
 pub async fn replay<F: Fs>(fs: &F, layout: &Layout) -> Result<Replayed> {
     replay_through(fs, layout, u64::MAX).await
 }
@@ -54,13 +85,64 @@ pub async fn replay<F: Fs>(fs: &F, layout: &Layout) -> Result<Replayed> {
 /// [`replay`] of the commits up to `version` only: the table as it was at that version (time
 /// travel), or at the newest one if the log ends before it.
 pub async fn replay_through<F: Fs>(fs: &F, layout: &Layout, version: u64) -> Result<Replayed> {
-    let mut versions = commit_versions(fs, layout).await?;
-    versions.retain(|&v| v <= version);
-    let mut table = None;
+    let listing = list(fs, layout).await?;
+    let mut bad_checkpoints = Vec::new();
+    let start = checkpoint::newest_good(
+        fs,
+        layout,
+        &listing.checkpoints,
+        version,
+        &mut bad_checkpoints,
+    )
+    .await?;
+    let (table, seal) = match start {
+        Some(c) => (Some(c.table), Some(c.seal)),
+        None => (None, None),
+    };
+    let mut replayed = replay_listed(fs, layout, listing.commits, table, version).await?;
+    replayed.checkpoint = seal;
+    replayed.bad_checkpoints = bad_checkpoints;
+    replayed.last_checkpoint_listed = listing.last_checkpoint;
+    Ok(replayed)
+}
+
+/// Replays the commits from 0 through `version`, ignoring every checkpoint: what `tally
+/// verify` compares checkpoints with.
+pub async fn replay_commits_through<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    version: u64,
+) -> Result<Replayed> {
+    replay_commits(fs, layout, None, version).await
+}
+
+/// Applies the commits after `start` (from 0 without one) through `version`.
+pub(crate) async fn replay_commits<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    start: Option<Manifest>,
+    version: u64,
+) -> Result<Replayed> {
+    let versions = commit_versions(fs, layout).await?;
+    replay_listed(fs, layout, versions, start, version).await
+}
+
+/// [`replay_commits`] over the commit `versions` listed.
+async fn replay_listed<F: Fs>(
+    fs: &F,
+    layout: &Layout,
+    mut versions: Vec<u64>,
+    start: Option<Manifest>,
+    version: u64,
+) -> Result<Replayed> {
+    let first = start.as_ref().map_or(0, |t| t.version + 1);
+    versions.retain(|&v| v >= first && v <= version);
+    let mut table = start;
     let mut broken: Option<(usize, String)> = None;
     for (at, &version) in versions.iter().enumerate() {
-        if version != at as u64 {
-            broken = Some((at, format!("commit {} is missing", at)));
+        let expected = first + at as u64;
+        if version != expected {
+            broken = Some((at, format!("commit {expected} is missing")));
             break;
         }
         // A clone, so that the state before an unreadable commit is kept: it is the last good
@@ -92,6 +174,9 @@ pub async fn replay_through<F: Fs>(fs: &F, layout: &Layout, version: u64) -> Res
         table: table.unwrap_or_else(Manifest::empty),
         created,
         damaged,
+        checkpoint: None,
+        bad_checkpoints: Vec::new(),
+        last_checkpoint_listed: false,
     })
 }
 

@@ -26,6 +26,10 @@ pub struct Config {
     /// Rows per batch when reading table files.
     pub read_batch_rows: usize,
     pub recovery: RecoveryOptions,
+    /// A checkpoint is written after every commit whose version is a multiple of this (0:
+    /// never), so that opening the store reads at most this many commits after the newest
+    /// checkpoint. Default 10, Delta's `delta.checkpointInterval`.
+    pub checkpoint_interval: u64,
     /// Guards turned off, for the harness's buggy twins (test builds only).
     #[cfg(feature = "twins")]
     pub twins: crate::twins::Twins,
@@ -51,6 +55,7 @@ impl Default for Config {
             table: TableOptions::default(),
             read_batch_rows: 64 * 1024,
             recovery: RecoveryOptions::default(),
+            checkpoint_interval: 10,
             #[cfg(feature = "twins")]
             twins: crate::twins::Twins::NONE,
         }
@@ -89,6 +94,8 @@ pub struct Stats {
     pub segments_staged: u64,
     pub merges: u64,
     pub manifests_published: u64,
+    /// Checkpoints written (one every `checkpoint_interval` commits).
+    pub checkpoints_written: u64,
     /// Removed table files deleted once their retention passed.
     pub files_vacuumed: u64,
     /// Bytes of table files written (staging and merging).

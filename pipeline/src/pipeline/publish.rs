@@ -1,10 +1,11 @@
 //! Publish (protocol "Publish"): the next commit of the Delta log, written whole under a temp
-//! name and given its version's name only if no commit holds it.
+//! name and given its version's name only if no commit holds it; every `checkpoint_interval`
+//! commits, then a checkpoint of the table at that version (protocol "Checkpoint").
 
 use tally_sim::{Clock, Fs};
 
 use super::Pipeline;
-use crate::delta;
+use crate::delta::{self, checkpoint};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, Tombstone};
 
@@ -58,6 +59,14 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         }
         let version = next.version;
         *current = next;
+        let interval = self.inner.config.checkpoint_interval;
+        if interval > 0 && version % interval == 0 {
+            let checkpointed = self.checkpoint(&mut current, &bytes, now_ms).await;
+            if let Err(e) = checkpointed {
+                self.poison(&e);
+                return Err(e);
+            }
+        }
         self.inner
             .stats
             .lock()
@@ -65,6 +74,44 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .manifests_published += 1;
         Ok(version)
     }
+    /// Writes the checkpoint of `current`, whose commit (`commit`, durable) was just made at
+    /// `now_ms`. Tombstones whose retention has passed and whose files this process has
+    /// deleted are dropped from it, and from `current` at once: the state in memory stays the
+    /// one a replay from the checkpoint gives. (A file vacuumed here was deleted durably:
+    /// `vacuum` records an id only after syncing `data/`.) A failure is returned; the commit
+    /// itself stays made.
+    async fn checkpoint(&self, current: &mut Manifest, commit: &[u8], now_ms: i64) -> Result<()> {
+        let retention = self.inner.config.recovery.retention;
+        {
+            let mut vacuumed = self.inner.vacuumed.lock().expect("vacuumed lock");
+            current.tombstones.retain(|t| {
+                let drop = t.expired(now_ms, retention) && vacuumed.contains(&t.id);
+                if drop {
+                    vacuumed.remove(&t.id);
+                }
+                !drop
+            });
+        }
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let kept_after = now_ms.saturating_sub(retention_ms);
+        let commit_crc = checkpoint::commit_seal(commit).expect("a commit tally just wrote");
+        let (bytes, seal) = checkpoint::encode(current, &commit_crc, kept_after, now_ms)?;
+        // What the next open will start from is what is in memory. Costs a decode of the
+        // checkpoint: checked in debug builds (and the simulation's) only.
+        debug_assert!(
+            checkpoint::decode(bytes.clone(), current.version).is_ok_and(|c| c.table == *current),
+            "checkpoint {} does not read back as written",
+            current.version
+        );
+        checkpoint::write(&self.inner.world.fs, &self.inner.layout, &bytes, &seal).await?;
+        self.inner
+            .stats
+            .lock()
+            .expect("stats lock")
+            .checkpoints_written += 1;
+        Ok(())
+    }
+
     /// What every published manifest keeps (see [`Manifest::assert_invariants`]), and what
     /// moves only forward from one version to the next: the staged segments it covers, and the
     /// file ids handed out (the allocator stays at or above the manifest's next id, so no id

@@ -1,5 +1,6 @@
-//! Recovery steps 2 and 3: replay the Delta log into the current state (creating the table
-//! if no commit exists), and check that what it publishes is on disk.
+//! Recovery steps 2 and 3: replay the Delta log into the current state (from the newest
+//! usable checkpoint; creating the table if no commit exists), setting unusable checkpoints
+//! aside, and check that what it publishes is on disk.
 
 use tally_sim::{Clock, Fs};
 
@@ -72,18 +73,57 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     /// (then it rolls back, setting the damaged commits and the files only they may reference
     /// aside). With no commit at all, commit 0 creates the table.
     pub(super) async fn pick_manifest(&mut self) -> Result<Manifest> {
-        let replayed = delta::replay(self.fs, self.layout).await?;
-        let current = replayed.table;
+        let mut replayed = delta::replay(self.fs, self.layout).await?;
+        let current = std::mem::replace(&mut replayed.table, Manifest::empty());
         let mut created = replayed.created;
         if !replayed.damaged.is_empty() {
             // Decided before anything is removed: a refusal changes nothing on disk.
-            self.roll_back(&current, replayed.damaged).await?;
+            let damaged = std::mem::take(&mut replayed.damaged);
+            self.roll_back(&current, damaged).await?;
             created = current.version > 0 || created;
         }
+        self.report.checkpoint = replayed.checkpoint.as_ref().map(|s| s.version);
+        self.repair_checkpoints(&replayed).await?;
         if created {
             return Ok(current);
         }
         self.create_table().await
+    }
+
+    /// Sets every checkpoint replay could not use aside (engines fail on a torn checkpoint
+    /// under its name, even with every commit there), then makes `_last_checkpoint` name the
+    /// one it started from, `newest` (or removes it when there is none): a hint naming a bad
+    /// or missing checkpoint breaks every engine too. Both durable before the store opens;
+    /// the commits are untouched, so nothing published is lost.
+    async fn repair_checkpoints(&mut self, replayed: &delta::Replayed) -> Result<()> {
+        let newest = replayed.checkpoint.as_ref();
+        let log_dir = self.layout.delta_log_dir();
+        for checkpoint in &replayed.bad_checkpoints {
+            let name = layout::checkpoint_name(checkpoint.version);
+            let reason = format!("checkpoint not used: {}", checkpoint.reason);
+            self.quarantine(&log_dir, &name, reason).await?;
+        }
+        // Read only when listed: a store without checkpoints costs no operation here.
+        let hint = match replayed.last_checkpoint_listed {
+            true => delta::checkpoint::read_hint(self.fs, self.layout).await?,
+            false => None,
+        };
+        let wanted = newest.map(delta::checkpoint::hint_bytes);
+        if hint == wanted {
+            return Ok(());
+        }
+        let was = hint.map_or_else(
+            || "missing".to_string(),
+            |h| format!("{:?}", String::from_utf8_lossy(&h)),
+        );
+        delta::checkpoint::write_hint(self.fs, self.layout, newest).await?;
+        let now = wanted.map_or_else(
+            || "removed".to_string(),
+            |h| format!("{:?}", String::from_utf8_lossy(&h)),
+        );
+        tracing::warn!(%was, %now, "repaired _last_checkpoint");
+        self.report.last_checkpoint_repaired = Some(format!("was {was}, now {now}"));
+        Ok(())
     }
 
     /// Commit 0: the protocol, the table's metadata (no user column yet) and tally's empty

@@ -59,6 +59,12 @@ pub struct RecoveryReport {
     /// A commit was damaged and the loss accepted (`RecoveryOptions::accept_loss`):
     /// what the rollback lost. Its files and manifests are in `quarantined`.
     pub rolled_back: Option<Damage>,
+    /// The checkpoint the log was replayed from (`None`: from commit 0). Not a repair.
+    pub checkpoint: Option<u64>,
+    /// `_last_checkpoint` named no usable checkpoint (a bad or missing one, an older one, or
+    /// it was unreadable) and was rewritten or removed: what it said and what it says now.
+    /// Engines reading the table fail on a hint naming a bad or missing checkpoint until then.
+    pub last_checkpoint_repaired: Option<String>,
 }
 
 impl RecoveryReport {
@@ -71,6 +77,7 @@ impl RecoveryReport {
             && self.orphans_removed.is_empty()
             && self.staged_segments_removed.is_empty()
             && self.empty_segment_files_removed.is_empty()
+            && self.last_checkpoint_repaired.is_none()
     }
 }
 
@@ -128,6 +135,9 @@ impl fmt::Display for RecoveryReport {
             for name in list {
                 writeln!(f, "{what} {name}")?;
             }
+        }
+        if let Some(repair) = &self.last_checkpoint_repaired {
+            writeln!(f, "{}: {repair}", crate::layout::LAST_CHECKPOINT)?;
         }
         if let Some((reserved, next)) = self.seq_reservation_repaired {
             writeln!(

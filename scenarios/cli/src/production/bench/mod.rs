@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Published rows of the stores whose recovery is timed.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 1_000_000, 10_000_000])]
     recovery_rows: Vec<u64>,
+    /// Flushes publishing those rows (each at least one commit: the stores' logs are long).
+    #[arg(long, default_value_t = 1000)]
+    recovery_flushes: u64,
     /// Unpublished (staged) rows in each of those stores.
     #[arg(long, default_value_t = 200_000)]
     staged_rows: u64,
@@ -233,14 +236,22 @@ fn recovery_sections(
             "recovery: building a store of {rows} published rows"
         ));
         let root = work.join(format!("recovery-{rows}"));
+        let flushes = args.recovery_flushes;
         runtime.block_on(real::build_store(
             &root,
             rows,
+            flushes,
             args.staged_rows,
             args.batch_rows,
         ))?;
         say(&format!("recovery: timing opens of {rows} published rows"));
-        recovery.push(runtime.block_on(real::recovery(&root, rows, args.staged_rows, 7))?);
+        recovery.push(runtime.block_on(real::recovery(
+            &root,
+            rows,
+            flushes,
+            args.staged_rows,
+            7,
+        ))?);
         std::fs::remove_dir_all(&root).ok();
     }
     Ok(recovery)

@@ -234,42 +234,55 @@ pub async fn latency(
     })
 }
 
-/// Recovery (opening the store) of a store with `published_rows` published and the same
-/// unpublished staging as every other size.
+/// Recovery (opening the store) of a store with `published_rows` published over `commits`
+/// flushes and the same unpublished staging as every other size.
 #[derive(Clone, Debug, Serialize)]
 pub struct Recovery {
     pub published_rows: u64,
     pub staged_rows: u64,
+    /// Flushes that published the rows (each one commit, plus one per merge).
+    pub flushes: u64,
+    /// Commits in the Delta log.
+    pub commits: u64,
     pub files: usize,
     pub segments: usize,
+    /// The checkpoint the timed opens replayed the log from.
+    pub checkpoint: Option<u64>,
     /// Median of the timed opens, and every one of them.
     pub median_ms: f64,
     pub runs_ms: Vec<f64>,
+    /// The same store with its checkpoints moved out of the log: every open replays every
+    /// commit from 0.
+    pub without_checkpoints_median_ms: f64,
+    pub without_checkpoints_runs_ms: Vec<f64>,
 }
 
-/// Builds the store: `published` rows ingested and flushed, then `staged` more acknowledged
-/// but left in the log, as a process that died before staging them would leave them.
+/// Builds the store: `published` rows ingested and published by `flushes` flushes (so in at
+/// least that many commits), then `staged` more acknowledged but left in the log, as a
+/// process that died before staging them would leave them.
 pub async fn build_store(
     root: &Path,
     published: u64,
+    flushes: u64,
     staged: u64,
     batch_rows: usize,
 ) -> anyhow::Result<()> {
     let world = World::new(RealFs, SystemClock);
     let (pipeline, _) = Pipeline::open(world, root, Config::default()).await?;
-    let maintenance = pipeline.spawn_maintenance();
+    let per_flush = published.div_ceil(flushes.max(1)).max(1);
     let mut first = 0;
     while first < published {
-        let n = (published - first).min(batch_rows as u64) as usize;
-        let batch = data::batch(2, first, n);
-        pipeline
-            .ingest_part("published", first, batch, false)
-            .await?;
-        first += n as u64;
+        let end = (first + per_flush).min(published);
+        while first < end {
+            let n = (end - first).min(batch_rows as u64) as usize;
+            let batch = data::batch(2, first, n);
+            pipeline
+                .ingest_part("published", first, batch, false)
+                .await?;
+            first += n as u64;
+        }
+        pipeline.flush().await?;
     }
-    pipeline.stop_maintenance();
-    maintenance.await.context("the maintenance task")??;
-    pipeline.flush().await?;
     let mut first = 0;
     while first < staged {
         let n = (staged - first).min(batch_rows as u64) as usize;
@@ -280,17 +293,17 @@ pub async fn build_store(
     Ok(())
 }
 
+/// Opens the store `runs + 1` times, checking what it holds; the times of all but the first
+/// (which may repair: an unsealed segment's tail, a `_last_checkpoint`), and the last report.
 #[allow(clippy::disallowed_methods, reason = "a benchmark times recovery")]
-pub async fn recovery(
+async fn time_opens(
     root: &Path,
     published: u64,
     staged: u64,
     runs: usize,
-) -> anyhow::Result<Recovery> {
+) -> anyhow::Result<(Vec<f64>, tally_pipeline::RecoveryReport)> {
     let mut times = Vec::new();
-    let mut shape = (0, 0);
-    // The first open may repair (an unsealed segment's tail); the timed ones find the
-    // same store each time.
+    let mut last = None;
     for run in 0..=runs {
         let world = World::new(RealFs, SystemClock);
         let started = Instant::now();
@@ -304,19 +317,59 @@ pub async fn recovery(
             );
         }
         drop(pipeline);
-        shape = (report.published_files, report.live_segments);
         if run > 0 {
             times.push(took);
         }
+        last = Some(report);
     }
-    let mut sorted = times.clone();
+    Ok((times, last.expect("at least one open")))
+}
+
+fn median(times: &[f64]) -> f64 {
+    let mut sorted = times.to_vec();
     sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 0.5)
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark moves its own store's checkpoints aside"
+)]
+pub async fn recovery(
+    root: &Path,
+    published: u64,
+    flushes: u64,
+    staged: u64,
+    runs: usize,
+) -> anyhow::Result<Recovery> {
+    let (runs_ms, report) = time_opens(root, published, staged, runs).await?;
+    let log = root.join(tally_pipeline::layout::DELTA_LOG_DIR);
+    let aside = root.join("checkpoints-aside");
+    std::fs::create_dir_all(&aside)?;
+    let mut commits = 0;
+    for entry in std::fs::read_dir(&log)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if tally_pipeline::layout::parse_checkpoint_name(&name).is_some() {
+            std::fs::rename(log.join(&name), aside.join(&name))?;
+        } else if tally_pipeline::layout::parse_commit_name(&name).is_some() {
+            commits += 1;
+        }
+    }
+    let (without, bare) = time_opens(root, published, staged, runs).await?;
+    if bare.checkpoint.is_some() {
+        bail!("the store still opened from a checkpoint with them moved aside");
+    }
     Ok(Recovery {
         published_rows: published,
         staged_rows: staged,
-        files: shape.0,
-        segments: shape.1,
-        median_ms: percentile(&sorted, 0.5),
-        runs_ms: times,
+        flushes,
+        commits,
+        files: report.published_files,
+        segments: report.live_segments,
+        checkpoint: report.checkpoint,
+        median_ms: median(&runs_ms),
+        runs_ms,
+        without_checkpoints_median_ms: median(&without),
+        without_checkpoints_runs_ms: without,
     })
 }
