@@ -533,6 +533,10 @@ mod tests {
                 seq_max: seq + 9,
                 bytes: 1234 + id,
                 crc32c: Some(0xdead_beef),
+                stats: (id == 8).then(|| {
+                    r#"{"numRecords":10,"minValues":{"id":1},"maxValues":{"id":9},"nullCount":{"id":0}}"#
+                        .to_string()
+                }),
             });
         }
         m.tombstones.push(Tombstone {
