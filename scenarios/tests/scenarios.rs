@@ -67,7 +67,11 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 8] = [
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
         2,
-        &[Invariant::AckedRowsPresent, Invariant::RecoverySucceeds],
+        &[
+            Invariant::AckedRowsPresent,
+            Invariant::RecoverySucceeds,
+            Invariant::DeltaVersionComplete,
+        ],
     ),
     (
         Scenario::LedgerVsOutput,
