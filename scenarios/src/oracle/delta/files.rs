@@ -17,13 +17,15 @@ use super::log::{Commit, DeltaLog, io_error};
 
 /// A file's content hash and length.
 type Key = (u128, usize);
+/// A commit's actions, or why it does not parse.
+type Parsed = Arc<Result<Arc<Commit>, String>>;
 
 /// Commits parsed and files decoded earlier in a run, by content: the crash images of a run
 /// hold the same commits and table files over and over, and identical bytes parse and decode
 /// alike, so a hit is exactly what reading again would give.
 #[derive(Default)]
 pub struct DeltaCache {
-    commits: Mutex<BTreeMap<Key, Arc<Result<Arc<Commit>, String>>>>,
+    commits: Mutex<BTreeMap<Key, Parsed>>,
     files: Mutex<BTreeMap<Key, Arc<Result<Decoded, String>>>>,
 }
 
@@ -46,7 +48,7 @@ impl DeltaCache {
         &self,
         bytes: &[u8],
         parse: impl FnOnce() -> Result<Arc<Commit>, String>,
-    ) -> Arc<Result<Arc<Commit>, String>> {
+    ) -> Parsed {
         let key = key(bytes);
         if let Some(hit) = lock(&self.commits).get(&key) {
             return hit.clone();
