@@ -215,7 +215,11 @@ fn the_oracle_refuses_a_disk_damaged_after_the_fact() {
         let breach = oracle::check(&damaged.snapshot(), Path::new(ROOT), &config, &expect)
             .await
             .unwrap_err();
-        assert_eq!(breach.invariant, Invariant::DeltaVersionComplete, "{breach}");
+        assert_eq!(
+            breach.invariant,
+            Invariant::DeltaVersionComplete,
+            "{breach}"
+        );
         assert!(breach.detail.contains("is missing"), "{breach}");
         let world = World::new(damaged, SimClock::default());
         let refused = Pipeline::open(world, ROOT, config.clone()).await.err();

@@ -301,11 +301,13 @@ impl DeltaLog {
 
     /// Whether a reader is owed `version` now: every one of its files that a later commit
     /// removed was removed less than `retention_ms` before [`Self::clock_bound_ms`], so no
-    /// writer keeping that retention may have deleted it. The newest version is always owed.
+    /// writer keeping that retention may have deleted it. The newest version is always owed,
+    /// and so is one that cannot be read at all.
     pub fn within_retention(&self, version: u64, retention_ms: u64) -> bool {
         let Ok(files) = self.files_at(version) else {
-            // A version that cannot be read at all is not one a reader started on.
-            return false;
+            // Owed, so that reading it reports why it cannot be read: nothing a retention
+            // excuses (its files' removals are not even known).
+            return true;
         };
         let now = self.clock_bound_ms();
         let retention = i64::try_from(retention_ms).unwrap_or(i64::MAX);
