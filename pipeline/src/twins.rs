@@ -26,6 +26,10 @@ pub struct Twins {
     /// The exporter names batches by their ordinal instead of their first sequence number, so
     /// a retried export cannot recognize the batch it already wrote.
     pub export_ordinal_batch_ids: bool,
+    /// Vacuum deletes a removed table file as soon as the commit removing it is durable,
+    /// whatever the retention: a reader still on an older version (a running query, time
+    /// travel) finds its files gone.
+    pub vacuum_ignores_retention: bool,
 }
 
 impl Twins {
@@ -37,5 +41,6 @@ impl Twins {
         forget_immature_after_restart: false,
         export_watermark_before_data: false,
         export_ordinal_batch_ids: false,
+        vacuum_ignores_retention: false,
     };
 }

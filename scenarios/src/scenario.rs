@@ -101,7 +101,9 @@ impl Scenario {
             Scenario::Standard => &[],
             Scenario::LedgerVsOutput => &[Twin::LyingSync, Twin::NoRestartCheck],
             Scenario::JournalDrain => &[Twin::DrainOnIngestOnly],
-            Scenario::MultiStepPublish => &[Twin::ReplayConsumedSegments],
+            Scenario::MultiStepPublish => {
+                &[Twin::ReplayConsumedSegments, Twin::VacuumIgnoresRetention]
+            }
             Scenario::IncrementalExport => &[Twin::WatermarkBeforeData, Twin::OrdinalBatchIds],
             Scenario::MergeCascade => &[Twin::ForgetImmature],
         }

@@ -29,10 +29,12 @@ pub enum Twin {
     OrdinalBatchIds,
     /// Files that were immature at a restart are never merged again.
     ForgetImmature,
+    /// Vacuum deletes removed files at once, whatever the retention.
+    VacuumIgnoresRetention,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 7] = [
+    pub const ALL: [Twin; 8] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -40,6 +42,7 @@ impl Twin {
         Twin::WatermarkBeforeData,
         Twin::OrdinalBatchIds,
         Twin::ForgetImmature,
+        Twin::VacuumIgnoresRetention,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Twin {
             Twin::WatermarkBeforeData => "watermark-before-data",
             Twin::OrdinalBatchIds => "ordinal-batch-ids",
             Twin::ForgetImmature => "forget-immature",
+            Twin::VacuumIgnoresRetention => "vacuum-ignores-retention",
         }
     }
 
@@ -76,6 +80,9 @@ impl Twin {
             }
             Twin::ForgetImmature => {
                 "pipeline switch: after a restart, files written before it are never considered for merging"
+            }
+            Twin::VacuumIgnoresRetention => {
+                "pipeline switch: vacuum deletes a removed file as soon as its removal is committed, while readers of older versions are owed it"
             }
         }
     }
@@ -104,6 +111,7 @@ impl Twin {
                 Twin::WatermarkBeforeData => twins.export_watermark_before_data = true,
                 Twin::OrdinalBatchIds => twins.export_ordinal_batch_ids = true,
                 Twin::ForgetImmature => twins.forget_immature_after_restart = true,
+                Twin::VacuumIgnoresRetention => twins.vacuum_ignores_retention = true,
                 Twin::LyingSync => {}
             }
             Ok(())

@@ -140,6 +140,10 @@ impl Workload {
         self.sources.iter().map(SourcePlan::rows).sum()
     }
 
+    #[allow(
+        clippy::needless_update,
+        reason = "`Config` has one more field, `twins`, in the simulation build"
+    )]
     pub fn config(&self) -> Config {
         Config {
             segment_bytes: self.segment_bytes,

@@ -62,12 +62,16 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 7] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 8] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
         2,
-        &[Invariant::AckedRowsPresent, Invariant::RecoverySucceeds],
+        &[
+            Invariant::AckedRowsPresent,
+            Invariant::RecoverySucceeds,
+            Invariant::DeltaVersionComplete,
+        ],
     ),
     (
         Scenario::LedgerVsOutput,
@@ -90,6 +94,12 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 7] = [
             Invariant::LedgerMatches,
             Invariant::AtMostOnce,
         ],
+    ),
+    (
+        Scenario::MultiStepPublish,
+        Twin::VacuumIgnoresRetention,
+        1,
+        &[Invariant::DeltaTimeTravel],
     ),
     (
         Scenario::IncrementalExport,

@@ -14,7 +14,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// Deletes the removed table files whose retention has passed, then syncs `data/`.
     /// Returns how many it deleted. A file already gone counts as deleted.
     pub async fn vacuum(&self) -> Result<usize> {
-        let retention = self.inner.config.recovery.retention;
+        let retention = if self.inner.config.twins().vacuum_ignores_retention {
+            std::time::Duration::ZERO
+        } else {
+            self.inner.config.recovery.retention
+        };
         let now_ms = delta::millis(self.inner.world.clock.now());
         let layout = &self.inner.layout;
         let due: Vec<(u64, PathBuf)> = {

@@ -63,6 +63,16 @@ pub enum Invariant {
     DamagedTableRefused,
     /// A repair that keeps failing is retried a bounded number of times, then reported.
     BoundedRetries,
+    /// The newest version an external Delta reader finds — on a crash image before recovery
+    /// touches it, and after recovery — reads whole: every file present, of its size, whole,
+    /// no `tally_seq` twice.
+    DeltaVersionComplete,
+    /// After recovery, the newest Delta version is the one the pipeline opened, and it holds
+    /// exactly the rows the pipeline says are published.
+    DeltaRowsMatch,
+    /// Every version whose removed files are all within the retention reads whole (time
+    /// travel), and a version the second handle read stays readable while it is.
+    DeltaTimeTravel,
 }
 
 impl Invariant {
@@ -89,6 +99,9 @@ impl Invariant {
             Invariant::BadManifestRefused => "bad-manifest-refused",
             Invariant::DamagedTableRefused => "damaged-table-refused",
             Invariant::BoundedRetries => "bounded-retries",
+            Invariant::DeltaVersionComplete => "delta-version-complete",
+            Invariant::DeltaRowsMatch => "delta-rows-match",
+            Invariant::DeltaTimeTravel => "delta-time-travel",
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! | invariant | clause | function |
 //! |---|---|---|
+//! | `delta-version-complete` | before recovery, the newest Delta version reads whole | `external::newest_version_complete` |
 //! | `recovery-succeeds` | recovery opens the disk | `recovery::recovery_succeeds` |
 //! | `store-consistent` | every published and staged row can be read | `on_disk::read_rows` |
 //! | `nothing-invented` | every batch has the workload's columns | `on_disk::read_rows` |
@@ -19,8 +20,11 @@
 //! | `ledger-matches` | per source, at least the acknowledged rows | `ledger::ledger_holds_acked` |
 //! | `ledger-matches` | per source, the content fingerprint its parts were ingested with | `ledger::ledger_keeps_fingerprint` |
 //! | `run-completes` | at the end, every source complete with all its rows | `ledger::source_complete_at_end` |
+//! | `delta-version-complete` | after recovery, the newest Delta version reads whole | `external::newest_version_complete` |
+//! | `delta-rows-match` | after recovery, the newest Delta version is the pipeline's, with exactly its published rows | `external::delta_rows_match` |
 //! | `levels-homogeneous` | levels never increase in sequence order, no overlap | [`check_levels`] |
 //! | `merges-settled` | at the end, no merge due | `levels::merges_settled` |
+//! | `delta-time-travel` | at the end, every version within retention reads whole | `external::versions_within_retention_complete` |
 //! | `export-exactly-once` | the export can be read, with the workload's columns | `export::read_export` |
 //! | `export-exactly-once` | no row in two batches | `export::exported_at_most_once` |
 //! | `export-exactly-once` | every exported row as published | `export::exported_as_published` |
@@ -35,8 +39,10 @@
 //! (`drained-on-open`, `reader-consistent`), at the end of a run (`write-amplification`), of
 //! the workload (`no-unexplained-error`) and by the probes — are named by [`Invariant`] too.
 
+pub mod delta;
 mod expect;
 mod export;
+mod external;
 mod invariant;
 mod ledger;
 mod levels;
@@ -53,6 +59,7 @@ use tally_pipeline::Config;
 use tally_sim::{Fs, SimClock, World};
 
 pub use expect::{Expectation, Seen, SourceProgress};
+pub(crate) use external::time_travel_breach;
 pub use invariant::{Breach, Invariant};
 pub use levels::check_levels;
 pub use on_disk::RowCache;
@@ -83,14 +90,25 @@ pub async fn check_cached<F: Fs>(
     cache: &RowCache,
 ) -> Result<Seen, Breach> {
     let world = World::new(fs.clone(), SimClock::default());
+    // What an engine reading the disk sees, before recovery touches it.
+    external::newest_version_complete(fs, root, &cache.delta, "before recovery").await?;
     let (pipeline, report) = recovery::recovery_succeeds(world.clone(), root, config).await?;
     let on_disk = on_disk::read_rows(fs, root, &pipeline, expect, cache).await?;
     rows::check_rows(&on_disk.rows, &on_disk.altered, expect)?;
     ledger::check_ledger(&on_disk.rows, &pipeline.ledger().await, expect)?;
     let manifest = pipeline.manifest().await;
+    let delta = external::newest_version_complete(fs, root, &cache.delta, "after recovery").await?;
+    let newest = delta.as_ref().map(|(_, read)| read);
+    external::delta_rows_match(newest, manifest.version, on_disk.published())?;
     check_levels(&manifest.files)?;
     if expect.final_state {
         levels::merges_settled(&manifest.files, config)?;
+        if let Some((log, _)) = &delta {
+            let retention =
+                u64::try_from(config.recovery.retention.as_millis()).unwrap_or(u64::MAX);
+            external::versions_within_retention_complete(fs, root, log, retention, &cache.delta)
+                .await?;
+        }
     }
     if let Some(dir) = &expect.export_dir {
         export::check_export(fs, dir, on_disk.published(), expect).await?;

@@ -18,6 +18,8 @@ use crate::workload::{RowRead, extra_of, payload_of, rows_of, value_of};
 #[derive(Default)]
 pub struct RowCache {
     files: Mutex<BTreeMap<FileKey, Decoded>>,
+    /// The external Delta reader's commits and files, likewise.
+    pub(super) delta: super::delta::DeltaCache,
 }
 
 /// A file's content hash and length, and the workload's payload bound and extra columns (the

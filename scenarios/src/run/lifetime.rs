@@ -44,7 +44,10 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
         let maintenance = workload
             .background_maintenance
             .then(|| pipeline.spawn_maintenance());
-        let reader = workload.reader.then(|| spawn_reader(world, root, ctx));
+        let retention_ms = u64::try_from(config.recovery.retention.as_millis()).unwrap_or(u64::MAX);
+        let reader = workload
+            .reader
+            .then(|| spawn_reader(world, root, retention_ms, ctx));
         Ok(Self {
             pipeline,
             maintenance,
@@ -161,13 +164,20 @@ impl<F: Fs, C: Clock> Lifetime<F, C> {
 fn spawn_reader<F: Fs, C: Clock>(
     world: &World<F, C>,
     root: &Path,
+    retention_ms: u64,
     ctx: &Ctx,
 ) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
-    let (root, ctx2) = (root.to_path_buf(), ctx.clone());
+    let (root, ctx2, stop2) = (root.to_path_buf(), ctx.clone(), stop.clone());
     let task = match &ctx.disk {
-        Some(disk) => tokio::spawn(read_along(disk.clone(), root, stop.clone(), ctx2)),
-        None => tokio::spawn(read_along(world.fs.clone(), root, stop.clone(), ctx2)),
+        Some(disk) => tokio::spawn(read_along(disk.clone(), root, retention_ms, stop2, ctx2)),
+        None => tokio::spawn(read_along(
+            world.fs.clone(),
+            root,
+            retention_ms,
+            stop2,
+            ctx2,
+        )),
     };
     (stop, task)
 }
