@@ -155,6 +155,9 @@ impl Workload {
                 zstd_level: 1,
             },
             read_batch_rows: 64,
+            // Small, so that most runs write checkpoints and crash inside them: the default
+            // (10) is reached only by the longest workloads.
+            checkpoint_interval: 4,
             recovery: tally_pipeline::RecoveryOptions {
                 retention: std::time::Duration::from_millis(self.retention_ms),
                 ..Default::default()
