@@ -128,6 +128,16 @@ pub struct Manifest {
     pub sources: BTreeMap<String, SourceState>,
     /// Files removed by a commit whose bytes may still be on disk, oldest removal first.
     pub tombstones: Vec<Tombstone>,
+    /// Tombstones of files removed at or before this (ms, the writer's clock) may be missing:
+    /// a checkpoint dropped them once their retention passed. Never decreases, so that a
+    /// clock gone back cannot make a later checkpoint claim to keep what an earlier one
+    /// dropped. `i64::MIN` for a table replayed from commit 0.
+    #[serde(default = "no_tombstone_dropped")]
+    pub tombstones_dropped_through_ms: i64,
+}
+
+fn no_tombstone_dropped() -> i64 {
+    i64::MIN
 }
 
 /// One of the store's directories holding files recovery may remove.
@@ -219,6 +229,7 @@ impl Manifest {
             files: Vec::new(),
             sources: BTreeMap::new(),
             tombstones: Vec::new(),
+            tombstones_dropped_through_ms: i64::MIN,
         }
     }
 

@@ -250,6 +250,7 @@ async fn check_checkpoints<F: Fs>(
 fn disagreement(c: &checkpoint::Checkpoint, commits: &Manifest) -> Option<String> {
     let mut expected = commits.clone();
     let kept_after = c.seal.tombstones_kept_after_ms;
+    expected.tombstones_dropped_through_ms = c.table.tombstones_dropped_through_ms;
     expected
         .tombstones
         .retain(|t| t.removed_at_ms > kept_after || c.table.tombstone(t.level, t.id) == Some(t));

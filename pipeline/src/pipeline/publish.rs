@@ -82,18 +82,23 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// itself stays made.
     async fn checkpoint(&self, current: &mut Manifest, commit: &[u8], now_ms: i64) -> Result<()> {
         let retention = self.inner.config.recovery.retention;
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        // Never below what an earlier checkpoint dropped through: the clock may have gone
+        // back since (a restart, a jump), and those tombstones are gone from memory.
+        let kept_after = now_ms
+            .saturating_sub(retention_ms)
+            .max(current.tombstones_dropped_through_ms);
         {
             let mut vacuumed = self.inner.vacuumed.lock().expect("vacuumed lock");
             current.tombstones.retain(|t| {
-                let drop = t.expired(now_ms, retention) && vacuumed.contains(&t.id);
+                let drop = t.removed_at_ms <= kept_after && vacuumed.contains(&t.id);
                 if drop {
                     vacuumed.remove(&t.id);
                 }
                 !drop
             });
         }
-        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-        let kept_after = now_ms.saturating_sub(retention_ms);
+        current.tombstones_dropped_through_ms = kept_after;
         let commit_crc = checkpoint::commit_seal(commit).expect("a commit tally just wrote");
         let (bytes, seal) = checkpoint::encode(current, &commit_crc, kept_after, now_ms)?;
         // What the next open will start from is what is in memory. Costs a decode of the
