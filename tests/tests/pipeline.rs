@@ -198,6 +198,30 @@ async fn a_batch_with_another_schema_is_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn a_column_a_delta_table_cannot_hold_is_refused_before_anything_is_written() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let before = fs.tree();
+    let unsigned = arrow::array::RecordBatch::try_from_iter([(
+        "count",
+        std::sync::Arc::new(arrow::array::UInt32Array::from(vec![1u32])) as _,
+    )])
+    .unwrap();
+    let err = p.ingest("x", unsigned.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidBatch { .. }) && err.to_string().contains("\"count\""),
+        "{err}"
+    );
+    assert_eq!(fs.tree(), before, "nothing written");
+    // Once the columns are fixed, another type is a mismatch like any other.
+    p.ingest("a", rows("a", 0, 3)).await.unwrap();
+    assert!(matches!(
+        p.ingest("y", unsigned).await,
+        Err(Error::SchemaMismatch { .. })
+    ));
+}
+
+#[tokio::test]
 async fn the_sequence_column_name_is_reserved() {
     let fs = SimFs::new();
     let (p, _) = open(&fs, small_config()).await.unwrap();
@@ -347,7 +371,7 @@ async fn a_corrupt_manifest_is_quarantined_and_the_previous_version_used_once_th
         [
             (
                 "data/L0-00000000000000000002.parquet",
-                "referenced by no readable manifest: rolled back to version 1"
+                "referenced by no readable commit: rolled back to version 1"
             ),
             ("_delta_log/00000000000000000002.json", "checksum mismatch"),
         ],

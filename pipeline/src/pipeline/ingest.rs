@@ -85,12 +85,6 @@ fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)
         return Err(refuse(format!("the column name {SEQ_COLUMN} is reserved")));
     }
     let user = Arc::new(user_schema_of(&batch.schema()));
-    // The table is published as a Delta table: a column Delta has no exact type for would
-    // reach readers as something else. Refused before anything is written (an empty batch
-    // carries no value, and decides nothing).
-    if batch.num_rows() > 0 {
-        crate::delta::schema::check(&user).map_err(|e| refuse(e.to_string()))?;
-    }
     let batch = RecordBatch::try_new(user.clone(), batch.columns().to_vec())
         .map_err(|e| refuse(e.to_string()))?;
     Ok((user, batch))
@@ -165,7 +159,17 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 });
             }
             Some(_) => {}
-            None => intake.schema = Some(user.clone()),
+            // The table is published as a Delta table: a column Delta has no exact type for
+            // would reach readers as something else. Checked once, by the batch that fixes
+            // the columns (every later batch must have the same ones), before anything is
+            // written.
+            None => {
+                crate::delta::schema::check(user).map_err(|e| Error::InvalidBatch {
+                    source_id: request.part.source.clone(),
+                    reason: e.to_string(),
+                })?;
+                intake.schema = Some(user.clone());
+            }
         }
         intake.queue.push(request);
         Ok(())

@@ -163,7 +163,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         for file in &damage.at_risk {
             let name = layout::table_file_name(file.level, file.id);
             let reason = format!(
-                "referenced by no readable manifest: rolled back to version {}",
+                "referenced by no readable commit: rolled back to version {}",
                 damage.last_good_version
             );
             self.quarantine(&data, &name, reason).await?;
