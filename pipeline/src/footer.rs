@@ -8,6 +8,14 @@
 //! every field of the structure (it has to, to reach field 5 after the row groups), so a footer
 //! whose structure is torn or malformed is rejected as it would be by a full decode; what it
 //! does not check is what the fields it skips mean. Reading rows decodes the footer fully.
+//!
+//! A damaged byte can leave Thrift that still parses but means something else (a field whose
+//! type code changed is skipped as the new type, and the walk goes on out of step with the
+//! writer's). Such a walk must not yield a row count: it would be compared with the commit's
+//! and, by chance, agree. So this reader is stricter than a full decode where that costs
+//! nothing: field ids rise within every struct (as every Thrift writer emits them), the known
+//! fields carry their declared types, the row groups' row counts add up to `num_rows`, and the
+//! struct ends exactly at the footer's end.
 
 /// What [`summarize`] keeps of a `FileMetaData`, borrowed from its bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,7 +58,9 @@ const UUID: u8 = 13;
 
 // `FileMetaData` and `KeyValue` field ids (parquet.thrift).
 const FILE_NUM_ROWS: i16 = 3;
+const FILE_ROW_GROUPS: i16 = 4;
 const FILE_KEY_VALUE_METADATA: i16 = 5;
+const ROW_GROUP_NUM_ROWS: i16 = 3;
 const KV_KEY: i16 = 1;
 const KV_VALUE: i16 = 2;
 
@@ -66,9 +76,14 @@ pub fn summarize(bytes: &[u8]) -> Result<Summary<'_>, String> {
         at: 0,
         why: "",
     };
-    input
-        .file_metadata()
-        .ok_or_else(|| format!("{} (at byte {} of {})", input.why, input.at, bytes.len()))
+    let summary = input.file_metadata().and_then(|summary| {
+        if input.remaining() == 0 {
+            Some(summary)
+        } else {
+            input.fail("bytes after the footer's end")
+        }
+    });
+    summary.ok_or_else(|| format!("{} (at byte {} of {})", input.why, input.at, bytes.len()))
 }
 
 /// The bytes being read. Readers return `None` on malformed input and leave the reason in
@@ -88,13 +103,15 @@ impl<'a> Input<'a> {
 
     fn file_metadata(&mut self) -> Option<Summary<'a>> {
         let mut num_rows = None;
+        let mut row_group_rows = None;
         let mut key_values = Vec::new();
         let mut last = 0i16;
         while let Some((id, kind)) = self.field_header(&mut last)? {
-            match (id, kind) {
-                (FILE_NUM_ROWS, I64) => num_rows = Some(self.varint_i64()?),
-                (FILE_KEY_VALUE_METADATA, LIST) => {
-                    let (len, element) = self.list_header()?;
+            match id {
+                FILE_NUM_ROWS => num_rows = Some(self.typed(kind, I64)?.varint_i64()?),
+                FILE_ROW_GROUPS => row_group_rows = Some(self.typed(kind, LIST)?.row_groups()?),
+                FILE_KEY_VALUE_METADATA => {
+                    let (len, element) = self.typed(kind, LIST)?.list_header()?;
                     if element != STRUCT {
                         return self.fail("key_value_metadata does not hold structs");
                     }
@@ -108,10 +125,46 @@ impl<'a> Input<'a> {
         let Some(num_rows) = num_rows else {
             return self.fail("the footer has no num_rows");
         };
+        if row_group_rows != Some(num_rows) {
+            return self.fail("the row groups' row counts do not add up to num_rows");
+        }
         Some(Summary {
             num_rows,
             key_values,
         })
+    }
+
+    /// `self` if a known field arrived with its declared type.
+    fn typed(&mut self, kind: u8, declared: u8) -> Option<&mut Self> {
+        if kind == declared {
+            Some(self)
+        } else {
+            self.fail("a field of another type than parquet.thrift declares")
+        }
+    }
+
+    /// The sum of the row counts of a `list<RowGroup>` (each `RowGroup.num_rows`).
+    fn row_groups(&mut self) -> Option<i64> {
+        let (len, element) = self.list_header()?;
+        if element != STRUCT {
+            return self.fail("row_groups does not hold structs");
+        }
+        let mut total = 0i64;
+        for _ in 0..len {
+            let mut rows = None;
+            let mut last = 0i16;
+            while let Some((id, kind)) = self.field_header(&mut last)? {
+                match id {
+                    ROW_GROUP_NUM_ROWS => rows = Some(self.typed(kind, I64)?.varint_i64()?),
+                    _ => self.skip(kind, 1)?,
+                }
+            }
+            let Some(sum) = rows.and_then(|rows| total.checked_add(rows)) else {
+                return self.fail("a row group without a row count");
+            };
+            total = sum;
+        }
+        Some(total)
     }
 
     #[inline]
@@ -187,6 +240,9 @@ impl<'a> Input<'a> {
                 None => return self.fail("a field id out of range"),
             }
         };
+        if id <= *last {
+            return self.fail("field ids out of order");
+        }
         *last = id;
         Some(Some((id, kind)))
     }
@@ -384,6 +440,30 @@ mod tests {
         // FileMetaData with only field 1 (version = 1), then stop.
         let err = summarize(&[0x15, 0x02, 0x00]).unwrap_err();
         assert!(err.starts_with("the footer has no num_rows"), "{err}");
+    }
+
+    /// FileMetaData { num_rows: 5, row_groups: [RowGroup { num_rows: `group_rows` }] } in the
+    /// compact protocol, by hand.
+    fn minimal_footer(group_rows: u8) -> Vec<u8> {
+        // 0x36: field +3, i64; 0x19: field +1, list; 0x1c: 1 struct; varints are zigzag.
+        vec![0x36, 0x0a, 0x19, 0x1c, 0x36, group_rows * 2, 0x00, 0x00]
+    }
+
+    #[test]
+    fn a_footer_that_parses_but_means_something_else_is_rejected() {
+        assert_eq!(summarize(&minimal_footer(5)).map(|s| s.num_rows), Ok(5));
+        let why = |bytes: &[u8]| summarize(bytes).unwrap_err();
+        assert!(why(&minimal_footer(4)).starts_with("the row groups' row counts do not add up"));
+        assert!(why(&[0x36, 0x0a, 0x00]).starts_with("the row groups' row counts do not add up"));
+        let mut trailing = minimal_footer(5);
+        trailing.push(0x00);
+        assert!(why(&trailing).starts_with("bytes after the footer's end"));
+        let mut as_i32 = minimal_footer(5);
+        as_i32[0] = 0x35;
+        assert!(why(&as_i32).starts_with("a field of another type"));
+        // num_rows twice: the second in long form (type byte, then the zigzag id 3).
+        let repeated = [0x36, 0x0a, 0x06, 0x06, 0x0a, 0x00];
+        assert!(why(&repeated).starts_with("field ids out of order"));
     }
 
     proptest! {

@@ -138,4 +138,11 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    # deltalake's Rust runtime may still own threads when the interpreter tears down, and then
+    # the process aborts ("terminate called without an active exception", delta-rs #2184) after
+    # printing a complete, correct result. The output is flushed here and teardown is skipped:
+    # a read's failure is reported in the JSON, never by the exit status.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
