@@ -797,3 +797,46 @@ async fn an_empty_part_neither_fixes_nor_must_match_the_table_columns() {
     assert_eq!(p.snapshot().await.rows, 4);
     assert!(p.source_state("empty").await.complete);
 }
+
+/// Two maintenance callers: the first fails to sync its commit and poisons the pipeline while
+/// the second, past its own poison check, waits for the maintenance lock. The second must not
+/// then redo the step and publish, nor return Ok (`../shared/repro` "poisoned-flush").
+#[tokio::test]
+async fn a_caller_waiting_for_maintenance_neither_writes_nor_succeeds_once_poisoned() {
+    use tally_faults::{CallKind, Effect, Fault, FaultFs, FaultPlan, Trigger};
+    let disk = SimFs::new();
+    // Syncs take time, so the callers interleave. Commit 0 is recovery's; commit 1's sync fails.
+    let plan = FaultPlan {
+        faults: vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Sync,
+                path: "*_commit_*".into(),
+                n: 2,
+            },
+            effect: Effect::FailSync,
+        }],
+        ..FaultPlan::default()
+    };
+    let faulty = FaultFs::new(disk.clone(), plan).unwrap();
+    let fs = SlowSyncFs::new(faulty, Duration::from_millis(1));
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    p.ingest("a", rows("a", 0, 4)).await.unwrap();
+    let (first, second) = tokio::join!(p.flush(), p.flush());
+    let first = first.expect_err("the first caller's commit sync fails");
+    assert!(!matches!(first, Error::Poisoned { .. }), "{first}");
+    let second = second.expect_err("a poisoned pipeline reports no success");
+    assert!(matches!(second, Error::Poisoned { .. }), "{second}");
+    let commits: Vec<String> = disk
+        .list_dir(&Path::new(ROOT).join("_delta_log"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    assert_eq!(
+        commits,
+        ["00000000000000000000.json"],
+        "only recovery's commit"
+    );
+}

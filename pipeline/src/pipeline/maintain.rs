@@ -26,11 +26,16 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
 
     /// Stages every sealed segment and runs merges until none is due. A failed step stops
     /// the pipeline (it is poisoned): what it left half done is for recovery.
+    ///
+    /// The poison is checked again once the lock is held and before every step: a caller that
+    /// waited for the lock while another caller's step failed must not redo that step's writes
+    /// on a pipeline whose state is unknown, nor report success.
     pub async fn maintain(&self) -> Result<MaintenanceReport> {
         self.check_poison()?;
         let _one_at_a_time = self.inner.maintenance.lock().await;
         let mut report = MaintenanceReport::default();
         loop {
+            self.check_poison()?;
             match self.maintenance_step(&mut report).await {
                 Ok(true) => continue,
                 Ok(false) => break,

@@ -13,12 +13,15 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// Commits version `v + 1`: the current state changed by `edit`, which may refuse
     /// (nothing is then written). Files `edit` takes out of the table become tombstones: their
     /// bytes stay for readers of older versions. Serialized by the `published` lock. A failure
-    /// to write poisons the pipeline: the commit's fate is then unknown.
+    /// to write poisons the pipeline: the commit's fate is then unknown. A poisoned pipeline
+    /// never commits, whoever calls: the check is made under the lock every commit takes, so
+    /// no caller that passed an earlier check can slip a commit in after a failure.
     pub(super) async fn publish(
         &self,
         edit: impl FnOnce(&mut Manifest) -> Result<()>,
     ) -> Result<u64> {
         let mut current = self.inner.published.lock().await;
+        self.check_poison()?;
         let mut next = current.clone();
         edit(&mut next)?;
         next.version = current.version + 1;

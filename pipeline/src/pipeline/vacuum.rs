@@ -12,7 +12,8 @@ use crate::error::Result;
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// Deletes the removed table files whose retention has passed, then syncs `data/`.
-    /// Returns how many it deleted. A file already gone counts as deleted.
+    /// Returns how many it deleted. A file already gone counts as deleted. Refused once the
+    /// pipeline is poisoned.
     pub async fn vacuum(&self) -> Result<usize> {
         let retention = if self.inner.config.twins().vacuum_ignores_retention {
             std::time::Duration::ZERO
@@ -23,6 +24,8 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let layout = &self.inner.layout;
         let due: Vec<(u64, PathBuf)> = {
             let current = self.inner.published.lock().await;
+            // A poisoned pipeline deletes nothing: its table in memory may not be the disk's.
+            self.check_poison()?;
             let vacuumed = self.inner.vacuumed.lock().expect("vacuumed lock");
             current
                 .tombstones
