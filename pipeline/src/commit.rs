@@ -32,7 +32,9 @@ pub async fn replace_file<F: Fs>(fs: &F, dir: &Path, name: &str, bytes: &[u8]) -
     file.write_at(0, bytes).await?;
     file.sync().await?;
     drop(file);
+    tally_sim::probe!("replace.synced");
     fs.rename(&temp, &dir.join(name)).await?;
+    tally_sim::probe!("replace.renamed");
     fs.sync_dir(dir).await
 }
 

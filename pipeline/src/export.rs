@@ -186,6 +186,7 @@ pub async fn export<F: Fs, C: Clock>(
         .count();
     report.files_skipped = manifest.files.len() - report.files_read;
     let rows = write_batch(pipeline, &manifest, dir, &name, watermark..high).await?;
+    tally_sim::probe!("export.batch-installed");
     if !twins.export_watermark_before_data {
         // Step 6. The batch and its name are durable: only now may the watermark pass its
         // rows.
@@ -212,6 +213,7 @@ async fn remove_leftovers<F: Fs>(
         let uncommitted =
             parse_batch_name(&entry.name).is_some_and(|start| start >= watermark && !ordinal_ids);
         if uncommitted || layout::is_temp(&entry.name) {
+            tally_sim::probe!("export.leftover-removed");
             fs.unlink(&dir.join(&entry.name)).await?;
             report.leftovers_removed.push(entry.name.clone());
         }

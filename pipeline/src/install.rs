@@ -83,6 +83,7 @@ impl<'a, F: Fs> Install<'a, F> {
             .take()
             .expect("a table file is finished only after a batch created it");
         let written = writer.finish_with(metadata).await?;
+        tally_sim::probe!("table.synced");
         if let Err(e) = check(&written) {
             return Err(self.abandon(e).await);
         }
@@ -96,9 +97,12 @@ impl<'a, F: Fs> Install<'a, F> {
                  writes over one, and nothing was published. Way out: if the file is not tally's, move it \
                  out of the store and run again",
             );
+            tally_sim::probe!("table.name-taken");
             return Err(self.abandon(err).await);
         }
         self.fs.rename(&self.temp, &self.path).await?;
+        tally_sim::probe!("table.renamed");
+        tally_sim::probe!("table.installed");
         self.fs.sync_dir(&self.dir).await?;
         Ok(written)
     }
@@ -114,6 +118,7 @@ pub(crate) async fn remove_superseded<F: Fs>(fs: &F, dir: &Path, paths: &[PathBu
             _ => {}
         }
     }
+    tally_sim::probe!("remove.unlinked");
     fs.sync_dir(dir).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! A test depends on this crate to run the pipeline under simulation; the `tally` binary
 //! (`scenarios/cli`) is a thin command line over it.
 
+pub mod coverage;
 pub mod crashtest;
 pub mod explore;
 pub mod oracle;

@@ -162,3 +162,44 @@ fn every_twin_is_caught_within_its_stated_seeds_and_replays() {
         );
     }
 }
+
+/// A protocol mark counts only at a crash point whose image was checked: a measuring run that
+/// only counts its points reaches the same code and counts none of the lifetime's marks,
+/// while recovery's marks (from the checks at the restart and the end) still count.
+#[test]
+fn a_mark_counts_only_at_a_checked_crash_point() {
+    use tally_harness::run::Depth;
+    let spec = Scenario::Standard.spec(3, Some(CrashModel::Strict), &[]);
+    let checked = run_seeded(spec.seed, run(&spec));
+    let counted = run_seeded(spec.seed, run_with(&spec, Images::Measure(Depth::Count)));
+    for mark in ["ingest.frames-synced", "table.renamed", "commit.renamed"] {
+        assert!(checked.probes.get(mark).is_some_and(|&n| n > 0), "{mark}");
+        assert_eq!(counted.probes.get(mark), None, "{mark}");
+    }
+    assert!(checked.probes.contains_key("crash:strict:commit"));
+    assert!(!counted.probes.contains_key("crash:strict:commit"));
+    assert!(
+        counted.probes.contains_key("recover.from-checkpoint"),
+        "{:?}",
+        counted.probes
+    );
+}
+
+/// The declared probes of every scenario are named in the catalog or are crash and fault
+/// probes, and no two scenarios disagree on what a name means.
+#[test]
+fn every_declared_probe_is_a_catalogued_mark_or_a_crash_or_fault_probe() {
+    use tally_harness::coverage::{CATALOG, declared};
+    for scenario in Scenario::ALL {
+        let probes = declared(scenario);
+        assert!(probes.len() > 50, "{scenario}: {}", probes.len());
+        for probe in probes {
+            assert!(
+                CATALOG.iter().any(|(name, _)| *name == probe)
+                    || probe.starts_with("crash:")
+                    || probe.starts_with("fault:"),
+                "{scenario}: {probe}"
+            );
+        }
+    }
+}

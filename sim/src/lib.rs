@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod fs;
+pub mod probe;
 pub mod realfs;
 pub mod simfs;
 

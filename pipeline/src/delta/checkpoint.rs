@@ -466,6 +466,7 @@ pub async fn write<F: Fs>(fs: &F, layout: &Layout, bytes: &[u8], seal: &Seal) ->
     file.write_at(0, bytes).await?;
     file.sync().await?;
     drop(file);
+    tally_sim::probe!("checkpoint.synced");
     if let Err(e) = fs
         .rename_noreplace(&temp, &layout.checkpoint(seal.version))
         .await
@@ -473,7 +474,9 @@ pub async fn write<F: Fs>(fs: &F, layout: &Layout, bytes: &[u8], seal: &Seal) ->
         let _ = fs.unlink(&temp).await;
         return Err(e);
     }
+    tally_sim::probe!("checkpoint.renamed");
     fs.sync_dir(&layout.delta_log_dir()).await?;
+    tally_sim::probe!("checkpoint.durable");
     write_hint(fs, layout, Some(seal)).await
 }
 

@@ -211,14 +211,19 @@ pub async fn write_commit<F: Fs>(
     file.write_at(0, bytes).await?;
     file.sync().await?;
     drop(file);
+    tally_sim::probe!("commit.synced");
     let target = layout.commit(version);
     if let Err(e) = fs.rename_noreplace(&temp, &target).await {
         if e.kind() == io::ErrorKind::AlreadyExists {
+            tally_sim::probe!("commit.version-taken");
             let _ = fs.unlink(&temp).await;
         }
         return Err(e);
     }
-    fs.sync_dir(&layout.delta_log_dir()).await
+    tally_sim::probe!("commit.renamed");
+    fs.sync_dir(&layout.delta_log_dir()).await?;
+    tally_sim::probe!("commit.durable");
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch of a clock reading (negative before it), as Delta's

@@ -265,9 +265,13 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         };
         let frames = &frames[..];
         active.log.write_at(active.log_len, frames).await?;
+        tally_sim::probe!("ingest.frames-written");
         active.log.sync().await?;
+        tally_sim::probe!("ingest.frames-synced");
         active.ack.write_at(active.ack_len, acks).await?;
+        tally_sim::probe!("ingest.acks-written");
         active.ack.sync().await?;
+        tally_sim::probe!("ingest.acks-synced");
         active.log_len += frames.len() as u64;
         active.ack_len += acks.len() as u64;
         active.parts += parts;

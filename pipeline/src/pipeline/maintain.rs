@@ -35,7 +35,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let _one_at_a_time = self.inner.maintenance.lock().await;
         let mut report = MaintenanceReport::default();
         loop {
-            self.check_poison()?;
+            if let Err(poisoned) = self.check_poison() {
+                tally_sim::probe!("poison.step-refused");
+                return Err(poisoned);
+            }
             match self.maintenance_step(&mut report).await {
                 Ok(true) => continue,
                 Ok(false) => break,

@@ -21,7 +21,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         edit: impl FnOnce(&mut Manifest) -> Result<()>,
     ) -> Result<u64> {
         let mut current = self.inner.published.lock().await;
-        self.check_poison()?;
+        if let Err(poisoned) = self.check_poison() {
+            tally_sim::probe!("poison.commit-refused");
+            return Err(poisoned);
+        }
         let mut next = current.clone();
         edit(&mut next)?;
         next.version = current.version + 1;

@@ -98,6 +98,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .create_with_header(&layout.segment_ack(number), &log::ack_header(number))
             .await?;
         self.inner.world.fs.sync_dir(&layout.log_dir()).await?;
+        tally_sim::probe!("segment.created");
         Ok(ActiveSegment {
             number,
             log: log_file,

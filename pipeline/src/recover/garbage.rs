@@ -49,10 +49,22 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
                 changed = true;
                 let name = self.relative(&path);
                 match leftover {
-                    Leftover::Temp => self.report.temp_files_removed.push(name),
-                    Leftover::Unreferenced { .. } => self.report.orphans_removed.push(name),
-                    Leftover::Expired { .. } => self.report.vacuumed.push(name),
-                    Leftover::Staged => self.report.staged_segments_removed.push(name),
+                    Leftover::Temp => {
+                        tally_sim::probe!("recover.temp-removed");
+                        self.report.temp_files_removed.push(name)
+                    }
+                    Leftover::Unreferenced { .. } => {
+                        tally_sim::probe!("recover.orphan-removed");
+                        self.report.orphans_removed.push(name)
+                    }
+                    Leftover::Expired { .. } => {
+                        tally_sim::probe!("recover.expired-vacuumed");
+                        self.report.vacuumed.push(name)
+                    }
+                    Leftover::Staged => {
+                        tally_sim::probe!("recover.staged-segment-removed");
+                        self.report.staged_segments_removed.push(name)
+                    }
                 }
             }
             if changed {

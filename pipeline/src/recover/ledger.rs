@@ -32,6 +32,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let seq_reserved = self.read_seq_reservation().await?;
         let next_seq = match max_seq {
             Some(max) if max >= seq_reserved => {
+                tally_sim::probe!("recover.seq-reservation-repaired");
                 self.report.seq_reservation_repaired = Some((seq_reserved, max + 1));
                 max + 1
             }

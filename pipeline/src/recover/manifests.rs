@@ -83,6 +83,9 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             created = current.version > 0 || created;
         }
         self.report.checkpoint = replayed.checkpoint.as_ref().map(|s| s.version);
+        if self.report.checkpoint.is_some() {
+            tally_sim::probe!("recover.from-checkpoint");
+        }
         self.repair_checkpoints(&replayed).await?;
         if created {
             return Ok(current);
@@ -122,6 +125,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             |h| format!("{:?}", String::from_utf8_lossy(&h)),
         );
         tracing::warn!(%was, %now, "repaired _last_checkpoint");
+        tally_sim::probe!("recover.last-checkpoint-repaired");
         self.report.last_checkpoint_repaired = Some(format!("was {was}, now {now}"));
         Ok(())
     }
@@ -137,6 +141,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let bytes = delta::commit::encode(None, &table, now_ms)
             .expect("a table without user columns always has a Delta schema");
         delta::write_commit(self.fs, self.layout, 0, &bytes).await?;
+        tally_sim::probe!("recover.table-created");
         self.report.table_created = true;
         Ok(table)
     }
@@ -176,6 +181,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             self.quarantine(&log_dir, name, commit.reason.clone())
                 .await?;
         }
+        tally_sim::probe!("recover.rolled-back");
         self.report.rolled_back = Some(damage);
         Ok(())
     }

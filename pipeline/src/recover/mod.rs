@@ -230,11 +230,17 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < self.options.retries && !is_not_found(&e) => {
+                    tally_sim::probe!("recover.retried");
                     attempt += 1;
                     tracing::warn!(attempt, error = %e, "recovery step failed; retrying");
                     self.clock.sleep(self.options.retry_sleep).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if attempt == self.options.retries && attempt > 0 && !is_not_found(&e) {
+                        tally_sim::probe!("recover.retries-exhausted");
+                    }
+                    return Err(e);
+                }
             }
         }
     }
@@ -280,6 +286,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.retry(|| self.fs.rename(&from, &to)).await?;
         self.fs.sync_dir(&qdir).await?;
         self.fs.sync_dir(dir).await?;
+        tally_sim::probe!("recover.quarantined");
         tracing::warn!(file = %from.display(), %reason, "quarantined");
         self.report.quarantined.push(Quarantined {
             file: self.relative(&from),

@@ -157,6 +157,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         let file = self.fs.open(path, OpenMode::Write).await?;
         if scan.valid_len < len {
             self.retry(|| file.set_len(scan.valid_len)).await?;
+            tally_sim::probe!("recover.torn-tail-truncated");
             self.report.torn_tails.push(TornTail {
                 file: self.relative(path),
                 frames: scan.tail_frames.max(1),
@@ -174,6 +175,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         for part in &scan.items {
             let acked = records.iter().any(|r| r.log_offset == part.frame.offset);
             if !acked {
+                tally_sim::probe!("recover.unacknowledged-frame-kept");
                 self.report.unacknowledged_parts_kept += 1;
                 self.report.unacknowledged_rows_kept += part.meta.rows;
             }

@@ -159,6 +159,63 @@ mod simulation {
     }
 
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "reads the report the binary was asked to write"
+    )]
+    fn a_declared_probe_no_seed_reaches_fails_a_sweep_that_requires_coverage() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("sweep.json");
+        // Every seed crashes under `strict`: the crash points other models declare are never
+        // reached.
+        let args = [
+            "sweep",
+            "--scenario",
+            "multi-step-publish",
+            "--seeds",
+            "0..2",
+            "--model",
+            "strict",
+            "--jobs",
+            "2",
+            "--json",
+            report.to_str().unwrap(),
+        ];
+        let passing = tally(&args);
+        assert!(passing.status.success(), "{}", stdout(&passing));
+        assert!(
+            stdout(&passing).contains("never hit: "),
+            "{}",
+            stdout(&passing)
+        );
+        let out = tally(&[&args[..], &["--require-coverage"]].concat());
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("crash:kill:commit") && text.contains("MISSED"),
+            "{text}"
+        );
+        assert!(text.contains("FAIL: --require-coverage"), "{text}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let missed = report["coverage"]["missed"].as_array().unwrap();
+        assert!(
+            missed.iter().any(|p| p == "crash:kill:commit"),
+            "{missed:?}"
+        );
+        assert!(
+            !missed.iter().any(|p| p == "crash:strict:commit"),
+            "{missed:?}"
+        );
+        assert!(
+            report["coverage"]["hits"]["commit.renamed"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+
+    #[test]
     fn a_sharded_sweep_splits_the_range() {
         let out = tally(&["sweep", "--seeds", "0..6", "--shard", "2/3", "--jobs", "1"]);
         let text = stdout(&out);

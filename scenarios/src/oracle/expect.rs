@@ -27,6 +27,9 @@ pub struct Expectation {
     pub extra_columns: u32,
     /// The run's export directory, when it exports.
     pub export_dir: Option<PathBuf>,
+    /// A negative control makes the disk lie (a sync that syncs nothing, a rename ahead of its
+    /// data): repairs only a lying disk explains are then expected, not violations.
+    pub disk_may_lie: bool,
 }
 
 /// What a passing check saw.

@@ -73,6 +73,9 @@ pub enum Invariant {
     /// Every version whose removed files are all within the retention reads whole (time
     /// travel), and a version the second handle read stays readable while it is.
     DeltaTimeTravel,
+    /// Recovery makes no repair that only a lying disk explains (sequence numbers used at or
+    /// past the durable reservation: a synced SEQ write lost) unless a control makes it lie.
+    RepairsExplained,
 }
 
 impl Invariant {
@@ -102,6 +105,7 @@ impl Invariant {
             Invariant::DeltaVersionComplete => "delta-version-complete",
             Invariant::DeltaRowsMatch => "delta-rows-match",
             Invariant::DeltaTimeTravel => "delta-time-travel",
+            Invariant::RepairsExplained => "repairs-explained",
         }
     }
 }

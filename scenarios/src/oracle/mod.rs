@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | `delta-version-complete` | before recovery, the newest Delta version reads whole | `external::newest_version_complete` |
 //! | `recovery-succeeds` | recovery opens the disk | `recovery::recovery_succeeds` |
+//! | `repairs-explained` | no repair only a lying disk explains, unless a control makes it lie | `recovery::repairs_explained` |
 //! | `store-consistent` | every published and staged row can be read | `on_disk::read_rows` |
 //! | `nothing-invented` | every batch has the workload's columns | `on_disk::read_rows` |
 //! | `nothing-invented` | no row that was never handed to `ingest` | `rows::nothing_invented` |
@@ -93,6 +94,7 @@ pub async fn check_cached<F: Fs>(
     // What an engine reading the disk sees, before recovery touches it.
     external::newest_version_complete(fs, root, &cache.delta, "before recovery").await?;
     let (pipeline, report) = recovery::recovery_succeeds(world.clone(), root, config).await?;
+    recovery::repairs_explained(&report, expect)?;
     let on_disk = on_disk::read_rows(fs, root, &pipeline, expect, cache).await?;
     rows::check_rows(&on_disk.rows, &on_disk.altered, expect)?;
     ledger::check_ledger(&on_disk.rows, &pipeline.ledger().await, expect)?;

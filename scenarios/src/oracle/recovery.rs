@@ -20,6 +20,26 @@ pub(super) async fn recovery_succeeds<F: Fs>(
         .map_err(|e| Breach::new(Invariant::RecoverySucceeds, vec![], e.to_string()))
 }
 
+/// `repairs-explained`: a repaired sequence reservation means numbers were used at or past the
+/// durable reservation, which the protocol makes durable before using any: only a disk that
+/// lost a synced write explains it. Allowed when a negative control makes the disk lie.
+pub(super) fn repairs_explained(
+    report: &RecoveryReport,
+    expect: &super::Expectation,
+) -> Result<(), Breach> {
+    match report.seq_reservation_repaired {
+        Some((reserved, next)) if !expect.disk_may_lie => Err(Breach::new(
+            Invariant::RepairsExplained,
+            vec![],
+            format!(
+                "recovery repaired the sequence reservation (durable reservation {reserved}, numbers used up to {}): only a disk that lost a synced write explains it, and no control made this one lie",
+                next - 1
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `recovery-idempotent`: recovering the recovered store again reports nothing and changes no
 /// byte of it.
 pub(super) async fn recovery_idempotent<F: Fs>(

@@ -242,3 +242,19 @@ fn a_published_row_left_unexported_is_caught_below_the_watermark_and_at_the_end(
         "at the end, every published row"
     );
 }
+
+#[test]
+fn a_repaired_sequence_reservation_is_a_violation_unless_a_control_makes_the_disk_lie() {
+    let mut report = tally_pipeline::RecoveryReport::default();
+    let honest = expect(1, 1);
+    super::recovery::repairs_explained(&report, &honest).unwrap();
+    report.seq_reservation_repaired = Some((32, 40));
+    let breach = super::recovery::repairs_explained(&report, &honest).unwrap_err();
+    assert_eq!(breach.invariant, Invariant::RepairsExplained);
+    assert!(breach.detail.contains("numbers used up to 39"), "{breach}");
+    let lying = Expectation {
+        disk_may_lie: true,
+        ..honest
+    };
+    super::recovery::repairs_explained(&report, &lying).unwrap();
+}

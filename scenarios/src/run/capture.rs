@@ -14,6 +14,7 @@ use tally_sim::{CrashModel, OpRecord, SimFs};
 use super::drive::Progress;
 use super::lock;
 use super::spec::{Depth, Images, RunSpec};
+use crate::coverage::SharedRecorder;
 use crate::oracle::SourceProgress;
 use crate::trace::Trace;
 
@@ -25,6 +26,9 @@ pub(super) struct CrashPoint {
     /// `None` when the run only counts points ([`Depth::Count`]).
     pub image: Option<SimFs>,
     pub progress: BTreeMap<String, SourceProgress>,
+    /// The protocol marks that fired while the disk was this image (after this point's call
+    /// and before the next mutating one): they count once the image is checked.
+    pub marks: Vec<&'static str>,
 }
 
 /// The seed of the crash image after call `index` of lifetime `life`: distinct per point,
@@ -40,6 +44,7 @@ pub(crate) fn point_seed(seed: u64, life: u32, index: u64) -> u64 {
 pub(super) struct Capture {
     captured: Arc<Mutex<Captured>>,
     images: Images,
+    recorder: SharedRecorder,
 }
 
 /// What a lifetime's observer has seen so far.
@@ -50,6 +55,8 @@ struct Captured {
     last_call: Option<u64>,
     /// Mutating calls observed: each one has its crash points.
     mutating_calls: u64,
+    /// Marks fired before the lifetime's first mutating call: they go to its first point.
+    early: Vec<&'static str>,
 }
 
 impl Capture {
@@ -61,9 +68,12 @@ impl Capture {
         images: Images,
         progress: &Progress,
         trace: &Trace,
+        recorder: &SharedRecorder,
     ) -> Self {
         let captured = Arc::<Mutex<Captured>>::default();
         let (sink, progress, trace) = (captured.clone(), progress.clone(), trace.clone());
+        let marks = recorder.clone();
+        lock(recorder).capturing = Some(Vec::new());
         let (seed, model) = (spec.seed, spec.model);
         disk.set_observer(move |disk, op| {
             trace.line(format!("L{life} {op}"));
@@ -72,17 +82,25 @@ impl Capture {
             if !op.kind.is_mutating() {
                 return;
             }
+            // What fired since the last mutating call saw the disk as that call left it.
+            captured.attach(take_marks(&marks));
             let progress = lock(&progress).clone();
             let taken = take(disk, images, model, || point_seed(seed, life, op.index));
             captured.add(op, &progress, taken);
         });
-        Self { captured, images }
+        Self {
+            captured,
+            images,
+            recorder: recorder.clone(),
+        }
     }
 
     /// Stops capturing; returns the points in the order of their calls.
     pub fn finish(self, disk: &SimFs) -> Vec<CrashPoint> {
         disk.set_observer(|_, _| {});
-        let captured = std::mem::take(&mut *lock(&self.captured));
+        let mut captured = std::mem::take(&mut *lock(&self.captured));
+        captured.attach(take_marks(&self.recorder));
+        lock(&self.recorder).capturing = None;
         // One point per mutating call, or, exploring, at least one (`explore::variants`
         // never comes back empty).
         match self.images {
@@ -95,7 +113,24 @@ impl Capture {
     }
 }
 
+/// The marks the recorder holds for the capture.
+fn take_marks(recorder: &SharedRecorder) -> Vec<&'static str> {
+    lock(recorder)
+        .capturing
+        .as_mut()
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
 impl Captured {
+    /// Gives `marks` to the latest point: the disk they saw is that point's.
+    fn attach(&mut self, marks: Vec<&'static str>) {
+        match self.points.last_mut() {
+            Some(point) => point.marks.extend(marks),
+            None => self.early.extend(marks),
+        }
+    }
+
     /// Every call reaches the observer once, in the order of the disk's op log: the observer
     /// runs synchronously after each call, before the next can start.
     fn call(&mut self, op: &OpRecord) {
@@ -131,6 +166,7 @@ impl Captured {
                 variant,
                 image,
                 progress: progress.clone(),
+                marks: std::mem::take(&mut self.early),
             });
         }
     }

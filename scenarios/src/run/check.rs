@@ -21,6 +21,7 @@ fn expectation(
     progress: &BTreeMap<String, SourceProgress>,
     workload: &Workload,
     final_state: bool,
+    disk_may_lie: bool,
 ) -> Expectation {
     Expectation {
         sources: progress.clone(),
@@ -28,6 +29,7 @@ fn expectation(
         final_state,
         extra_columns: workload.extra_columns,
         export_dir: workload.export.map(|_| PathBuf::from(EXPORT_DIR)),
+        disk_may_lie,
     }
 }
 
@@ -59,7 +61,15 @@ impl Run<'_> {
             (Images::Measure(_), _) | (_, None) => return,
             (_, Some(image)) => image,
         };
-        let expect = expectation(&point.progress, &self.spec.workload, false);
+        {
+            let mut recorder = lock(&self.recorder);
+            for mark in &point.marks {
+                recorder.count(*mark);
+            }
+            recorder.count(crate::coverage::crash_probe(self.spec.model, &point.op));
+        }
+        let lies = !self.spec.plan.controls.is_empty();
+        let expect = expectation(&point.progress, &self.spec.workload, false, lies);
         let variant = point.variant.as_deref();
         match oracle::check_cached(&image, Path::new(ROOT), &self.config, &expect, &self.rows).await
         {
@@ -89,7 +99,8 @@ impl Run<'_> {
         final_state: bool,
     ) -> Option<u64> {
         let progress = lock(&self.progress).clone();
-        let expect = expectation(&progress, &self.spec.workload, final_state);
+        let lies = !self.spec.plan.controls.is_empty();
+        let expect = expectation(&progress, &self.spec.workload, final_state, lies);
         let checked = oracle::check_cached(
             &disk.snapshot(),
             Path::new(ROOT),

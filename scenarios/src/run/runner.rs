@@ -14,6 +14,7 @@ use super::drive::{Ctx, Progress, drive};
 use super::lock;
 use super::spec::{Images, RunSpec};
 use super::verdict::{Phase, RunOutcome, Violation, Violations};
+use crate::coverage::{self, SharedRecorder};
 use crate::oracle::{self, Breach, Invariant, ROOT, SourceProgress};
 use crate::trace::Trace;
 
@@ -26,6 +27,7 @@ pub async fn run(spec: &RunSpec) -> RunOutcome {
 /// Runs `spec`, taking crash images as `images` says.
 pub async fn run_with(spec: &RunSpec, images: Images) -> RunOutcome {
     let mut run = Run::start(spec, images);
+    let _marks = coverage::install(&run.recorder);
     let disk = SimFs::new();
     let first = run.first_lifetime(&disk).await;
     let image = run.restart(&disk, &first);
@@ -49,6 +51,8 @@ pub(super) struct Run<'a> {
     pub images: Images,
     /// Table files decoded by earlier checks of this run.
     pub rows: oracle::RowCache,
+    /// The coverage probes the run reached.
+    pub recorder: SharedRecorder,
 }
 
 /// How the first lifetime ended.
@@ -101,6 +105,7 @@ impl<'a> Run<'a> {
             written: [0; 2],
             images,
             rows: oracle::RowCache::default(),
+            recorder: SharedRecorder::default(),
         }
     }
 
@@ -129,6 +134,7 @@ impl<'a> Run<'a> {
             self.images,
             &self.progress,
             &self.trace,
+            &self.recorder,
         );
         let mut ctx = Ctx::new(self.progress.clone(), self.trace.clone(), life);
         ctx.disk = Some(disk.clone());
@@ -163,7 +169,11 @@ impl<'a> Run<'a> {
         let injected = Arc::new(AtomicBool::new(false));
         {
             let (trace, injected) = (self.trace.clone(), injected.clone());
+            let recorder = self.recorder.clone();
             faulty.on_event(move |e| {
+                if let Some(probe) = coverage::fault_probe(e) {
+                    lock(&recorder).count(probe);
+                }
                 // A clock jump is no reason for an error.
                 if !e.what.contains("clock jump") {
                     injected.store(true, Ordering::Relaxed);
@@ -243,6 +253,7 @@ impl<'a> Run<'a> {
             violations: self.violations.kept,
             violation_count: self.violations.count,
             digest,
+            probes: std::mem::take(&mut lock(&self.recorder).hits),
             trace: self.trace.lines(),
         }
     }

@@ -81,6 +81,9 @@ pub struct RunOutcome {
     pub violation_count: u64,
     /// A digest of the whole trace and the final disk: equal digests, equal runs.
     pub digest: String,
+    /// The coverage probes the run reached, with their hits (`coverage`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub probes: crate::coverage::Hits,
     #[serde(skip)]
     pub trace: Vec<String>,
 }

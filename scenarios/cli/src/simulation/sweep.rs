@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use tally_faults::Control;
+use tally_harness::coverage::CoverageReport;
 use tally_harness::run::RunOutcome;
 use tally_harness::sweep::{Sweep, shard_seeds};
 
@@ -39,6 +40,9 @@ pub struct SweepArgs {
     /// Where shrunk plans are written.
     #[arg(long, default_value = "tally-shrunk")]
     shrink_dir: PathBuf,
+    /// Fail when a coverage probe the scenario declares was never hit.
+    #[arg(long)]
+    require_coverage: bool,
 }
 
 #[derive(Serialize)]
@@ -55,6 +59,7 @@ struct SweepReport {
     failing_seeds: u64,
     seconds: f64,
     failures: Vec<FailureReport>,
+    coverage: CoverageReport,
     /// Every seed's verdict and digest.
     outcomes: Vec<SeedLine>,
 }
@@ -107,11 +112,20 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         tally.points as f64 / tally.seconds.max(1e-9),
     );
     let failures = report_failures(&args, &sweep, &tally.outcomes, &mut text)?;
+    let coverage = CoverageReport::of(
+        sweep.scenario.declared_probes(),
+        tally.outcomes.iter().map(|o| &o.probes),
+    );
+    text += &coverage.text(tally.outcomes.len());
+    let uncovered = args.require_coverage && !coverage.missed.is_empty();
+    if uncovered {
+        text += "FAIL: --require-coverage, and declared probes were never hit (listed above)\n";
+    }
     emit(&text)?;
     if let Some(path) = &args.json {
-        write_report(path, &args, &sweep, &tally, failures)?;
+        write_report(path, &args, &sweep, &tally, failures, coverage)?;
     }
-    Ok(if tally.failing == 0 {
+    Ok(if tally.failing == 0 && !uncovered {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -256,6 +270,7 @@ fn write_report(
     sweep: &Sweep,
     tally: &Tally,
     failures: Vec<FailureReport>,
+    coverage: CoverageReport,
 ) -> anyhow::Result<()> {
     let report = SweepReport {
         scenario: sweep.scenario.to_string(),
@@ -270,6 +285,7 @@ fn write_report(
         failing_seeds: tally.failing,
         seconds: tally.seconds,
         failures,
+        coverage,
         outcomes: tally
             .outcomes
             .iter()
