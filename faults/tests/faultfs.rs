@@ -457,7 +457,7 @@ fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
         [plans[0].as_str(), plans[6].as_str()],
         [
             "crash after write #11 on * (torn-4k); clock jump +5483 s at call 385",
-            "crash before write #1 on *MANIFEST* (prefix)",
+            "crash before write #1 on */_delta_log/* (prefix)",
         ],
         "what seeds 0 and 6 gave before `rename-noreplace` existed"
     );

@@ -16,7 +16,7 @@
 //!   the file it hit.
 //!
 //! [`CATALOG`] lists every mark the pipeline has; a scenario declares the probes its default
-//! sweep must reach ([`crate::scenario::Scenario::declared_probes`]).
+//! sweep must reach (the `declared` module).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,7 +27,6 @@ use tally_faults::{CallKind, FaultEvent};
 use tally_sim::{CrashModel, OpRecord};
 
 use crate::oracle::{EXPORT_DIR, ROOT};
-use crate::scenario::Scenario;
 
 /// Probe name → hits.
 pub type Hits = BTreeMap<String, u64>;
@@ -342,136 +341,6 @@ impl CoverageReport {
         );
         out
     }
-}
-
-/// Marks every scenario's default sweep reaches: the write protocol of every step and the
-/// repairs any crash leaves.
-const EVERY_SCENARIO: &[&str] = &[
-    "segment.created",
-    "ingest.frames-written",
-    "ingest.frames-synced",
-    "ingest.acks-written",
-    "ingest.acks-synced",
-    "replace.synced",
-    "replace.renamed",
-    "table.synced",
-    "table.renamed",
-    "table.installed",
-    "remove.unlinked",
-    "commit.synced",
-    "commit.renamed",
-    "commit.durable",
-    "checkpoint.synced",
-    "checkpoint.renamed",
-    "checkpoint.durable",
-    "recover.table-created",
-    "recover.from-checkpoint",
-    "recover.last-checkpoint-repaired",
-    "recover.temp-removed",
-    "recover.orphan-removed",
-    "recover.expired-vacuumed",
-    "recover.staged-segment-removed",
-    "recover.torn-tail-truncated",
-    "recover.unacknowledged-frame-kept",
-];
-
-/// The classes of file every scenario writes, crashed after under every model.
-const CRASHED_CLASSES: &[&str] = &[
-    "ack",
-    "checkpoint",
-    "commit",
-    "dir",
-    "log",
-    "marker",
-    "seq",
-    "table",
-];
-
-/// What a scenario declares beyond [`EVERY_SCENARIO`] and the crash points: the marks and
-/// faults of its own workload and fault profile. Each is reached by at least 2 of the default
-/// sweep's 200 seeds; what no scenario reaches is listed in `docs/harness.md` ("Coverage") as
-/// a gap.
-fn scenario_specific(scenario: Scenario) -> Vec<&'static str> {
-    const FAULTS: &[&str] = &[
-        "fault:clock-jump",
-        "fault:corrupt-read:log",
-        "fault:error:commit",
-        "fault:error:dir",
-        "fault:error:log",
-        "fault:error:table",
-        "fault:fail-sync:ack",
-        "fault:fail-sync:log",
-    ];
-    let own: &[&str] = match scenario {
-        Scenario::Standard => &[
-            "poison.step-refused",
-            "recover.retried",
-            "recover.retries-exhausted",
-            "fault:error:seq",
-            "fault:fail-sync:commit",
-            "fault:fail-sync:seq",
-        ],
-        Scenario::JournalDrain => &[
-            "export.batch-installed",
-            "export.leftover-removed",
-            "recover.quarantined",
-            "recover.rolled-back",
-            "recover.retried",
-            "recover.retries-exhausted",
-            "fault:error:ack",
-            "fault:error:seq",
-            "fault:fail-sync:seq",
-            "fault:fail-sync:table",
-        ],
-        Scenario::IncrementalExport => &[
-            "export.batch-installed",
-            "export.leftover-removed",
-            "poison.commit-refused",
-            "fault:error:ack",
-            "fault:error:checkpoint",
-            "fault:error:export",
-            "fault:fail-sync:seq",
-            "fault:fail-sync:table",
-        ],
-        Scenario::MergeCascade => &["poison.step-refused"],
-        Scenario::LedgerVsOutput | Scenario::MultiStepPublish => &[],
-    };
-    // The scenarios whose fault profile injects errors, failing fsyncs, corrupted reads and
-    // clock jumps (the others crash only).
-    let injects = matches!(
-        scenario,
-        Scenario::Standard | Scenario::JournalDrain | Scenario::IncrementalExport
-    );
-    own.iter()
-        .chain(if injects { FAULTS } else { &[] })
-        .copied()
-        .collect()
-}
-
-/// The probes `scenario` declares: the marks of every scenario, every crash model after a
-/// call on every class of file the scenario writes, and its own marks and faults.
-pub fn declared(scenario: Scenario) -> Vec<String> {
-    let mut classes = CRASHED_CLASSES.to_vec();
-    if matches!(
-        scenario,
-        Scenario::JournalDrain | Scenario::IncrementalExport
-    ) {
-        classes.push("export");
-    }
-    let crashes = CrashModel::ALL.into_iter().flat_map(|model| {
-        classes
-            .iter()
-            .map(move |class| format!("crash:{}:{class}", model.name()))
-    });
-    let mut all: Vec<String> = EVERY_SCENARIO
-        .iter()
-        .map(|m| (*m).to_owned())
-        .chain(crashes)
-        .chain(scenario_specific(scenario).into_iter().map(str::to_owned))
-        .collect();
-    all.sort();
-    all.dedup();
-    all
 }
 
 /// The probes `hits` lacks of `declared`.

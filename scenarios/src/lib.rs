@@ -7,6 +7,7 @@
 
 pub mod coverage;
 pub mod crashtest;
+pub mod declared;
 pub mod explore;
 pub mod oracle;
 pub mod outcome;

@@ -49,11 +49,6 @@ impl Scenario {
         Scenario::MergeCascade,
     ];
 
-    /// The coverage probes the scenario's default sweep must reach (`coverage`).
-    pub fn declared_probes(self) -> Vec<String> {
-        crate::coverage::declared(self)
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Standard => "standard",

@@ -189,9 +189,9 @@ fn a_mark_counts_only_at_a_checked_crash_point() {
 /// probes, and no two scenarios disagree on what a name means.
 #[test]
 fn every_declared_probe_is_a_catalogued_mark_or_a_crash_or_fault_probe() {
-    use tally_harness::coverage::{CATALOG, declared};
+    use tally_harness::coverage::CATALOG;
     for scenario in Scenario::ALL {
-        let probes = declared(scenario);
+        let probes = tally_harness::declared::probes(scenario);
         assert!(probes.len() > 50, "{scenario}: {}", probes.len());
         for probe in probes {
             assert!(

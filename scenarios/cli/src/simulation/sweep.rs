@@ -113,7 +113,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     );
     let failures = report_failures(&args, &sweep, &tally.outcomes, &mut text)?;
     let coverage = CoverageReport::of(
-        sweep.scenario.declared_probes(),
+        tally_harness::declared::probes(sweep.scenario),
         tally.outcomes.iter().map(|o| &o.probes),
     );
     text += &coverage.text(tally.outcomes.len());
