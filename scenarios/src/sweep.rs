@@ -123,7 +123,10 @@ pub enum ShardError {
     /// No scheduler's index variable is set.
     NotFound,
     /// A scheduler's index variable is set but what goes with it is missing or wrong.
-    Bad { scheduler: &'static str, why: String },
+    Bad {
+        scheduler: &'static str,
+        why: String,
+    },
     /// Two schedulers' variables name different shards.
     Ambiguous { first: AutoShard, second: AutoShard },
 }
@@ -160,10 +163,14 @@ impl std::error::Error for ShardError {}
 /// never skipped, and two that name different shards are an error: a wrong guess would run
 /// some seeds twice and others never, and the merge would only notice afterwards.
 pub fn resolve_shard(env: impl Fn(&str) -> Option<String>) -> Result<AutoShard, ShardError> {
-    let found = [generic_shard(&env), kubernetes_shard(&env), slurm_shard(&env)]
-        .into_iter()
-        .flatten()
-        .collect::<Result<Vec<_>, _>>()?;
+    let found = [
+        generic_shard(&env),
+        kubernetes_shard(&env),
+        slurm_shard(&env),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Result<Vec<_>, _>>()?;
     let mut found = found.into_iter();
     let first = found.next().ok_or(ShardError::NotFound)?;
     for other in found {
@@ -225,9 +232,7 @@ fn zero_based(
     })
 }
 
-fn generic_shard(
-    env: &impl Fn(&str) -> Option<String>,
-) -> Option<Result<AutoShard, ShardError>> {
+fn generic_shard(env: &impl Fn(&str) -> Option<String>) -> Option<Result<AutoShard, ShardError>> {
     const WHO: &str = "generic";
     let index = number(env, WHO, "TALLY_SHARD_INDEX").transpose()?;
     Some(index.and_then(|(index, a)| {
@@ -242,12 +247,14 @@ fn kubernetes_shard(
     const WHO: &str = "Kubernetes indexed Job";
     let index = number(env, WHO, "JOB_COMPLETION_INDEX").transpose()?;
     Some(index.and_then(|(index, a)| {
-        let (count, b) = required(env, WHO, "TALLY_SHARD_COUNT", "JOB_COMPLETION_INDEX")
-            .map_err(|_| ShardError::Bad {
-                scheduler: WHO,
-                why: "JOB_COMPLETION_INDEX is set but TALLY_SHARD_COUNT is not: set it to \
+        let (count, b) =
+            required(env, WHO, "TALLY_SHARD_COUNT", "JOB_COMPLETION_INDEX").map_err(|_| {
+                ShardError::Bad {
+                    scheduler: WHO,
+                    why: "JOB_COMPLETION_INDEX is set but TALLY_SHARD_COUNT is not: set it to \
                       the Job's spec.completions in the manifest"
-                    .to_owned(),
+                        .to_owned(),
+                }
             })?;
         zero_based(WHO, index, count, format!("{a}, {b}"))
     }))
@@ -324,9 +331,8 @@ pub fn doublecheck_mismatches(first: &[RunOutcome], reruns: &[RunOutcome]) -> Ve
                 .binary_search_by_key(&rerun.seed, |o| o.seed)
                 .ok()
                 .map(|i| &first[i]);
-            let (digest, passed) = before.map_or((String::new(), false), |o| {
-                (o.digest.clone(), o.passed())
-            });
+            let (digest, passed) =
+                before.map_or((String::new(), false), |o| (o.digest.clone(), o.passed()));
             (digest != rerun.digest || passed != rerun.passed()).then(|| Mismatch {
                 seed: rerun.seed,
                 digest,
@@ -394,11 +400,17 @@ mod tests {
         assert!(err.contains("TALLY_SHARD_COUNT is not"), "{err}");
         assert!(err.contains("spec.completions"), "{err}");
         let err = shard(&[("TALLY_SHARD_INDEX", "x"), ("TALLY_SHARD_COUNT", "4")]).unwrap_err();
-        assert!(err.contains("TALLY_SHARD_INDEX=\"x\" is not a number"), "{err}");
+        assert!(
+            err.contains("TALLY_SHARD_INDEX=\"x\" is not a number"),
+            "{err}"
+        );
         let err = shard(&[("TALLY_SHARD_INDEX", "4"), ("TALLY_SHARD_COUNT", "4")]).unwrap_err();
         assert!(err.contains("need 0 <= index < count"), "{err}");
-        let err = shard(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "4")])
-            .unwrap_err();
+        let err = shard(&[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ])
+        .unwrap_err();
         assert!(err.contains("SLURM_ARRAY_TASK_MIN is not"), "{err}");
         let stepped = [
             ("SLURM_ARRAY_TASK_ID", "4"),
@@ -455,16 +467,24 @@ mod tests {
 
     #[test]
     fn a_rerun_with_another_digest_or_verdict_is_a_mismatch_naming_both_digests() {
-        let first = [outcome(1, "aa", 0), outcome(2, "bb", 0), outcome(3, "cc", 1)];
+        let first = [
+            outcome(1, "aa", 0),
+            outcome(2, "bb", 0),
+            outcome(3, "cc", 1),
+        ];
         let same = [outcome(2, "bb", 0), outcome(3, "cc", 1)];
         assert!(doublecheck_mismatches(&first, &same).is_empty());
-        let reruns = [outcome(1, "aa", 0), outcome(2, "b2", 0), outcome(3, "cc", 0)];
+        let reruns = [
+            outcome(1, "aa", 0),
+            outcome(2, "b2", 0),
+            outcome(3, "cc", 0),
+        ];
         let found = doublecheck_mismatches(&first, &reruns);
+        assert_eq!(found.iter().map(|m| m.seed).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(
-            found.iter().map(|m| m.seed).collect::<Vec<_>>(),
-            vec![2, 3]
+            (found[0].digest.as_str(), found[0].rerun_digest.as_str()),
+            ("bb", "b2")
         );
-        assert_eq!((found[0].digest.as_str(), found[0].rerun_digest.as_str()), ("bb", "b2"));
         assert!(!found[1].passed && found[1].rerun_passed);
         let missing = doublecheck_mismatches(&first, &[outcome(9, "zz", 0)]);
         assert_eq!(missing[0].digest, "");

@@ -33,7 +33,11 @@ fn tally_with(env: &[(&str, &str)], args: &[&str]) -> Output {
     for name in SCHEDULER_VARIABLES {
         command.env_remove(name);
     }
-    command.envs(env.iter().copied()).args(args).output().expect("tally runs")
+    command
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("tally runs")
 }
 
 fn tally(args: &[&str]) -> Output {
@@ -82,7 +86,11 @@ fn shards() -> &'static Shards {
                 sweep_to(dir.path(), &format!("shard-{i}"), &args)
             })
             .collect();
-        let whole = sweep_to(dir.path(), "whole", &["--seeds", "0..8", "--doublecheck", "0"]);
+        let whole = sweep_to(
+            dir.path(),
+            "whole",
+            &["--seeds", "0..8", "--doublecheck", "0"],
+        );
         Shards { dir, shards, whole }
     })
 }
@@ -100,7 +108,10 @@ fn merge(reports: &[&Path], extra: &[&str]) -> (Output, Option<Value>) {
 }
 
 fn paths(indexes: &[usize]) -> Vec<&'static Path> {
-    indexes.iter().map(|&i| shards().shards[i - 1].as_path()).collect()
+    indexes
+        .iter()
+        .map(|&i| shards().shards[i - 1].as_path())
+        .collect()
 }
 
 #[test]
@@ -109,7 +120,10 @@ fn four_real_shards_merge_into_the_verdict_of_the_whole_sweep() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let printed = stdout(&out);
     assert!(printed.contains("4 reports of 4 shards"), "{printed}");
-    assert!(printed.contains("doublecheck: 8 seeds rerun, 0 mismatches"), "{printed}");
+    assert!(
+        printed.contains("doublecheck: 8 seeds rerun, 0 mismatches"),
+        "{printed}"
+    );
     assert!(printed.ends_with("verdict: pass\n"), "{printed}");
     let merged = merged.unwrap();
     let whole = read(&shards().whole);
@@ -138,7 +152,11 @@ fn a_merge_missing_a_shard_fails_naming_it() {
 fn a_shard_given_twice_fails_naming_it_and_counts_once() {
     let (out, merged) = merge(&paths(&[1, 2, 3, 4, 2]), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(stdout(&out).contains("DUPLICATE shards 2"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("DUPLICATE shards 2"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(merged.unwrap()["seeds_run"], 8);
 }
 
@@ -176,7 +194,14 @@ fn shards_of_different_sweeps_are_refused_naming_the_field() {
 #[test]
 fn a_failing_shard_fails_the_merge_and_prints_reproduce_lines_that_reproduce() {
     let dir = tempfile::tempdir().unwrap();
-    let control = ["--seeds", "0..4", "--model", "strict", "--control", "lying-sync-dir"];
+    let control = [
+        "--seeds",
+        "0..4",
+        "--model",
+        "strict",
+        "--control",
+        "lying-sync-dir",
+    ];
     let reports: Vec<PathBuf> = (1..=2)
         .map(|i| {
             let shard = format!("{i}/2");
@@ -217,8 +242,10 @@ fn with_coverage(name: &str, index: usize, coverage: Option<Value>) -> PathBuf {
 }
 
 fn coverage(declared: &[&str], hits: &[(&str, u64)]) -> Value {
-    let hits: serde_json::Map<String, Value> =
-        hits.iter().map(|(p, n)| ((*p).to_owned(), (*n).into())).collect();
+    let hits: serde_json::Map<String, Value> = hits
+        .iter()
+        .map(|(p, n)| ((*p).to_owned(), (*n).into()))
+        .collect();
     let missed: Vec<&str> = declared
         .iter()
         .copied()
@@ -251,7 +278,10 @@ fn coverage_merges_across_shards_and_a_probe_no_shard_hit_fails_when_required() 
     );
     let merged = merged.unwrap();
     assert_eq!(merged["coverage"]["hits"]["sync-then-rename"], 9);
-    assert_eq!(merged["coverage"]["missed"], serde_json::json!(["torn-tail"]));
+    assert_eq!(
+        merged["coverage"]["missed"],
+        serde_json::json!(["torn-tail"])
+    );
     let (out, _) = merge(&refs, &["--require-coverage"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // Once a shard hits it, the required coverage is complete.
@@ -284,7 +314,17 @@ fn a_report_without_coverage_is_named_and_fails_required_coverage() {
 fn shard_auto_reads_the_scheduler_and_the_report_names_the_shard_it_resolved() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("auto.json");
-    let args = ["sweep", "--seeds", "0..8", "--shard", "auto", "--jobs", "1", "--doublecheck", "1"];
+    let args = [
+        "sweep",
+        "--seeds",
+        "0..8",
+        "--shard",
+        "auto",
+        "--jobs",
+        "1",
+        "--doublecheck",
+        "1",
+    ];
     let mut args = args.to_vec();
     args.extend_from_slice(&["--json", json.to_str().unwrap()]);
     let kubernetes = [("JOB_COMPLETION_INDEX", "2"), ("TALLY_SHARD_COUNT", "4")];
@@ -308,7 +348,11 @@ fn shard_auto_reads_the_scheduler_and_the_report_names_the_shard_it_resolved() {
         ("SLURM_ARRAY_TASK_MAX", "4"),
     ];
     let out = tally_with(&slurm, &args);
-    assert!(stdout(&out).contains(" shard 3/4 (auto: SLURM_ARRAY_TASK_ID=3"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains(" shard 3/4 (auto: SLURM_ARRAY_TASK_ID=3"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -316,7 +360,11 @@ fn shard_auto_without_a_scheduler_or_with_two_disagreeing_is_refused() {
     let out = tally(&["sweep", "--seeds", "0..8", "--shard", "auto"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for name in ["TALLY_SHARD_INDEX", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"] {
+    for name in [
+        "TALLY_SHARD_INDEX",
+        "JOB_COMPLETION_INDEX",
+        "SLURM_ARRAY_TASK_ID",
+    ] {
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
     let two = [

@@ -394,10 +394,19 @@ mod tests {
 
     #[test]
     fn coverage_sums_hits_unites_declared_and_misses_only_what_no_shard_hit() {
-        let a = coverage(&["sync", "rename", "quarantine"], &[("sync", 2), ("rename", 0)]);
-        let b = coverage(&["sync", "rename", "torn-tail"], &[("sync", 1), ("rename", 3)]);
+        let a = coverage(
+            &["sync", "rename", "quarantine"],
+            &[("sync", 2), ("rename", 0)],
+        );
+        let b = coverage(
+            &["sync", "rename", "torn-tail"],
+            &[("sync", 1), ("rename", 3)],
+        );
         let merged = merge_coverage(Some(a), &b);
-        assert_eq!(merged.declared, ["quarantine", "rename", "sync", "torn-tail"]);
+        assert_eq!(
+            merged.declared,
+            ["quarantine", "rename", "sync", "torn-tail"]
+        );
         assert_eq!(merged.hits["sync"], 3);
         assert_eq!(merged.hits["rename"], 3);
         assert_eq!(merged.missed, ["quarantine", "torn-tail"]);

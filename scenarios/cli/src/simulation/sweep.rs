@@ -15,8 +15,7 @@ use tally_harness::sweep::{
 };
 
 use super::choice::{
-    RunChoice, ShardChoice, first_violation, parse_seeds, parse_shard, shrink_failing,
-    write_plan,
+    RunChoice, ShardChoice, first_violation, parse_seeds, parse_shard, shrink_failing, write_plan,
 };
 use crate::output::{emit, progress_bar};
 
@@ -138,7 +137,15 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let passed = tally.failing == 0 && doublecheck.mismatches.is_empty();
     let shard_text = shard.map(|s| format!("{}/{}", s.0.0, s.0.1));
     if let Some(path) = &args.json {
-        write_report(path, &args, &sweep, shard_text, &tally, failures, doublecheck)?;
+        write_report(
+            path,
+            &args,
+            &sweep,
+            shard_text,
+            &tally,
+            failures,
+            doublecheck,
+        )?;
     }
     Ok(if passed {
         ExitCode::SUCCESS
