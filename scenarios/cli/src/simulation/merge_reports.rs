@@ -270,9 +270,17 @@ pub fn merge_coverage(into: Option<Coverage>, shard: &Coverage) -> Coverage {
 }
 
 fn summary(merged: &MergedReport, require_coverage: bool) -> String {
+    // As `tally sweep`'s header writes them.
     let field = |f: &str| match &merged.sweep[f] {
         Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
+        Value::Null if f == "model" => "per seed".to_owned(),
+        Value::Null => "none".to_owned(),
+        Value::Array(items) if items.is_empty() => "none".to_owned(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     };
     let mut text = format!(
