@@ -54,10 +54,21 @@ pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {
     }
 }
 
-pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+/// `--shard`: a fixed `I/N`, or `auto`, read from the batch scheduler's environment when the
+/// sweep starts ([`tally_harness::sweep::resolve_shard`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardChoice {
+    Fixed(u64, u64),
+    Auto,
+}
+
+pub fn parse_shard(text: &str) -> Result<ShardChoice, String> {
+    if text.trim() == "auto" {
+        return Ok(ShardChoice::Auto);
+    }
     let (i, n) = text
         .split_once('/')
-        .ok_or_else(|| format!("bad shard {text:?}: write I/N, e.g. 3/8"))?;
+        .ok_or_else(|| format!("bad shard {text:?}: write I/N, e.g. 3/8, or auto"))?;
     let number = |s: &str| {
         s.trim()
             .parse::<u64>()
@@ -67,7 +78,7 @@ pub fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     if n == 0 || i == 0 || i > n {
         return Err(format!("bad shard {text:?}: need 1 <= I <= N"));
     }
-    Ok((i, n))
+    Ok(ShardChoice::Fixed(i, n))
 }
 
 pub fn first_violation(outcome: &RunOutcome) -> String {

@@ -4,6 +4,7 @@
 mod bench;
 mod choice;
 mod explore;
+mod merge_reports;
 mod replay;
 mod sweep;
 
@@ -22,6 +23,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Check every persistence variant of every crash point of a scenario's small workload.
     Explore(explore::ExploreArgs),
+    /// Combine the JSON reports of a sweep's shards into one verdict: every shard present
+    /// once, failing seeds with their reproduce lines, totals, probe coverage.
+    MergeReports(merge_reports::MergeArgs),
     /// List the scenarios, the incidents they come from and their buggy twins.
     Scenarios(ScenariosArgs),
     /// Measure the simulator: crash points per second and their cost part by part (the normal
@@ -41,6 +45,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sweep(args) => sweep::sweep(args),
         Command::Replay(args) => replay::replay(args),
         Command::Explore(args) => explore::explore(args),
+        Command::MergeReports(args) => merge_reports::merge_reports(args),
         Command::Scenarios(args) => scenarios::list(args),
         Command::Bench(args) => bench::bench(args),
     }

@@ -11,10 +11,12 @@ use serde::Serialize;
 use tally_faults::Control;
 use tally_harness::coverage::CoverageReport;
 use tally_harness::run::RunOutcome;
-use tally_harness::sweep::{Sweep, shard_seeds};
+use tally_harness::sweep::{
+    Mismatch, Sweep, doublecheck_mismatches, doublechecked, resolve_shard, shard_seeds,
+};
 
 use super::choice::{
-    RunChoice, first_violation, parse_seeds, parse_shard, shrink_failing, write_plan,
+    RunChoice, ShardChoice, first_violation, parse_seeds, parse_shard, shrink_failing, write_plan,
 };
 use crate::output::{emit, progress_bar};
 
@@ -28,9 +30,15 @@ pub struct SweepArgs {
     /// Seeds run at once, each on a runtime of its own (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Run only shard I of N (1-based): the seeds with `seed % N == I - 1`.
+    /// Run only shard I of N (1-based): the seeds with `seed % N == I - 1`. `auto` reads I
+    /// and N from the batch scheduler (Kubernetes indexed Job, Slurm array job, or
+    /// TALLY_SHARD_INDEX/TALLY_SHARD_COUNT, 0-based; docs/harness.md, "Fleet sweeps").
     #[arg(long, value_parser = parse_shard)]
-    shard: Option<(u64, u64)>,
+    shard: Option<ShardChoice>,
+    /// After the other seeds, rerun this fraction of them (picked by a hash of the seed) in
+    /// the same process and compare digests: a mismatch fails the sweep.
+    #[arg(long, default_value_t = 0.02, value_parser = parse_fraction)]
+    doublecheck: f64,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -60,8 +68,24 @@ struct SweepReport {
     seconds: f64,
     failures: Vec<FailureReport>,
     coverage: CoverageReport,
+    doublecheck: DoublecheckReport,
     /// Every seed's verdict and digest.
     outcomes: Vec<SeedLine>,
+}
+
+#[derive(Serialize)]
+struct DoublecheckReport {
+    p: f64,
+    rerun: u64,
+    seconds: f64,
+    mismatches: Vec<MismatchReport>,
+}
+
+#[derive(Serialize)]
+struct MismatchReport {
+    #[serde(flatten)]
+    mismatch: Mismatch,
+    reproduce: String,
 }
 
 #[derive(Serialize)]
@@ -92,15 +116,16 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    let shard = resolved_shard(args.shard)?;
     let sweep = Sweep {
         scenario: args.run.scenario,
-        seeds: shard_seeds(args.seeds.clone(), args.shard),
+        seeds: shard_seeds(args.seeds.clone(), shard.as_ref().map(|s| s.0)),
         jobs,
         model: args.run.model,
         controls: args.run.control.clone(),
         twin: args.run.twin,
     };
-    emit(&header(&args, &sweep))?;
+    emit(&header(&args, &sweep, shard.as_ref()))?;
     let tally = run_with_progress(&sweep);
     let seeds_run = tally.outcomes.len() as u64;
     let mut text = format!(
@@ -121,19 +146,107 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     if uncovered {
         text += "FAIL: --require-coverage, and declared probes were never hit (listed above)\n";
     }
+    let doublecheck = run_doublecheck(args.doublecheck, &sweep, &tally.outcomes, &mut text);
     emit(&text)?;
+    let passed = tally.failing == 0 && doublecheck.mismatches.is_empty();
+    let shard_text = shard.map(|s| format!("{}/{}", s.0.0, s.0.1));
     if let Some(path) = &args.json {
-        write_report(path, &args, &sweep, &tally, failures, coverage)?;
+        write_report(
+            path,
+            &args,
+            &sweep,
+            shard_text,
+            &tally,
+            failures,
+            (coverage, doublecheck),
+        )?;
     }
-    Ok(if tally.failing == 0 && !uncovered {
+    Ok(if passed && !uncovered {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("bad fraction {text:?}: need 0 <= P <= 1")),
+    }
+}
+
+/// The shard to run, `--shard auto` resolved from the environment, with what it was read
+/// from (empty for a fixed one).
+fn resolved_shard(choice: Option<ShardChoice>) -> anyhow::Result<Option<((u64, u64), String)>> {
+    Ok(match choice {
+        None => None,
+        Some(ShardChoice::Fixed(i, n)) => Some(((i, n), String::new())),
+        Some(ShardChoice::Auto) => {
+            let auto = resolve_shard(|name| std::env::var(name).ok())?;
+            Some(((auto.index, auto.count), auto.source))
+        }
+    })
+}
+
+/// Reruns the seeds `p` picks, after every other seed, and compares them with their first
+/// run: a seed whose digest differs depends on more than its seed (state another run left in
+/// the process, a thread race, the wall clock), and none of its verdicts can be trusted.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the binary's edge reports wall-clock time"
+)]
+fn run_doublecheck(
+    p: f64,
+    sweep: &Sweep,
+    outcomes: &[RunOutcome],
+    text: &mut String,
+) -> DoublecheckReport {
+    let started = std::time::Instant::now();
+    let rerun = Sweep {
+        seeds: sweep
+            .seeds
+            .iter()
+            .copied()
+            .filter(|&seed| doublechecked(seed, p))
+            .collect(),
+        ..sweep.clone()
+    };
+    let reruns = rerun.run(|_| {});
+    let mismatches: Vec<MismatchReport> = doublecheck_mismatches(outcomes, &reruns)
+        .into_iter()
+        .map(|mismatch| MismatchReport {
+            reproduce: sweep.reproduce(mismatch.seed),
+            mismatch,
+        })
+        .collect();
+    let seconds = started.elapsed().as_secs_f64();
+    *text += &format!(
+        "doublecheck: reran {} of {} seeds (p {p}) in {seconds:.1} s, {} mismatches\n",
+        reruns.len(),
+        sweep.seeds.len(),
+        mismatches.len()
+    );
+    for m in &mismatches {
+        *text += &format!(
+            "DOUBLECHECK MISMATCH seed {}: digest {} (passed {}), rerun {} (passed {})\n  reproduce: {}\n",
+            m.mismatch.seed,
+            m.mismatch.digest,
+            m.mismatch.passed,
+            m.mismatch.rerun_digest,
+            m.mismatch.rerun_passed,
+            m.reproduce
+        );
+    }
+    DoublecheckReport {
+        p,
+        rerun: reruns.len() as u64,
+        seconds,
+        mismatches,
+    }
+}
+
 /// The first line: what the sweep runs.
-fn header(args: &SweepArgs, sweep: &Sweep) -> String {
+fn header(args: &SweepArgs, sweep: &Sweep, shard: Option<&((u64, u64), String)>) -> String {
     let controls = if sweep.controls.is_empty() {
         "none".to_owned()
     } else {
@@ -149,8 +262,11 @@ fn header(args: &SweepArgs, sweep: &Sweep) -> String {
         sweep.scenario,
         args.seeds.start,
         args.seeds.end,
-        shard_text(args)
-            .map(|s| format!(" shard {s}"))
+        shard
+            .map(|((i, n), source)| match source.as_str() {
+                "" => format!(" shard {i}/{n}"),
+                source => format!(" shard {i}/{n} (auto: {source})"),
+            })
             .unwrap_or_default(),
         sweep.seeds.len(),
         sweep.jobs,
@@ -162,10 +278,6 @@ fn header(args: &SweepArgs, sweep: &Sweep) -> String {
             .map(|t| format!(" twin {t} ({})", t.describe()))
             .unwrap_or_default(),
     )
-}
-
-fn shard_text(args: &SweepArgs) -> Option<String> {
-    args.shard.map(|(i, n)| format!("{i}/{n}"))
 }
 
 #[allow(
@@ -268,14 +380,15 @@ fn write_report(
     path: &std::path::Path,
     args: &SweepArgs,
     sweep: &Sweep,
+    shard: Option<String>,
     tally: &Tally,
     failures: Vec<FailureReport>,
-    coverage: CoverageReport,
+    (coverage, doublecheck): (CoverageReport, DoublecheckReport),
 ) -> anyhow::Result<()> {
     let report = SweepReport {
         scenario: sweep.scenario.to_string(),
         seeds: format!("{}..{}", args.seeds.start, args.seeds.end),
-        shard: shard_text(args),
+        shard,
         jobs: sweep.jobs,
         model: args.run.model.map(|m| m.to_string()),
         controls: sweep.controls.clone(),
@@ -286,6 +399,7 @@ fn write_report(
         seconds: tally.seconds,
         failures,
         coverage,
+        doublecheck,
         outcomes: tally
             .outcomes
             .iter()
