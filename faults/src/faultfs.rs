@@ -1,12 +1,24 @@
 //! `FaultFs`: applies a [`FaultPlan`] over any backend.
 //!
-//! Every call through the wrapper (and its files) gets an index, in the order calls are made.
-//! Before a call runs, the plan's triggers are matched against it; whatever fires is applied
-//! in a fixed order: deferred syncs of the rename-before-data control, a clock jump, a delay,
-//! a crash before the call, an injected error (or a failed fsync), the call itself, a crash
-//! after it, and a corrupted read. After a crash every call fails: the process is gone, and
-//! the caller of the crash decides what of the disk survives (the crash model, or a real
-//! `abort` on a real disk).
+//! Every call through the wrapper (and its files) gets an index: on a backend that keeps an op
+//! log (`SimFs`), the index of the call's entry in that log, so that a plan, a fault, a crash
+//! and the log's `#N` lines name a call by one number; on any other backend, the count of the
+//! wrapper's calls before it. A call first runs what may wait or make calls of its own (deferred
+//! syncs of the rename-before-data control, a delay); then it takes its index, the plan's
+//! triggers are matched against it, and whatever fires is applied in a fixed order: a clock
+//! jump, a crash before the call, an injected error (or a failed fsync), the call itself, a
+//! crash after it, and a corrupted read. A call that the wrapper answers itself (an injected
+//! error, a crash before it, a lying sync) is logged by the backend all the same, with the
+//! answer it got. After a crash every call fails unlogged: the process is gone, and the caller
+//! of the crash decides what of the disk survives (the crash model, or a real `abort` on a real
+//! disk).
+//!
+//! Why the index is the log's under concurrency: tasks interleave only where one awaits
+//! something that is not ready. Between taking its index ([`FaultFs::decide`]) and reaching
+//! the disk, a call awaits nothing but the disk call itself, which `SimFs` completes at once; so
+//! on one thread (madsim, or a current-thread runtime) no other call can take a log entry in
+//! between, and the entry `decide` read as the next one is the call's. A debug assertion checks
+//! it on every call.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,19 +28,48 @@ use std::time::{Duration, SystemTime};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tally_sim::{Clock, CreateMode, DirEntry, Fs, FsFile, Metadata, OpenMode, RealFs, SimFs};
+use tally_sim::{
+    Clock, CreateMode, DirEntry, Fs, FsFile, Metadata, OpKind, OpenMode, RealFs, SimFs,
+};
 
 use crate::plan::{CallKind, Control, Effect, ErrorKind, FaultPlan, Moment, Trigger};
 
-/// A backend a [`FaultFs`] can wrap: it knows how to fail a sync.
+/// A backend a [`FaultFs`] can wrap: it knows how to fail a sync, and, if it keeps an op log,
+/// how calls are numbered there.
 pub trait Backend: Fs {
     /// Fails a sync of `file`, losing its unsynced data where the backend can model that.
     fn fail_sync(file: &Self::File) -> impl Future<Output = io::Error> + Send;
+
+    /// The index the backend's op log gives its next call; `None` if it keeps no log.
+    fn next_index(&self) -> Option<u64>;
+
+    /// Logs a call the wrapper answered itself, without reaching the disk, with its answer.
+    fn answered(
+        &self,
+        op: OpKind,
+        path: &Path,
+        to: Option<&Path>,
+        outcome: Result<(), io::ErrorKind>,
+    );
 }
 
 impl Backend for SimFs {
     async fn fail_sync(file: &Self::File) -> io::Error {
         file.fail_sync()
+    }
+
+    fn next_index(&self) -> Option<u64> {
+        Some(self.op_count())
+    }
+
+    fn answered(
+        &self,
+        op: OpKind,
+        path: &Path,
+        to: Option<&Path>,
+        outcome: Result<(), io::ErrorKind>,
+    ) {
+        self.record_answered(op, path, to, outcome);
     }
 }
 
@@ -38,14 +79,20 @@ impl Backend for RealFs {
     async fn fail_sync(_file: &Self::File) -> io::Error {
         io::Error::other("sync: input/output error (injected)")
     }
+
+    fn next_index(&self) -> Option<u64> {
+        None
+    }
+
+    fn answered(&self, _: OpKind, _: &Path, _: Option<&Path>, _: Result<(), io::ErrorKind>) {}
 }
 
 /// Something the wrapper did that a trace should show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultEvent {
-    /// Index of the call it happened at.
+    /// Index of the call it happened at: its `#N` in the backend's op log.
     pub call: u64,
-    pub kind: CallKind,
+    pub op: OpKind,
     pub path: String,
     pub what: String,
 }
@@ -62,9 +109,10 @@ struct Deferred<T> {
 struct State<T> {
     plan: FaultPlan,
     patterns: Vec<Option<glob::Pattern>>,
-    /// Calls so far; the next call's index.
+    /// Calls through the wrapper so far; the next call's index on a backend without an op log.
     calls: u64,
-    /// Per trigger (the crash first, then each fault): matching calls so far.
+    /// Per trigger (the crash first, then each fault): matching calls so far (for a `Call`
+    /// trigger, 1 once it fired).
     matched: Vec<u64>,
     sticky: Vec<ErrorKind>,
     crashed: Option<u64>,
@@ -82,7 +130,6 @@ struct Decision {
     error: Option<io::Error>,
     fail_sync: bool,
     corrupt: Option<u64>,
-    delay: Option<Duration>,
 }
 
 struct Shared<T> {
@@ -137,7 +184,7 @@ fn crash_error(path: &Path) -> io::Error {
     ))
 }
 
-fn injected(kind: ErrorKind, call: CallKind, path: &Path) -> io::Error {
+fn injected(kind: ErrorKind, call: OpKind, path: &Path) -> io::Error {
     let (io_kind, what) = match kind {
         ErrorKind::Eio => (io::ErrorKind::Other, "input/output error"),
         ErrorKind::Enospc => (io::ErrorKind::StorageFull, "no space left on device"),
@@ -213,7 +260,8 @@ impl<F: Fs> FaultFs<F> {
         self.lock().crashed
     }
 
-    /// Calls made so far.
+    /// Calls made through the wrapper so far (the backend's log may hold more: calls made on
+    /// it directly, and the helper calls of a control).
     pub fn calls(&self) -> u64 {
         self.lock().calls
     }
@@ -233,47 +281,27 @@ impl<F: Fs> FaultFs<F> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn emit(state: &State<F::File>, index: u64, kind: CallKind, path: &Path, what: String) {
+    fn emit(state: &State<F::File>, index: u64, op: OpKind, path: &Path, what: String) {
         if let Some(sink) = &state.events {
             sink(&FaultEvent {
                 call: index,
-                kind,
+                op,
                 path: path.display().to_string(),
                 what,
             });
         }
     }
 
-    /// Matches the plan against the next call.
-    fn decide(&self, kind: CallKind, path: &Path, to: Option<&Path>) -> io::Result<Decision> {
-        let mut state = self.lock();
-        if state.crashed.is_some() {
-            return Err(crash_error(path));
+    fn controlled(&self, control: Control) -> bool {
+        self.lock().plan.controls.contains(&control)
+    }
+
+    fn wrap(&self, inner: F::File, path: &Path) -> FaultFile<F> {
+        FaultFile {
+            inner: Arc::new(inner),
+            path: path.to_path_buf(),
+            fs: self.clone(),
         }
-        let index = state.calls;
-        state.calls += 1;
-        let mut decision = Decision {
-            index,
-            ..Decision::default()
-        };
-        let fired = Self::fired(&mut state, index, kind, path, to);
-        // Draws from the plan's generator happen in this order (corruptions of the fired
-        // triggers, then the latency): the same plan then decides the same way every run.
-        for i in fired {
-            self.apply(&mut state, &mut decision, i, kind, path);
-        }
-        if decision.error.is_none()
-            && let Some(&error) = state.sticky.iter().find(|e| e.applies_to(kind))
-        {
-            decision.error = Some(injected(error, kind, path));
-        }
-        if let Some(latency) = state.plan.latency
-            && state.rng.gen_range(0..100u8) < latency.percent
-        {
-            let micros = state.rng.gen_range(1..=latency.max_micros.max(1));
-            decision.delay = Some(Duration::from_micros(micros));
-        }
-        Ok(decision)
     }
 
     /// The triggers (the crash's is 0 when there is one, then the faults') that call `index`
@@ -299,7 +327,13 @@ impl<F: Fs> FaultFs<F> {
         let mut fired = Vec::new();
         for (i, trigger) in triggers.enumerate() {
             let hit = match trigger {
-                Trigger::Call { index: at } => *at == index,
+                // Once, at the first call at or after `at`: an index the wrapper never sees
+                // (the harness's own reads, a control's helper calls) does not lose the trigger.
+                Trigger::Call { index: at } => {
+                    let hit = index >= *at && matched[i] == 0;
+                    matched[i] += u64::from(hit);
+                    hit
+                }
                 Trigger::Nth { kind: k, n, .. } => {
                     let pattern = patterns[i].as_ref().expect("compiled for Nth");
                     let on_path = matches(pattern, path) || to.is_some_and(|t| matches(pattern, t));
@@ -317,6 +351,64 @@ impl<F: Fs> FaultFs<F> {
         }
         fired
     }
+}
+
+impl<F: Backend> FaultFs<F> {
+    /// What a call does before it takes its index: it is refused after a crash, runs the syncs
+    /// the rename-before-data control holds back (returning the file this call overtakes, if
+    /// any) and sleeps the plan's latency. Everything that may yield to other tasks, or log
+    /// calls of its own, happens here and not after [`Self::decide`].
+    async fn prepare(&self, op: OpKind, path: &Path) -> io::Result<Option<Arc<F::File>>> {
+        let delay = {
+            let mut state = self.lock();
+            if state.crashed.is_some() {
+                return Err(crash_error(path));
+            }
+            let state = &mut *state;
+            state.plan.latency.and_then(|latency| {
+                (state.rng.gen_range(0..100u8) < latency.percent).then(|| {
+                    let micros = state.rng.gen_range(1..=latency.max_micros.max(1));
+                    Duration::from_micros(micros)
+                })
+            })
+        };
+        let overtaken = self.settle_deferred(op, path).await?;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(overtaken)
+    }
+
+    /// Gives the next call its index — the backend's next log entry — and matches the plan
+    /// against it. The caller must reach the disk without awaiting anything else first (see
+    /// the module's note on concurrency).
+    fn decide(&self, op: OpKind, path: &Path, to: Option<&Path>) -> io::Result<Decision> {
+        let next = self.inner.next_index();
+        let mut state = self.lock();
+        if state.crashed.is_some() {
+            return Err(crash_error(path));
+        }
+        let index = next.unwrap_or(state.calls);
+        state.calls += 1;
+        let mut decision = Decision {
+            index,
+            ..Decision::default()
+        };
+        let kind = CallKind::of(op);
+        let fired = Self::fired(&mut state, index, kind, path, to);
+        // Draws from the plan's generator happen in this order (corruptions of the fired
+        // triggers; the latency was drawn before): the same plan then decides the same way
+        // every run.
+        for i in fired {
+            self.apply(&mut state, &mut decision, i, op, path);
+        }
+        if decision.error.is_none()
+            && let Some(&error) = state.sticky.iter().find(|e| e.applies_to(kind))
+        {
+            decision.error = Some(injected(error, op, path));
+        }
+        Ok(decision)
+    }
 
     /// Adds what fired trigger `i` does to the call's decision.
     fn apply(
@@ -324,7 +416,7 @@ impl<F: Fs> FaultFs<F> {
         state: &mut State<F::File>,
         decision: &mut Decision,
         i: usize,
-        kind: CallKind,
+        op: OpKind,
         path: &Path,
     ) {
         let has_crash = state.plan.crash.is_some();
@@ -334,23 +426,18 @@ impl<F: Fs> FaultFs<F> {
             return;
         }
         let effect = state.plan.faults[i - usize::from(has_crash)].effect.clone();
-        Self::emit(
-            state,
-            decision.index,
-            kind,
-            path,
-            format!("inject {effect}"),
-        );
+        Self::emit(state, decision.index, op, path, format!("inject {effect}"));
+        let kind = CallKind::of(op);
         match effect {
             Effect::Error { error, sticky } => {
                 if sticky {
                     state.sticky.push(error);
                 }
-                decision.error = Some(injected(error, kind, path));
+                decision.error = Some(injected(error, op, path));
             }
             Effect::FailSync if kind == CallKind::Sync => decision.fail_sync = true,
             Effect::FailSync => {
-                decision.error = Some(injected(ErrorKind::Eio, kind, path));
+                decision.error = Some(injected(ErrorKind::Eio, op, path));
             }
             Effect::CorruptRead => {
                 if kind == CallKind::Read {
@@ -365,7 +452,7 @@ impl<F: Fs> FaultFs<F> {
         }
     }
 
-    fn crash(&self, index: u64, kind: CallKind, path: &Path, moment: Moment) -> io::Error {
+    fn crash(&self, index: u64, op: OpKind, path: &Path, moment: Moment) -> io::Error {
         let hook = {
             let mut state = self.lock();
             state.crashed = Some(index);
@@ -373,7 +460,7 @@ impl<F: Fs> FaultFs<F> {
                 Moment::Before => "before",
                 Moment::After => "after",
             };
-            Self::emit(&state, index, kind, path, format!("crash {when} this call"));
+            Self::emit(&state, index, op, path, format!("crash {when} this call"));
             state.on_crash.clone()
         };
         if let Some(hook) = hook {
@@ -384,35 +471,15 @@ impl<F: Fs> FaultFs<F> {
 
     /// Runs the syncs the rename-before-data control holds back, except that of a file this
     /// call renames: that rename is made durable first, and the file's data is left unsynced.
-    async fn settle_deferred(
-        &self,
-        index: u64,
-        kind: CallKind,
-        path: &Path,
-        to: Option<&Path>,
-    ) -> io::Result<Option<Arc<F::File>>> {
+    async fn settle_deferred(&self, op: OpKind, path: &Path) -> io::Result<Option<Arc<F::File>>> {
         let deferred = std::mem::take(&mut self.lock().deferred);
         let mut overtaken = None;
         for d in deferred {
-            if kind.is_rename() && d.path == path {
+            if CallKind::of(op).is_rename() && d.path == path {
                 overtaken = Some(d.file);
             } else {
                 d.file.sync().await?;
             }
-        }
-        if overtaken.is_some() {
-            let to = to.expect("a rename has a target");
-            let state = self.lock();
-            Self::emit(
-                &state,
-                index,
-                kind,
-                path,
-                format!(
-                    "control rename-before-data: rename to {} durable ahead of its data",
-                    to.display()
-                ),
-            );
         }
         Ok(overtaken)
     }
@@ -420,36 +487,51 @@ impl<F: Fs> FaultFs<F> {
     /// The common path of every call.
     async fn gate<R>(
         &self,
-        kind: CallKind,
+        op: OpKind,
         path: &Path,
         to: Option<&Path>,
         call: impl Future<Output = io::Result<R>>,
     ) -> io::Result<R> {
-        let decision = self.decide(kind, path, to)?;
-        self.gate_decided(decision, kind, path, to, call).await
+        let overtaken = self.prepare(op, path).await?;
+        let decision = self.decide(op, path, to)?;
+        self.finish(decision, overtaken, op, path, to, call).await
     }
 
-    /// Applies a decision to a call: held-back syncs, delay, crash before, error, the call,
-    /// crash after.
-    async fn gate_decided<R>(
+    /// Applies a decision to a call: crash before, error, the call, crash after. A call that
+    /// does not reach the disk is logged there as answered, under its index.
+    async fn finish<R>(
         &self,
         decision: Decision,
-        kind: CallKind,
+        overtaken: Option<Arc<F::File>>,
+        op: OpKind,
         path: &Path,
         to: Option<&Path>,
         call: impl Future<Output = io::Result<R>>,
     ) -> io::Result<R> {
-        let overtaken = self.settle_deferred(decision.index, kind, path, to).await?;
-        if let Some(delay) = decision.delay {
-            tokio::time::sleep(delay).await;
+        let index = decision.index;
+        if overtaken.is_some() {
+            let to = to.expect("only a rename overtakes a sync");
+            let what = format!(
+                "control rename-before-data: rename to {} durable ahead of its data",
+                to.display()
+            );
+            Self::emit(&self.lock(), index, op, path, what);
         }
-        if decision.crash == Some(Moment::Before) {
-            return Err(self.crash(decision.index, kind, path, Moment::Before));
-        }
-        if let Some(error) = decision.error {
+        let refused = match decision.crash {
+            Some(Moment::Before) => Some(self.crash(index, op, path, Moment::Before)),
+            _ => decision.error,
+        };
+        if let Some(error) = refused {
+            self.inner.answered(op, path, to, Err(error.kind()));
             return Err(error);
         }
         let result = call.await;
+        debug_assert!(
+            self.inner.next_index().is_none_or(|next| next == index + 1),
+            "call #{index} ({op} {}) is not the op log's entry #{index}: the log is at {:?}",
+            path.display(),
+            self.inner.next_index()
+        );
         if result.is_ok()
             && overtaken.is_some()
             && let Some(to) = to
@@ -460,7 +542,7 @@ impl<F: Fs> FaultFs<F> {
             }
         }
         if decision.crash == Some(Moment::After) {
-            return Err(self.crash(decision.index, kind, path, Moment::After));
+            return Err(self.crash(index, op, path, Moment::After));
         }
         result
     }
@@ -471,10 +553,11 @@ impl<F: Fs> FaultFs<F> {
         path: &Path,
         call: impl Future<Output = io::Result<Vec<u8>>>,
     ) -> io::Result<Vec<u8>> {
-        let decision = self.decide(CallKind::Read, path, None)?;
+        let overtaken = self.prepare(OpKind::Read, path).await?;
+        let decision = self.decide(OpKind::Read, path, None)?;
         let (index, corrupt) = (decision.index, decision.corrupt);
         let mut bytes = self
-            .gate_decided(decision, CallKind::Read, path, None, call)
+            .finish(decision, overtaken, OpKind::Read, path, None, call)
             .await?;
         if let Some(draw) = corrupt
             && !bytes.is_empty()
@@ -485,7 +568,7 @@ impl<F: Fs> FaultFs<F> {
             Self::emit(
                 &state,
                 index,
-                CallKind::Read,
+                OpKind::Read,
                 path,
                 format!("flipped a bit of byte {at} of {} read", bytes.len()),
             );
@@ -493,16 +576,20 @@ impl<F: Fs> FaultFs<F> {
         Ok(bytes)
     }
 
-    fn controlled(&self, control: Control) -> bool {
-        self.lock().plan.controls.contains(&control)
-    }
-
-    fn wrap(&self, inner: F::File, path: &Path) -> FaultFile<F> {
-        FaultFile {
-            inner: Arc::new(inner),
-            path: path.to_path_buf(),
-            fs: self.clone(),
-        }
+    /// A `sync_dir` under the lying-sync-dir control: answered without reaching the disk.
+    async fn lying_sync_dir(&self, path: &Path) -> io::Result<()> {
+        let overtaken = self.prepare(OpKind::SyncDir, path).await?;
+        // The lie still notices a missing directory: only durability is faked. The check is a
+        // call of its own on the disk, logged before the `sync_dir` it answers.
+        let found = self.inner.metadata(path).await.map(drop);
+        let decision = self.decide(OpKind::SyncDir, path, None)?;
+        let outcome = found.as_ref().map(|_| ()).map_err(io::Error::kind);
+        let call = async {
+            self.inner.answered(OpKind::SyncDir, path, None, outcome);
+            found
+        };
+        self.finish(decision, overtaken, OpKind::SyncDir, path, None, call)
+            .await
     }
 }
 
@@ -512,14 +599,14 @@ impl<F: Backend> Fs for FaultFs<F> {
 
     async fn create(&self, path: &Path, mode: CreateMode) -> io::Result<Self::File> {
         let file = self
-            .gate(CallKind::Create, path, None, self.inner.create(path, mode))
+            .gate(OpKind::Create, path, None, self.inner.create(path, mode))
             .await?;
         Ok(self.wrap(file, path))
     }
 
     async fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Self::File> {
         let file = self
-            .gate(CallKind::Any, path, None, self.inner.open(path, mode))
+            .gate(OpKind::Open, path, None, self.inner.open(path, mode))
             .await?;
         Ok(self.wrap(file, path))
     }
@@ -530,27 +617,20 @@ impl<F: Backend> Fs for FaultFs<F> {
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
         if self.controlled(Control::LyingSyncDir) {
-            // The lie still notices a missing directory: only durability is faked.
-            let check = async { self.inner.metadata(path).await.map(drop) };
-            return self.gate(CallKind::SyncDir, path, None, check).await;
+            return self.lying_sync_dir(path).await;
         }
-        self.gate(CallKind::SyncDir, path, None, self.inner.sync_dir(path))
+        self.gate(OpKind::SyncDir, path, None, self.inner.sync_dir(path))
             .await
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.gate(
-            CallKind::Rename,
-            from,
-            Some(to),
-            self.inner.rename(from, to),
-        )
-        .await
+        self.gate(OpKind::Rename, from, Some(to), self.inner.rename(from, to))
+            .await
     }
 
     async fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.gate(
-            CallKind::RenameNoReplace,
+            OpKind::RenameNoReplace,
             from,
             Some(to),
             self.inner.rename_noreplace(from, to),
@@ -559,18 +639,18 @@ impl<F: Backend> Fs for FaultFs<F> {
     }
 
     async fn unlink(&self, path: &Path) -> io::Result<()> {
-        self.gate(CallKind::Unlink, path, None, self.inner.unlink(path))
+        self.gate(OpKind::Unlink, path, None, self.inner.unlink(path))
             .await
     }
 
     async fn create_dir(&self, path: &Path) -> io::Result<()> {
-        self.gate(CallKind::Create, path, None, self.inner.create_dir(path))
+        self.gate(OpKind::CreateDir, path, None, self.inner.create_dir(path))
             .await
     }
 
     async fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.gate(
-            CallKind::Create,
+            OpKind::CreateDirAll,
             path,
             None,
             self.inner.create_dir_all(path),
@@ -579,33 +659,30 @@ impl<F: Backend> Fs for FaultFs<F> {
     }
 
     async fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        self.gate(CallKind::Unlink, path, None, self.inner.remove_dir(path))
+        self.gate(OpKind::RemoveDir, path, None, self.inner.remove_dir(path))
             .await
     }
 
     async fn list_dir(&self, path: &Path) -> io::Result<Vec<DirEntry>> {
-        self.gate(CallKind::Any, path, None, self.inner.list_dir(path))
+        self.gate(OpKind::ListDir, path, None, self.inner.list_dir(path))
             .await
     }
 
     async fn metadata(&self, path: &Path) -> io::Result<Metadata> {
-        self.gate(CallKind::Any, path, None, self.inner.metadata(path))
+        self.gate(OpKind::Metadata, path, None, self.inner.metadata(path))
             .await
     }
 
     async fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.gate(CallKind::Any, path, None, self.inner.exists(path))
+        self.gate(OpKind::Exists, path, None, self.inner.exists(path))
             .await
     }
 
-    /// Forwarded without a fault: a lock changes nothing on the disk, and a plan has no fault
-    /// for it. It is not counted as a call either, so that a plan's call indices keep naming
-    /// the calls they named before locks existed.
+    /// A call like any other: the backend logs it, so it takes an index, and a trigger on
+    /// `any` call (or on its index) can fail it or crash at it.
     async fn try_lock(&self, path: &Path) -> io::Result<Self::Lock> {
-        if self.lock().crashed.is_some() {
-            return Err(crash_error(path));
-        }
-        self.inner.try_lock(path).await
+        self.gate(OpKind::Lock, path, None, self.inner.try_lock(path))
+            .await
     }
 }
 
@@ -623,7 +700,7 @@ impl<F: Backend> FsFile for FaultFile<F> {
     async fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.fs
             .gate(
-                CallKind::Write,
+                OpKind::Write,
                 &self.path,
                 None,
                 self.inner.write_at(offset, buf),
@@ -633,47 +710,50 @@ impl<F: Backend> FsFile for FaultFile<F> {
 
     async fn append(&self, buf: &[u8]) -> io::Result<u64> {
         self.fs
-            .gate(CallKind::Write, &self.path, None, self.inner.append(buf))
+            .gate(OpKind::Append, &self.path, None, self.inner.append(buf))
             .await
     }
 
     async fn set_len(&self, len: u64) -> io::Result<()> {
         self.fs
-            .gate(CallKind::Write, &self.path, None, self.inner.set_len(len))
+            .gate(OpKind::SetLen, &self.path, None, self.inner.set_len(len))
             .await
     }
 
+    /// A sync, unless a failed fsync or a control answers it: either way one logged call.
     async fn sync(&self) -> io::Result<()> {
         let (fs, path) = (&self.fs, self.path.as_path());
-        let decision = fs.decide(CallKind::Sync, path, None)?;
-        let done = async { Ok(()) };
-        if decision.fail_sync {
-            fs.gate_decided(decision, CallKind::Sync, path, None, done)
-                .await?;
-            return Err(F::fail_sync(&self.inner).await);
-        }
-        if fs.controlled(Control::LyingSync) {
-            return fs
-                .gate_decided(decision, CallKind::Sync, path, None, done)
-                .await;
-        }
-        if fs.controlled(Control::RenameBeforeData) {
-            fs.gate_decided(decision, CallKind::Sync, path, None, done)
-                .await?;
-            // Held back until the next call, which may overtake it with a rename.
-            fs.lock().deferred.push(Deferred {
-                path: self.path.clone(),
-                file: self.inner.clone(),
-            });
-            return Ok(());
-        }
-        fs.gate_decided(decision, CallKind::Sync, path, None, self.inner.sync())
+        let overtaken = fs.prepare(OpKind::Sync, path).await?;
+        let decision = fs.decide(OpKind::Sync, path, None)?;
+        let fail = decision.fail_sync;
+        let call = async {
+            if fail {
+                return Err(F::fail_sync(&self.inner).await);
+            }
+            let (lying, deferring) = (
+                fs.controlled(Control::LyingSync),
+                fs.controlled(Control::RenameBeforeData),
+            );
+            if !lying && !deferring {
+                return self.inner.sync().await;
+            }
+            fs.inner.answered(OpKind::Sync, path, None, Ok(()));
+            if deferring && !lying {
+                // Held back until the next call, which may overtake it with a rename.
+                fs.lock().deferred.push(Deferred {
+                    path: self.path.clone(),
+                    file: self.inner.clone(),
+                });
+            }
+            Ok(())
+        };
+        fs.finish(decision, overtaken, OpKind::Sync, path, None, call)
             .await
     }
 
     async fn len(&self) -> io::Result<u64> {
         self.fs
-            .gate(CallKind::Any, &self.path, None, self.inner.len())
+            .gate(OpKind::Len, &self.path, None, self.inner.len())
             .await
     }
 }

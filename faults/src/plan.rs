@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tally_sim::CrashModel;
+use tally_sim::{CrashModel, OpKind};
 
 /// Everything injected into one process lifetime of a run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,7 +53,10 @@ pub enum Moment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "trigger")]
 pub enum Trigger {
-    /// The call with this index (0-based) among every call made through the wrapper.
+    /// The call with this index (0-based) in the disk's op log (`#N` in a trace), or, when
+    /// that entry is not a call through the wrapper (the harness's own reads, a control's
+    /// helper calls), the first call through the wrapper after it. On a backend without an
+    /// op log, the index counts the wrapper's calls.
     Call { index: u64 },
     /// The `n`-th call (1-based) of `kind` on a path matching `path` (a glob: `*` matches any
     /// run of characters, `/` included).
@@ -123,6 +126,27 @@ impl CallKind {
     /// Whether the call moves a name (`rename` or `rename_noreplace`).
     pub fn is_rename(self) -> bool {
         matches!(self, CallKind::Rename | CallKind::RenameNoReplace)
+    }
+
+    /// The kind a trigger sees a call of `op` as. `Any` is the kind of calls no trigger names
+    /// on its own (`open`, `list_dir`, `metadata`, `exists`, `len`, `lock`).
+    pub fn of(op: OpKind) -> CallKind {
+        match op {
+            OpKind::Sync => CallKind::Sync,
+            OpKind::SyncDir => CallKind::SyncDir,
+            OpKind::Rename => CallKind::Rename,
+            OpKind::RenameNoReplace => CallKind::RenameNoReplace,
+            OpKind::Unlink | OpKind::RemoveDir => CallKind::Unlink,
+            OpKind::Write | OpKind::Append | OpKind::SetLen => CallKind::Write,
+            OpKind::Create | OpKind::CreateDir | OpKind::CreateDirAll => CallKind::Create,
+            OpKind::Read => CallKind::Read,
+            OpKind::Open
+            | OpKind::ListDir
+            | OpKind::Metadata
+            | OpKind::Exists
+            | OpKind::Len
+            | OpKind::Lock => CallKind::Any,
+        }
     }
 }
 
@@ -237,7 +261,8 @@ pub struct Latency {
 impl fmt::Display for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Trigger::Call { index } => write!(f, "call {index}"),
+            // `#N` as the op log prints the call: a trace names a call by one index.
+            Trigger::Call { index } => write!(f, "call #{index}"),
             Trigger::Nth { kind, path, n } => write!(f, "{kind} #{n} on {path}"),
         }
     }
@@ -347,8 +372,8 @@ mod tests {
         assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
         assert_eq!(
             plan.to_string(),
-            "crash after rename #2 on */data/* (torn-512); ENOSPC (sticky) at call 7; \
-             clock jump -3600 s at call 9; control rename-before-data; latency 20% up to 500 µs"
+            "crash after rename #2 on */data/* (torn-512); ENOSPC (sticky) at call #7; \
+             clock jump -3600 s at call #9; control rename-before-data; latency 20% up to 500 µs"
         );
     }
 

@@ -363,7 +363,7 @@ async fn an_injected_error_fails_a_no_replace_rename_without_reaching_the_disk()
         .await
         .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::StorageFull, "{err}");
-    assert!(err.to_string().contains("rename-noreplace"), "{err}");
+    assert!(err.to_string().contains("rename_noreplace"), "{err}");
     assert!(disk.tree().contains_key("/t") && !disk.tree().contains_key("/1.json"));
     fs.rename_noreplace(Path::new("/t"), Path::new("/1.json"))
         .await
@@ -456,9 +456,99 @@ fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
     assert_eq!(
         [plans[0].as_str(), plans[6].as_str()],
         [
-            "crash after write #11 on * (torn-4k); clock jump +5483 s at call 385",
+            "crash after write #11 on * (torn-4k); clock jump +5483 s at call #385",
             "crash before write #1 on */_delta_log/* (prefix)",
         ],
         "what seeds 0 and 6 gave before `rename-noreplace` existed"
     );
+}
+
+/// Every event's index against the disk's op log: the entry of that index is the same call.
+fn events_name_logged_calls(disk: &SimFs, events: &[tally_faults::FaultEvent]) {
+    let log = disk.op_log();
+    for e in events {
+        let op = log
+            .get(e.call as usize)
+            .unwrap_or_else(|| panic!("event at #{} past the log's end: {e:?}", e.call));
+        assert_eq!(
+            (op.kind, op.path.as_str()),
+            (e.op, e.path.as_str()),
+            "{e:?}"
+        );
+    }
+}
+
+fn recording(fs: &FaultFs<SimFs>) -> Arc<Mutex<Vec<tally_faults::FaultEvent>>> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    fs.on_event(move |e| sink.lock().unwrap().push(e.clone()));
+    events
+}
+
+#[tokio::test]
+async fn a_call_the_wrapper_answers_itself_takes_its_index_in_the_disk_log() {
+    let eio = Effect::Error {
+        error: ErrorKind::Eio,
+        sticky: false,
+    };
+    // #0 lock, #1 create, #2 append (refused), #3 append, #4 sync (lying), #5 crash before.
+    let mut plan = plan(vec![at_call(2, eio)]);
+    plan.controls = vec![Control::LyingSync];
+    plan.crash = Some(Crash {
+        at: Trigger::Call { index: 5 },
+        moment: Moment::Before,
+        model: CrashModel::Strict,
+    });
+    let (disk, fs) = on_sim_disk(plan);
+    let events = recording(&fs);
+    let _lock = fs.try_lock(Path::new("/")).await.unwrap();
+    let f = create(&fs, "/a").await;
+    assert!(f.append(b"x").await.is_err());
+    f.append(b"y").await.unwrap();
+    f.sync().await.unwrap();
+    assert!(fs.unlink(Path::new("/a")).await.is_err());
+    let kinds: Vec<_> = disk.op_log().iter().map(|op| op.kind).collect();
+    use tally_sim::OpKind::*;
+    assert_eq!(kinds, [Lock, Create, Append, Append, Sync, Unlink]);
+    assert_eq!(fs.crashed_at(), Some(5));
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    events_name_logged_calls(&disk, &events);
+    assert!(
+        disk.tree().contains_key("/a"),
+        "the unlink never reached the disk"
+    );
+}
+
+#[tokio::test]
+async fn a_call_trigger_on_an_index_the_wrapper_never_sees_fires_on_its_next_call() {
+    let (disk, fs) = on_sim_disk(FaultPlan {
+        crash: Some(Crash {
+            at: Trigger::Call { index: 1 },
+            moment: Moment::After,
+            model: CrashModel::Strict,
+        }),
+        ..FaultPlan::default()
+    });
+    let events = recording(&fs);
+    create(&fs, "/a").await; // #0
+    disk.exists(Path::new("/a")).await.unwrap(); // #1, on the disk directly
+    fs.exists(Path::new("/a")).await.unwrap_err(); // #2: the crash fires here, once
+    assert_eq!(fs.crashed_at(), Some(2));
+    events_name_logged_calls(&disk, &events.lock().unwrap());
+}
+
+/// The check above can fail: an event naming another call's index is caught.
+#[test]
+#[should_panic(expected = "Create")]
+fn an_event_naming_another_calls_index_is_caught() {
+    let disk = SimFs::new();
+    disk.record_answered(tally_sim::OpKind::Create, Path::new("/a"), None, Ok(()));
+    let wrong = tally_faults::FaultEvent {
+        call: 0,
+        op: tally_sim::OpKind::Sync,
+        path: "/a".into(),
+        what: "crash after this call".into(),
+    };
+    events_name_logged_calls(&disk, &[wrong]);
 }

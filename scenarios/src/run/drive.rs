@@ -31,8 +31,8 @@ pub(crate) struct Ctx {
     pub written: Arc<AtomicU64>,
     pub life: u32,
     /// The simulated disk under the lifetime's fault layer: what the harness's own reads (the
-    /// drain check, the second handle) go through, so that they neither meet nor shift the
-    /// plan's faults. `None` on the real disk.
+    /// drain check, the second handle) go through, so that the plan's faults never hit them
+    /// (they take indices in the disk's op log all the same). `None` on the real disk.
     pub disk: Option<SimFs>,
 }
 

@@ -178,9 +178,10 @@ impl<'a> Run<'a> {
                 if !e.what.contains("clock jump") {
                     injected.store(true, Ordering::Relaxed);
                 }
+                // `#N op path` as the disk's op log prints the same call.
                 trace.line(format!(
-                    "L1 fault at call {} ({} {}): {}",
-                    e.call, e.kind, e.path, e.what
+                    "L1 fault at #{} {} {}: {}",
+                    e.call, e.op, e.path, e.what
                 ))
             });
         }

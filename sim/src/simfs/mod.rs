@@ -141,6 +141,23 @@ impl SimFs {
         self.lock().log.len() as u64
     }
 
+    /// Logs a call that a layer above the disk answered itself, without reaching it (an
+    /// injected error, a lying sync, a crash before the call): the disk does not change, but the
+    /// call takes its place in the op log and the observer sees it, so that one numbering names
+    /// every call the process made.
+    pub fn record_answered(
+        &self,
+        kind: OpKind,
+        path: &Path,
+        to: Option<&Path>,
+        outcome: Result<(), ErrorKind>,
+    ) {
+        let _ = self.call(kind, path, to, |_| match outcome {
+            Ok(()) => Ok(((), None)),
+            Err(kind) => Err(io::Error::from(kind)),
+        });
+    }
+
     /// Calls `observer` after every call on this disk (not on its snapshots or crash images),
     /// with the call's log record. It runs outside the disk's lock: it may snapshot the disk or
     /// take a crash image, which is how a harness checks a crash at every step.
