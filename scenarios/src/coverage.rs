@@ -23,8 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
-use tally_faults::{CallKind, FaultEvent};
-use tally_sim::{CrashModel, OpRecord};
+use tally_faults::FaultEvent;
+use tally_sim::{CrashModel, OpKind, OpRecord};
 
 use crate::oracle::{EXPORT_DIR, ROOT};
 
@@ -223,7 +223,7 @@ pub fn crash_probe(model: CrashModel, op: &OpRecord) -> String {
 pub fn fault_probe(event: &FaultEvent) -> Option<String> {
     let what = event.what.as_str();
     let effect = if what.starts_with("inject failing fsync") {
-        if event.kind == CallKind::Sync {
+        if event.op == OpKind::Sync {
             "fail-sync"
         } else {
             "error"
