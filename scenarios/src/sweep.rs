@@ -461,6 +461,7 @@ mod tests {
             violations: Vec::new(),
             violation_count: violations,
             digest: digest.to_owned(),
+            probes: Default::default(),
             trace: Vec::new(),
         }
     }
