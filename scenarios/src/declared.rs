@@ -49,9 +49,9 @@ const CRASHED_CLASSES: &[&str] = &[
 ];
 
 /// What a scenario declares beyond [`EVERY_SCENARIO`] and the crash points: the marks and
-/// faults of its own workload and fault profile. Each is reached by at least 2 of the default
-/// sweep's 200 seeds; what no scenario reaches is listed in `docs/harness.md` ("Coverage") as
-/// a gap.
+/// faults of its own workload and fault profile, each reached by the default sweep's 200 seeds
+/// (some by only one or two: `docs/harness.md`, "Coverage probes", lists them); what no
+/// scenario reaches is listed there as a gap.
 fn scenario_specific(scenario: Scenario) -> Vec<&'static str> {
     const FAULTS: &[&str] = &[
         "fault:clock-jump",

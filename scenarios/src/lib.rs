@@ -15,6 +15,7 @@ pub mod probe;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod shard;
 pub mod shrink;
 pub mod sweep;
 pub mod trace;

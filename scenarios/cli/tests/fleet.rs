@@ -16,21 +16,9 @@ use std::sync::OnceLock;
 use serde_json::Value;
 use support::text;
 
-/// Every variable `--shard auto` reads: removed from every run here, so that a test run under
-/// a scheduler (a CI matrix) sees only what the test sets.
-const SCHEDULER_VARIABLES: [&str; 7] = [
-    "TALLY_SHARD_INDEX",
-    "TALLY_SHARD_COUNT",
-    "JOB_COMPLETION_INDEX",
-    "SLURM_ARRAY_TASK_ID",
-    "SLURM_ARRAY_TASK_COUNT",
-    "SLURM_ARRAY_TASK_MIN",
-    "SLURM_ARRAY_TASK_MAX",
-];
-
 fn tally_with(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
-    for name in SCHEDULER_VARIABLES {
+    for name in tally_harness::shard::SCHEDULER_VARIABLES {
         command.env_remove(name);
     }
     command

@@ -11,9 +11,8 @@ use serde::Serialize;
 use tally_faults::Control;
 use tally_harness::coverage::CoverageReport;
 use tally_harness::run::RunOutcome;
-use tally_harness::sweep::{
-    Mismatch, Sweep, doublecheck_mismatches, doublechecked, resolve_shard, shard_seeds,
-};
+use tally_harness::shard::resolve_shard;
+use tally_harness::sweep::{Mismatch, Sweep, doublecheck_mismatches, doublechecked, shard_seeds};
 
 use super::choice::{
     RunChoice, ShardChoice, first_violation, parse_seeds, parse_shard, shrink_failing, write_plan,
