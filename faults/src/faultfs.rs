@@ -95,6 +95,9 @@ pub struct FaultEvent {
     pub op: OpKind,
     pub path: String,
     pub what: String,
+    /// The fault this event applied to the call, if it applied one (a crash or a control's
+    /// doing is not a fault; a corrupted read counts when a bit was flipped, not when drawn).
+    pub injected: Option<Effect>,
 }
 
 type EventSink = Arc<dyn Fn(&FaultEvent) + Send + Sync>;
@@ -281,13 +284,21 @@ impl<F: Fs> FaultFs<F> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn emit(state: &State<F::File>, index: u64, op: OpKind, path: &Path, what: String) {
+    fn emit(
+        state: &State<F::File>,
+        index: u64,
+        op: OpKind,
+        path: &Path,
+        what: String,
+        injected: Option<Effect>,
+    ) {
         if let Some(sink) = &state.events {
             sink(&FaultEvent {
                 call: index,
                 op,
                 path: path.display().to_string(),
                 what,
+                injected,
             });
         }
     }
@@ -426,7 +437,15 @@ impl<F: Backend> FaultFs<F> {
             return;
         }
         let effect = state.plan.faults[i - usize::from(has_crash)].effect.clone();
-        Self::emit(state, decision.index, op, path, format!("inject {effect}"));
+        let applied = (effect != Effect::CorruptRead).then(|| effect.clone());
+        Self::emit(
+            state,
+            decision.index,
+            op,
+            path,
+            format!("inject {effect}"),
+            applied,
+        );
         let kind = CallKind::of(op);
         match effect {
             Effect::Error { error, sticky } => {
@@ -460,7 +479,14 @@ impl<F: Backend> FaultFs<F> {
                 Moment::Before => "before",
                 Moment::After => "after",
             };
-            Self::emit(&state, index, op, path, format!("crash {when} this call"));
+            Self::emit(
+                &state,
+                index,
+                op,
+                path,
+                format!("crash {when} this call"),
+                None,
+            );
             state.on_crash.clone()
         };
         if let Some(hook) = hook {
@@ -515,7 +541,7 @@ impl<F: Backend> FaultFs<F> {
                 "control rename-before-data: rename to {} durable ahead of its data",
                 to.display()
             );
-            Self::emit(&self.lock(), index, op, path, what);
+            Self::emit(&self.lock(), index, op, path, what, None);
         }
         let refused = match decision.crash {
             Some(Moment::Before) => Some(self.crash(index, op, path, Moment::Before)),
@@ -571,6 +597,7 @@ impl<F: Backend> FaultFs<F> {
                 OpKind::Read,
                 path,
                 format!("flipped a bit of byte {at} of {} read", bytes.len()),
+                Some(Effect::CorruptRead),
             );
         }
         Ok(bytes)

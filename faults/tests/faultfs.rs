@@ -549,6 +549,7 @@ fn an_event_naming_another_calls_index_is_caught() {
         op: tally_sim::OpKind::Sync,
         path: "/a".into(),
         what: "crash after this call".into(),
+        injected: None,
     };
     events_name_logged_calls(&disk, &[wrong]);
 }

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
-use tally_faults::FaultEvent;
+use tally_faults::{Effect, FaultEvent};
 use tally_sim::{CrashModel, OpKind, OpRecord};
 
 use crate::oracle::{EXPORT_DIR, ROOT};
@@ -221,21 +221,12 @@ pub fn crash_probe(model: CrashModel, op: &OpRecord) -> String {
 
 /// The probe of a fault event, if it is an injection (not a crash or a control).
 pub fn fault_probe(event: &FaultEvent) -> Option<String> {
-    let what = event.what.as_str();
-    let effect = if what.starts_with("inject failing fsync") {
-        if event.op == OpKind::Sync {
-            "fail-sync"
-        } else {
-            "error"
-        }
-    } else if what.starts_with("inject EIO") || what.starts_with("inject ENOSPC") {
-        "error"
-    } else if what.starts_with("flipped a bit") {
-        "corrupt-read"
-    } else if what.starts_with("inject clock jump") {
-        return Some("fault:clock-jump".to_owned());
-    } else {
-        return None;
+    let effect = match event.injected.as_ref()? {
+        // A failing fsync aimed at another call is an I/O error there.
+        Effect::FailSync if event.op == OpKind::Sync => "fail-sync",
+        Effect::FailSync | Effect::Error { .. } => "error",
+        Effect::CorruptRead => "corrupt-read",
+        Effect::ClockJump { .. } => return Some("fault:clock-jump".to_owned()),
     };
     Some(format!("fault:{effect}:{}", file_class(&event.path)))
 }
@@ -387,6 +378,44 @@ mod tests {
         for (path, class) in cases {
             assert_eq!(file_class(path), class, "{path}");
         }
+    }
+
+    #[test]
+    fn a_fault_is_probed_by_what_it_did_to_the_call() {
+        let event = |op, path: &str, injected| FaultEvent {
+            call: 7,
+            op,
+            path: path.to_owned(),
+            what: String::new(),
+            injected,
+        };
+        let probe = |op, path, injected| fault_probe(&event(op, path, injected));
+        let log = "/store/_tally/log/00000000000000000001.log";
+        assert_eq!(
+            probe(OpKind::Sync, log, Some(Effect::FailSync)).as_deref(),
+            Some("fault:fail-sync:log")
+        );
+        // Aimed at a rename, a failing fsync is an I/O error.
+        assert_eq!(
+            probe(
+                OpKind::Rename,
+                "/store/data/x.parquet",
+                Some(Effect::FailSync)
+            )
+            .as_deref(),
+            Some("fault:error:table")
+        );
+        assert_eq!(
+            probe(OpKind::Read, log, Some(Effect::CorruptRead)).as_deref(),
+            Some("fault:corrupt-read:log")
+        );
+        let jump = Effect::ClockJump { seconds: -5 };
+        assert_eq!(
+            probe(OpKind::Write, log, Some(jump)).as_deref(),
+            Some("fault:clock-jump")
+        );
+        // A crash, a control's doing, a corruption drawn but not applied: no fault probe.
+        assert_eq!(probe(OpKind::Write, log, None), None);
     }
 
     #[test]
