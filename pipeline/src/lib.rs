@@ -15,6 +15,8 @@ mod install;
 pub mod layout;
 pub mod log;
 pub mod manifest;
+#[cfg(any(feature = "memo", test))]
+mod memo;
 pub mod pipeline;
 pub mod read;
 pub mod recover;

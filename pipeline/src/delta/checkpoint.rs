@@ -301,6 +301,25 @@ fn file_sealed(bytes: &[u8]) -> std::result::Result<(), Unreadable> {
 /// Reads a checkpoint's bytes back: `Err(why)` unless it parses, its seal holds and its
 /// actions make a table tally could have written (the same checks a commit's get).
 pub fn decode(bytes: Vec<u8>, version: u64) -> std::result::Result<Checkpoint, Unreadable> {
+    #[cfg(feature = "memo")]
+    {
+        type Decoded = std::result::Result<Checkpoint, Unreadable>;
+        thread_local! {
+            static DECODED: std::cell::RefCell<crate::memo::Memo<Decoded>> =
+                const { std::cell::RefCell::new(crate::memo::Memo::new(8)) };
+        }
+        if let Some(decoded) = DECODED.with_borrow(|memo| memo.get(version, &bytes)) {
+            return decoded;
+        }
+        let decoded = decode_bytes(bytes.clone(), version);
+        DECODED.with_borrow_mut(|memo| memo.put(version, bytes, decoded.clone()));
+        decoded
+    }
+    #[cfg(not(feature = "memo"))]
+    decode_bytes(bytes, version)
+}
+
+fn decode_bytes(bytes: Vec<u8>, version: u64) -> std::result::Result<Checkpoint, Unreadable> {
     let bad = |why: String| Unreadable(why);
     file_sealed(&bytes)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))

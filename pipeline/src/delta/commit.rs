@@ -220,6 +220,25 @@ fn domain(next: &Manifest) -> DomainMetadata {
 /// The actions of a commit file, once its seal holds and every line is an action tally
 /// writes. Says why otherwise.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Action>, Unreadable> {
+    #[cfg(feature = "memo")]
+    {
+        type Decoded = Result<Vec<Action>, Unreadable>;
+        thread_local! {
+            static DECODED: std::cell::RefCell<crate::memo::Memo<Decoded>> =
+                const { std::cell::RefCell::new(crate::memo::Memo::new(64)) };
+        }
+        if let Some(decoded) = DECODED.with_borrow(|memo| memo.get(0, bytes)) {
+            return decoded;
+        }
+        let decoded = decode_bytes(bytes);
+        DECODED.with_borrow_mut(|memo| memo.put(0, bytes.to_vec(), decoded.clone()));
+        decoded
+    }
+    #[cfg(not(feature = "memo"))]
+    decode_bytes(bytes)
+}
+
+fn decode_bytes(bytes: &[u8]) -> Result<Vec<Action>, Unreadable> {
     let newline = bytes
         .iter()
         .position(|&b| b == b'\n')

@@ -10,6 +10,7 @@ use tally_sim::{SimClock, SimFs, World};
 
 use super::capture::CrashPoint;
 use super::lock;
+use super::reuse::Found;
 use super::runner::Run;
 use super::spec::{Depth, Images};
 use super::verdict::{Phase, Violation};
@@ -68,15 +69,45 @@ impl Run<'_> {
             }
             recorder.count(crate::coverage::crash_probe(self.spec.model, &point.op));
         }
-        let lies = !self.spec.plan.controls.is_empty();
-        let expect = expectation(&point.progress, &self.spec.workload, false, lies);
         let variant = point.variant.as_deref();
-        match oracle::check_cached(&image, Path::new(ROOT), &self.config, &expect, &self.rows).await
-        {
-            Ok(seen) => {
-                let label = variant.map(|v| format!(" [{v}]")).unwrap_or_default();
-                self.passed(format!("point L{life}#{}{label}", point.op.index), &seen);
+        let label = variant.map(|v| format!(" [{v}]")).unwrap_or_default();
+        let found = match self.reuse.answer(&image, &point.progress) {
+            Some((found, of)) => {
+                self.trace.line(format!(
+                    "point L{life}#{}{label} is the same disk as #{of}: its verdict is reused",
+                    point.op.index
+                ));
+                if self.reuse.audit_due() {
+                    // Soundness, checked as the sweep goes: the reused verdict is the one a
+                    // fresh check gives.
+                    let fresh = self.check_image(&image, &point.progress).await;
+                    assert_eq!(
+                        (&fresh.verdict, &fresh.marks),
+                        (&found.verdict, &found.marks),
+                        "seed {}: the check of L{life}#{} differs from that of the same disk #{of}",
+                        self.spec.seed,
+                        point.op.index
+                    );
+                }
+                found
             }
+            None => {
+                // Recovery changes the disk it runs on: the crash image is kept as it was.
+                let pristine = image.snapshot();
+                let found = self.check_image(&image, &point.progress).await;
+                self.reuse
+                    .remember(pristine, point.progress, point.op.index, found.clone());
+                found
+            }
+        };
+        {
+            let mut recorder = lock(&self.recorder);
+            for mark in &found.marks {
+                recorder.count(*mark);
+            }
+        }
+        match found.verdict {
+            Ok(seen) => self.passed(format!("point L{life}#{}{label}", point.op.index), &seen),
             Err(breach) => self.violation(Violation {
                 phase: Phase::CrashPoint,
                 life,
@@ -87,6 +118,29 @@ impl Run<'_> {
                 }),
                 breach,
             }),
+        }
+    }
+
+    /// Recovers `image` and applies the oracle, holding it to `progress`; collects the marks
+    /// the check fires instead of counting them, so a reuse of the verdict can count them too.
+    async fn check_image(
+        &mut self,
+        image: &SimFs,
+        progress: &BTreeMap<String, SourceProgress>,
+    ) -> Found {
+        let lies = !self.spec.plan.controls.is_empty();
+        let expect = expectation(progress, &self.spec.workload, false, lies);
+        let outer = lock(&self.recorder).capturing.replace(Vec::new());
+        debug_assert!(
+            outer.is_none(),
+            "images are checked after their lifetime's capture"
+        );
+        let verdict =
+            oracle::check_cached(image, Path::new(ROOT), &self.config, &expect, &self.rows).await;
+        let marks = std::mem::replace(&mut lock(&self.recorder).capturing, outer);
+        Found {
+            verdict,
+            marks: marks.unwrap_or_default(),
         }
     }
 

@@ -16,6 +16,7 @@
 //! - `live`: what is checked while a lifetime runs (drained on open, the second handle);
 //! - `capture`: the crash points, taken inside the disk's observer;
 //! - `check`: what is checked at each crash point, at the restart and at the end;
+//! - `reuse`: a crash image the same as the one checked before it reuses its verdict;
 //! - `verdict`: violations and the run's outcome.
 
 mod capture;
@@ -23,6 +24,7 @@ mod check;
 mod drive;
 mod lifetime;
 mod live;
+mod reuse;
 mod runner;
 mod spec;
 mod verdict;

@@ -53,6 +53,8 @@ pub(super) struct Run<'a> {
     pub rows: oracle::RowCache,
     /// The coverage probes the run reached.
     pub recorder: SharedRecorder,
+    /// The crash image checked last: the next one, if it is the same disk, reuses its verdict.
+    pub reuse: super::reuse::Reuse,
 }
 
 /// How the first lifetime ended.
@@ -106,6 +108,7 @@ impl<'a> Run<'a> {
             images,
             rows: oracle::RowCache::default(),
             recorder: SharedRecorder::default(),
+            reuse: super::reuse::Reuse::default(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! `SimFs`: the simulated disk. Its contract is `docs/durability-model.md`.
 
+mod compare;
 mod content;
 mod crash;
 mod disk;
@@ -102,6 +103,24 @@ impl SimFs {
     /// Open handles and the op log are not copied.
     pub fn snapshot(&self) -> SimFs {
         Self::from_disk(self.lock().disk.clone())
+    }
+
+    /// Whether a process could tell the two disks apart, now or after a crash: `true` when
+    /// both hold the same names, kinds, bytes and hard links and neither has anything pending
+    /// (as every crash image). Open handles, locks and op logs are not compared.
+    pub fn same_settled_state(&self, other: &SimFs) -> bool {
+        if Arc::ptr_eq(&self.shared, &other.shared) {
+            let shared = self.lock();
+            return shared.disk.same_settled_state(&shared.disk);
+        }
+        // Locked in address order, so two comparisons of the same pair cannot deadlock.
+        let (first, second) = if Arc::as_ptr(&self.shared) < Arc::as_ptr(&other.shared) {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let (a, b) = (first.lock(), second.lock());
+        a.disk.same_settled_state(&b.disk)
     }
 
     /// The disk a crash leaves under `model`, its choices drawn from `seed`.
