@@ -423,6 +423,7 @@ fn generated_plans_follow_from_the_seed() {
         corruptible: vec!["*/log/*".into()],
         controls: vec![],
         latency: None,
+        mix: Default::default(),
     };
     assert_eq!(generate(7, &profile), generate(7, &profile));
     let distinct: std::collections::BTreeSet<String> =
@@ -448,6 +449,7 @@ fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
         corruptible: vec!["*/log/*".into()],
         controls: vec![],
         latency: None,
+        mix: Default::default(),
     };
     let plans: Vec<String> = (0..200)
         .map(|s| generate(s, &profile).to_string())
@@ -460,6 +462,63 @@ fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
             "crash before write #1 on */_delta_log/* (prefix)",
         ],
         "what seeds 0 and 6 gave before `rename-noreplace` existed"
+    );
+}
+
+/// A skewed mix draws only what it allows: no fault kind it switched off, no trigger on a call
+/// kind or path it left out.
+#[test]
+fn a_mix_draws_only_the_kinds_and_triggers_it_allows() {
+    use tally_faults::generate::{Mix, Profile, generate};
+    use tally_faults::{Effect, Trigger};
+    let mix = Mix {
+        error: 0.0,
+        fail_sync: 0.9,
+        corrupt_read: 0.0,
+        clock_jump: 0.0,
+        by_index: 0.0,
+        kinds: Some(vec![CallKind::Sync, CallKind::Rename]),
+        patterns: Some(vec!["*/_delta_log/*".into()]),
+    };
+    let profile = Profile {
+        expected_calls: 500,
+        crash: true,
+        model: None,
+        faults: true,
+        corruptible: vec!["*/log/*".into()],
+        controls: vec![],
+        latency: None,
+        mix,
+    };
+    let plans: Vec<_> = (0..200).map(|s| generate(s, &profile)).collect();
+    let triggers = plans.iter().flat_map(|p| {
+        p.faults
+            .iter()
+            .map(|f| &f.at)
+            .chain(p.crash.as_ref().map(|c| &c.at))
+    });
+    for at in triggers {
+        match at {
+            Trigger::Nth { kind, path, .. } => {
+                assert!(matches!(kind, CallKind::Sync | CallKind::Rename), "{at:?}");
+                assert_eq!(path, "*/_delta_log/*");
+            }
+            other => panic!("a trigger by index, which the mix left out: {other:?}"),
+        }
+    }
+    let effects: Vec<_> = plans
+        .iter()
+        .flat_map(|p| &p.faults)
+        .map(|f| &f.effect)
+        .collect();
+    assert!(
+        effects.iter().all(|e| matches!(e, Effect::FailSync)),
+        "{effects:?}"
+    );
+    assert!(
+        effects.len() > 150,
+        "fail-sync weighted to 0.9: {}",
+        effects.len()
     );
 }
 

@@ -30,6 +30,12 @@ pub struct Twins {
     /// whatever the retention: a reader still on an older version (a running query, time
     /// travel) finds its files gone.
     pub vacuum_ignores_retention: bool,
+    /// A group commit writes its frames and acknowledges them without syncing the log first:
+    /// the acknowledgement records can be durable while the rows they acknowledge are not.
+    pub log_unsynced: bool,
+    /// A commit is renamed into `_delta_log/` and reported published without syncing the
+    /// directory: the commit, and what it made of the staged rows, can vanish in a crash.
+    pub commit_dir_unsynced: bool,
 }
 
 impl Twins {
@@ -42,5 +48,7 @@ impl Twins {
         export_watermark_before_data: false,
         export_ordinal_batch_ids: false,
         vacuum_ignores_retention: false,
+        log_unsynced: false,
+        commit_dir_unsynced: false,
     };
 }

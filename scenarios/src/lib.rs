@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod scenario;
 pub mod shard;
 pub mod shrink;
+pub mod swarm;
 pub mod sweep;
 pub mod trace;
 pub mod twin;

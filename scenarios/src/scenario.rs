@@ -7,11 +7,12 @@ use std::str::FromStr;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tally_faults::generate::{Profile, generate};
+use tally_faults::generate::{Mix, Profile, generate};
 use tally_faults::{CallKind, Control, Crash, Latency, Moment, Trigger};
 use tally_sim::CrashModel;
 
 use super::run::RunSpec;
+use super::swarm::{Feature, Swarm};
 use super::twin::Twin;
 use super::workload::{Entry, ExportPlan, Probe, Resume, SourcePlan, Workload};
 
@@ -98,7 +99,7 @@ impl Scenario {
     /// The buggy twins of the scenario: each must be caught.
     pub fn twins(self) -> &'static [Twin] {
         match self {
-            Scenario::Standard => &[],
+            Scenario::Standard => &[Twin::LogUnsynced, Twin::CommitDirUnsynced],
             Scenario::LedgerVsOutput => &[Twin::LyingSync, Twin::NoRestartCheck],
             Scenario::JournalDrain => &[Twin::DrainOnIngestOnly],
             Scenario::MultiStepPublish => {
@@ -112,26 +113,40 @@ impl Scenario {
     /// The run of `seed`: workload, crash model and fault plan, all drawn from the seed.
     /// `model` and `controls` override what the seed would choose.
     pub fn spec(self, seed: u64, model: Option<CrashModel>, controls: &[Control]) -> RunSpec {
-        self.spec_with(seed, model, controls, None)
+        self.spec_with(seed, model, controls, None, false)
     }
 
-    /// The run of `seed`, as a buggy twin when `twin` is given.
+    /// The run of `seed`, as a buggy twin when `twin` is given, under the seed's swarm profile
+    /// when `swarm` (otherwise uniform: what the seed ran before swarm profiles existed).
     pub fn spec_with(
         self,
         seed: u64,
         model: Option<CrashModel>,
         controls: &[Control],
         twin: Option<Twin>,
+        swarm: bool,
     ) -> RunSpec {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let model =
-            model.unwrap_or_else(|| CrashModel::ALL[rng.gen_range(0..CrashModel::ALL.len())]);
+        let swarm = swarm.then(|| Swarm::draw(seed, self.needs()));
+        // Drawn when the caller picks none, even if swarm picks it, so every later draw stays
+        // what it was before swarm profiles existed.
+        let model = model.unwrap_or_else(|| {
+            let drawn = CrashModel::ALL[rng.gen_range(0..CrashModel::ALL.len())];
+            swarm.as_ref().map_or(drawn, |s| s.model)
+        });
         let mut workload = Workload::standard(rng.r#gen());
         // Drawn in this order so that `standard` runs stay what they always were.
         let plan_seed = rng.r#gen();
         let mut shape = ChaCha8Rng::seed_from_u64(rng.r#gen());
         let (aim, faults) = self.shape(&mut workload, &mut shape);
-        let profile = profile(&workload, model, aim.is_empty(), faults, controls, twin);
+        if let Some(swarm) = &swarm {
+            swarm.apply(&mut workload);
+        }
+        let mut profile = profile(&workload, model, aim.is_empty(), faults, controls, twin);
+        if let Some(swarm) = &swarm {
+            profile.mix = swarm.mix.clone();
+            profile.corruptible = swarm.corruptible.clone();
+        }
         let mut plan = generate(plan_seed, &profile);
         if !aim.is_empty() {
             plan.crash = Some(aimed_crash(aim, model, &mut shape));
@@ -143,6 +158,20 @@ impl Scenario {
             workload,
             plan,
             twin,
+            swarm: swarm.map(|s| s.to_string()),
+        }
+    }
+
+    /// The workload features the scenario is about: a swarm profile never switches them off.
+    pub fn needs(self) -> &'static [Feature] {
+        match self {
+            Scenario::Standard | Scenario::LedgerVsOutput => &[],
+            Scenario::JournalDrain => &[Feature::Exports],
+            Scenario::MultiStepPublish => &[Feature::SecondReader],
+            Scenario::IncrementalExport => {
+                &[Feature::Exports, Feature::Merges, Feature::Background]
+            }
+            Scenario::MergeCascade => &[Feature::Merges, Feature::Background],
         }
     }
 
@@ -248,6 +277,7 @@ impl Scenario {
             workload,
             plan: Default::default(),
             twin: None,
+            swarm: None,
         }
     }
 }
@@ -367,6 +397,7 @@ fn profile(
             percent: 25,
             max_micros: 300,
         }),
+        mix: Mix::UNIFORM,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Sweep {
     pub controls: Vec<Control>,
     /// The buggy twin every seed runs as, if any.
     pub twin: Option<Twin>,
+    /// Every seed runs under its swarm profile (`crate::swarm`); otherwise uniform.
+    pub swarm: bool,
 }
 
 /// The seeds of `range` in shard `index` of `count` (1-based): every `count`-th seed, so
@@ -38,12 +40,19 @@ pub fn shard_seeds(range: Range<u64>, shard: Option<(u64, u64)>) -> Vec<u64> {
 impl Sweep {
     pub fn spec(&self, seed: u64) -> RunSpec {
         self.scenario
-            .spec_with(seed, self.model, &self.controls, self.twin)
+            .spec_with(seed, self.model, &self.controls, self.twin, self.swarm)
     }
 
     /// The command that replays `seed` of this sweep.
     pub fn reproduce(&self, seed: u64) -> String {
-        reproduce_command(self.scenario, seed, self.model, &self.controls, self.twin)
+        reproduce_command(
+            self.scenario,
+            seed,
+            self.model,
+            &self.controls,
+            self.twin,
+            self.swarm,
+        )
     }
 
     /// Runs every seed, `jobs` at a time; `each` sees every outcome as it arrives (in
@@ -93,8 +102,12 @@ pub fn reproduce_command(
     model: Option<CrashModel>,
     controls: &[Control],
     twin: Option<Twin>,
+    swarm: bool,
 ) -> String {
     let mut command = format!("cargo sim replay --seed {seed} --scenario {scenario}");
+    if !swarm {
+        command.push_str(" --no-swarm");
+    }
     if let Some(model) = model {
         command.push_str(&format!(" --model {model}"));
     }

@@ -31,10 +31,14 @@ pub enum Twin {
     ForgetImmature,
     /// Vacuum deletes removed files at once, whatever the retention.
     VacuumIgnoresRetention,
+    /// Planted mutant: a group commit acknowledges frames it never synced.
+    LogUnsynced,
+    /// Planted mutant: a commit's rename is never made durable by a directory sync.
+    CommitDirUnsynced,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 8] = [
+    pub const ALL: [Twin; 10] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -43,6 +47,8 @@ impl Twin {
         Twin::OrdinalBatchIds,
         Twin::ForgetImmature,
         Twin::VacuumIgnoresRetention,
+        Twin::LogUnsynced,
+        Twin::CommitDirUnsynced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,8 @@ impl Twin {
             Twin::OrdinalBatchIds => "ordinal-batch-ids",
             Twin::ForgetImmature => "forget-immature",
             Twin::VacuumIgnoresRetention => "vacuum-ignores-retention",
+            Twin::LogUnsynced => "log-unsynced",
+            Twin::CommitDirUnsynced => "commit-dir-unsynced",
         }
     }
 
@@ -84,6 +92,12 @@ impl Twin {
             Twin::VacuumIgnoresRetention => {
                 "pipeline switch: vacuum deletes a removed file as soon as its removal is committed, while readers of older versions are owed it"
             }
+            Twin::LogUnsynced => {
+                "planted mutant: a group commit writes and acknowledges its frames without syncing the log (the acknowledgement records are synced)"
+            }
+            Twin::CommitDirUnsynced => {
+                "planted mutant: a commit is renamed into _delta_log/ and reported published without the directory sync that makes the rename durable"
+            }
         }
     }
 
@@ -112,6 +126,8 @@ impl Twin {
                 Twin::OrdinalBatchIds => twins.export_ordinal_batch_ids = true,
                 Twin::ForgetImmature => twins.forget_immature_after_restart = true,
                 Twin::VacuumIgnoresRetention => twins.vacuum_ignores_retention = true,
+                Twin::LogUnsynced => twins.log_unsynced = true,
+                Twin::CommitDirUnsynced => twins.commit_dir_unsynced = true,
                 Twin::LyingSync => {}
             }
             Ok(())

@@ -69,6 +69,7 @@ fn every_negative_control_is_caught_within_eight_seeds_and_replays() {
             model: None,
             controls: vec![control],
             twin: None,
+            swarm: false,
         };
         let outcomes = sweep.run(|_| {});
         let failing = outcomes
@@ -255,4 +256,43 @@ fn twenty_seeds_each_run_twice_give_identical_traces_and_disks() {
         }
         assert_eq!(a.digest, b.digest, "seed {seed}");
     }
+}
+
+/// A flipped bit in a read of the sequence reservation makes the pipeline set the file aside,
+/// and recovery rebuild the reservation from the numbers in use: the injected fault explains
+/// the repair, so `repairs-explained` must not call it a lying disk (a swarm sweep that
+/// corrupted reads of SEQ failed on exactly this).
+#[test]
+fn a_corrupted_read_of_the_reservation_explains_its_repair() {
+    use tally_faults::{CallKind, Effect, Fault, Trigger};
+    let mut misread = 0;
+    for seed in 0..24 {
+        let mut spec = Scenario::Standard.spec(seed, Some(CrashModel::Strict), &[]);
+        if spec.workload.restart_after_parts.is_none() {
+            continue;
+        }
+        spec.plan.crash = None;
+        spec.plan.faults = vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Read,
+                path: "*/_tally/SEQ".into(),
+                // The first read, at the first open, finds no file.
+                n: 2,
+            },
+            effect: Effect::CorruptRead,
+        }];
+        let outcome = replay(&spec);
+        if outcome.probes.contains_key("fault:corrupt-read:seq") {
+            misread += 1;
+        }
+        assert!(
+            outcome.passed(),
+            "seed {seed}: {:?}",
+            outcome.violations.first()
+        );
+    }
+    assert!(
+        misread >= 3,
+        "only {misread} runs read SEQ with a flipped bit"
+    );
 }

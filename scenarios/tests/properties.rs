@@ -87,6 +87,7 @@ fn spec(workload: Workload, model: CrashModel, controls: Vec<Control>) -> RunSpe
             ..FaultPlan::default()
         },
         twin: None,
+        swarm: None,
     }
 }
 

@@ -62,7 +62,7 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 8] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 10] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
@@ -114,6 +114,18 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 8] = [
         &[Invariant::ExportExactlyOnce],
     ),
     (
+        Scenario::Standard,
+        Twin::LogUnsynced,
+        2,
+        &[Invariant::RecoverySucceeds, Invariant::AckedRowsPresent],
+    ),
+    (
+        Scenario::Standard,
+        Twin::CommitDirUnsynced,
+        2,
+        &[Invariant::RecoverySucceeds, Invariant::AckedRowsPresent],
+    ),
+    (
         Scenario::MergeCascade,
         Twin::ForgetImmature,
         1,
@@ -133,7 +145,7 @@ fn every_twin_is_caught_within_its_stated_seeds_and_replays() {
             "{twin} is listed as a twin of {scenario}"
         );
         let caught = (0..within).find_map(|seed| {
-            let spec = scenario.spec_with(seed, None, &[], Some(twin));
+            let spec = scenario.spec_with(seed, None, &[], Some(twin), false);
             let outcome = replay(&spec);
             (!outcome.passed()).then_some((spec, outcome))
         });

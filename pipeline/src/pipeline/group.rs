@@ -266,7 +266,9 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let frames = &frames[..];
         active.log.write_at(active.log_len, frames).await?;
         tally_sim::probe!("ingest.frames-written");
-        active.log.sync().await?;
+        if !self.inner.config.twins().log_unsynced {
+            active.log.sync().await?;
+        }
         tally_sim::probe!("ingest.frames-synced");
         active.ack.write_at(active.ack_len, acks).await?;
         tally_sim::probe!("ingest.acks-written");

@@ -57,7 +57,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             next.version
         );
         let fs = &self.inner.world.fs;
-        let written = delta::write_commit(fs, &self.inner.layout, next.version, &bytes).await;
+        let layout = &self.inner.layout;
+        let written = if self.inner.config.twins().commit_dir_unsynced {
+            delta::log::write_commit_steps(fs, layout, next.version, &bytes, false).await
+        } else {
+            delta::write_commit(fs, layout, next.version, &bytes).await
+        };
         if let Err(e) = written {
             let e = Error::from(e);
             self.poison(&e);

@@ -55,6 +55,9 @@ pub(super) struct Run<'a> {
     pub recorder: SharedRecorder,
     /// The crash image checked last: the next one, if it is the same disk, reuses its verdict.
     pub reuse: super::reuse::Reuse,
+    /// A corrupted read of the sequence reservation was injected: a repaired reservation is
+    /// explained (`repairs-explained`).
+    pub seq_misread: Arc<AtomicBool>,
 }
 
 /// How the first lifetime ended.
@@ -82,6 +85,10 @@ impl<'a> Run<'a> {
             serde_json::to_string(&spec.workload).expect("a workload serializes")
         ));
         trace.line(format!("plan {}", spec.plan));
+        trace.line(match &spec.swarm {
+            Some(profile) => format!("swarm {profile}"),
+            None => "swarm off (uniform profile)".to_owned(),
+        });
         let progress: Progress = Arc::new(Mutex::new(
             spec.workload
                 .sources
@@ -109,6 +116,7 @@ impl<'a> Run<'a> {
             rows: oracle::RowCache::default(),
             recorder: SharedRecorder::default(),
             reuse: super::reuse::Reuse::default(),
+            seq_misread: Arc::default(),
         }
     }
 
@@ -172,6 +180,7 @@ impl<'a> Run<'a> {
         let injected = Arc::new(AtomicBool::new(false));
         {
             let (trace, injected) = (self.trace.clone(), injected.clone());
+            let seq_misread = self.seq_misread.clone();
             let recorder = self.recorder.clone();
             faulty.on_event(move |e| {
                 if let Some(probe) = coverage::fault_probe(e) {
@@ -180,6 +189,13 @@ impl<'a> Run<'a> {
                 // A clock jump is no reason for an error.
                 if !matches!(e.injected, Some(tally_faults::Effect::ClockJump { .. })) {
                     injected.store(true, Ordering::Relaxed);
+                }
+                // A bad read of the reservation makes the pipeline set it aside and recovery
+                // rebuild it from the numbers in use: a repair the fault explains.
+                if matches!(e.injected, Some(tally_faults::Effect::CorruptRead))
+                    && coverage::file_class(&e.path) == "seq"
+                {
+                    seq_misread.store(true, Ordering::Relaxed);
                 }
                 // `#N op path` as the disk's op log prints the same call.
                 trace.line(format!(

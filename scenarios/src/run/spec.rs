@@ -23,6 +23,10 @@ pub struct RunSpec {
     /// A buggy twin: the run is expected to fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twin: Option<Twin>,
+    /// The swarm profile the seed drew (`crate::swarm`), as the trace prints it; `None` for a
+    /// uniform run. The workload, model and plan above already are what it made them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<String>,
 }
 
 impl RunSpec {

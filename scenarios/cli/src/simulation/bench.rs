@@ -33,6 +33,7 @@ fn sweep(scenario: Scenario, seeds: u64, jobs: usize) -> anyhow::Result<SweepSpe
         model: None,
         controls: vec![],
         twin: None,
+        swarm: true,
     };
     let started = Instant::now();
     let outcomes = sweep.run(|_| {});

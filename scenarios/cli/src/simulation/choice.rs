@@ -31,6 +31,11 @@ pub struct RunChoice {
     /// run of a twin must fail.
     #[arg(long)]
     pub twin: Option<Twin>,
+    /// Run every seed under the uniform profile instead of the swarm profile it draws (a
+    /// random subset of fault kinds, crash triggers, crash models and workload features
+    /// switched off, the rest skewed; docs/harness.md, "Swarm runs").
+    #[arg(long)]
+    pub no_swarm: bool,
 }
 
 pub fn parse_seeds(text: &str) -> Result<Range<u64>, String> {

@@ -112,15 +112,22 @@ fn chosen_spec(args: &ReplayArgs) -> anyhow::Result<(RunSpec, String)> {
     let seed = args.seed.context("--seed, --plan or --small is required")?;
     Ok((
         run.scenario
-            .spec_with(seed, run.model, &run.control, run.twin),
-        reproduce_command(run.scenario, seed, run.model, &run.control, run.twin),
+            .spec_with(seed, run.model, &run.control, run.twin, !run.no_swarm),
+        reproduce_command(
+            run.scenario,
+            seed,
+            run.model,
+            &run.control,
+            run.twin,
+            !run.no_swarm,
+        ),
     ))
 }
 
 /// The outcome as text: the trace's first lines (they name the seed and every parameter
 /// derived from it) or all of it, the violations, the figures and the verdict.
 fn outcome_text(outcome: &RunOutcome, trace: bool) -> String {
-    let shown = if trace { outcome.trace.len() } else { 3 };
+    let shown = if trace { outcome.trace.len() } else { 4 };
     let mut text = String::new();
     for line in outcome.trace.iter().take(shown) {
         text += line;

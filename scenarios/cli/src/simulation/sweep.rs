@@ -123,6 +123,7 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         model: args.run.model,
         controls: args.run.control.clone(),
         twin: args.run.twin,
+        swarm: !args.run.no_swarm,
     };
     emit(&header(&args, &sweep, shard.as_ref()))?;
     let tally = run_with_progress(&sweep);
@@ -324,8 +325,12 @@ fn report_failures(
     let mut failures = Vec::new();
     for outcome in outcomes.iter().filter(|o| !o.passed()) {
         let reproduce = sweep.reproduce(outcome.seed);
+        let swarm = sweep
+            .spec(outcome.seed)
+            .swarm
+            .unwrap_or_else(|| "off (uniform profile)".to_owned());
         *text += &format!(
-            "FAIL seed {} (model {}, {} violations): {}\n  reproduce: {reproduce}\n",
+            "FAIL seed {} (model {}, {} violations): {}\n  reproduce: {reproduce}\n  swarm: {swarm}\n",
             outcome.seed,
             outcome.model,
             outcome.violation_count,
