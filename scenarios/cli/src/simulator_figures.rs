@@ -87,6 +87,9 @@ pub struct Baseline {
     pub sweep: DefaultSweep,
     /// Median crash points/s, current ÷ baseline.
     pub ratio: f64,
+    /// Run i of the current binary ÷ run i of the baseline, which ran right after it: load
+    /// from the rest of the machine changes between pairs more than within one.
+    pub pair_ratios: Vec<f64>,
     /// Median wall seconds, baseline ÷ current: the same comparison by time, which stays
     /// meaningful when the two ran different work.
     pub wall_ratio: f64,

@@ -88,6 +88,7 @@ fn the_default_sweep_section_reports_every_run_its_median_and_spread_and_a_basel
     // The same binary: near 1, with room for a shared machine's noise on runs this short.
     let ratio = f(&baseline["ratio"]);
     assert!((0.33..3.0).contains(&ratio), "ratio {ratio}");
+    assert_eq!(baseline["pair_ratios"].as_array().unwrap().len(), 2);
 }
 
 #[test]

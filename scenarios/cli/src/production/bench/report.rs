@@ -539,9 +539,15 @@ fn default_sweep_section(s: &mut String, sim: &super::simulator::Simulator) {
     }
     if let Some(b) = &d.baseline {
         *s += &format!(
-            "\nCurrent ÷ baseline: {:.2}× by median crash points/s, {:.2}× by median wall time.{}\n",
+            "\nCurrent ÷ baseline: {:.2}× by median crash points/s, {:.2}× by median wall time; \
+             run by run (each current run ÷ the baseline run right after it) {}.{}\n",
             b.ratio,
             b.wall_ratio,
+            b.pair_ratios
+                .iter()
+                .map(|r| format!("{r:.2}×"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if b.same_work {
                 " Both checked the same crash points in every run.".to_string()
             } else {

@@ -214,8 +214,15 @@ pub fn compare(current: &DefaultSweep, baseline: DefaultSweep) -> Baseline {
             100.0 * (a as f64 - b as f64) / (b as f64).max(1.0)
         )
     };
+    let pair_ratios = current
+        .runs
+        .iter()
+        .zip(&baseline.runs)
+        .map(|(c, b)| c.crash_points_per_second / b.crash_points_per_second.max(1e-9))
+        .collect();
     Baseline {
         ratio: current.median / baseline.median.max(1e-9),
+        pair_ratios,
         wall_ratio: baseline.median_wall_seconds / current.median_wall_seconds.max(1e-9),
         same_work,
         note,
@@ -266,6 +273,7 @@ mod tests {
         let b = compare(&cur, base);
         assert!(b.same_work && b.note.is_empty());
         assert!((b.ratio - 4.1).abs() < 1e-9, "{}", b.ratio);
+        assert_eq!(b.pair_ratios, vec![4.0, 4.2]);
     }
 
     #[test]

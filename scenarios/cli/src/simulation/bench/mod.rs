@@ -213,11 +213,16 @@ fn summary(simulator: &Simulator) -> String {
     );
     if let Some(b) = &d.baseline {
         text += &format!(
-            "baseline {}: {}\ncurrent / baseline: {:.2}x crash points/s, {:.2}x by wall time\n",
+            "baseline {}: {}\ncurrent / baseline: {:.2}x crash points/s, {:.2}x by wall time; run by run {}\n",
             b.sweep.binary,
             rates(&b.sweep),
             b.ratio,
-            b.wall_ratio
+            b.wall_ratio,
+            b.pair_ratios
+                .iter()
+                .map(|r| format!("{r:.2}x"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if !b.same_work {
             text += &format!("note: {}\n", b.note);
