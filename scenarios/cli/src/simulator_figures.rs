@@ -40,9 +40,69 @@ pub struct Breakdown {
     pub total_us: f64,
 }
 
+/// One `tally sweep --json F` of a binary, run as a child process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepRun {
+    pub crash_points: u64,
+    /// The sweep's own timing of its seeds (its JSON's `seconds`: no doublecheck, no
+    /// process start or report).
+    pub seconds: f64,
+    /// The child process from start to exit, everything included.
+    pub wall_seconds: f64,
+    pub crash_points_per_second: f64,
+}
+
+/// Several default sweeps of one binary, and their spread.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DefaultSweep {
+    pub binary: String,
+    /// Seeds the sweep ran (its JSON's `seeds`): `0..300` unless a test narrowed them.
+    pub seeds: String,
+    /// Jobs the sweep chose (one per core unless told).
+    pub jobs: usize,
+    pub runs: Vec<SweepRun>,
+    /// Of the runs' crash points/s.
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// (max − min) / median.
+    pub spread: f64,
+    /// `median / jobs`.
+    pub median_per_core: f64,
+    pub median_wall_seconds: f64,
+}
+
+/// The default sweep as users run it (`cargo sim sweep`), of this binary and optionally of a
+/// baseline binary, their runs alternated so that both see the same machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DefaultSweeps {
+    /// The arguments each child was given.
+    pub command: String,
+    pub current: DefaultSweep,
+    pub baseline: Option<Baseline>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Baseline {
+    pub sweep: DefaultSweep,
+    /// Median crash points/s, current ÷ baseline.
+    pub ratio: f64,
+    /// Run i of the current binary ÷ run i of the baseline, which ran right after it: load
+    /// from the rest of the machine changes between pairs more than within one.
+    pub pair_ratios: Vec<f64>,
+    /// Median wall seconds, baseline ÷ current: the same comparison by time, which stays
+    /// meaningful when the two ran different work.
+    pub wall_ratio: f64,
+    /// Every run of both reported the same crash points.
+    pub same_work: bool,
+    /// What differed when `same_work` is false (empty otherwise).
+    pub note: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Simulator {
     pub scenario: String,
+    pub default_sweep: DefaultSweeps,
     pub jobs1: SweepSpeed,
     pub jobs2: SweepSpeed,
     pub explore: ExploreSpeed,

@@ -41,7 +41,8 @@ pub enum Command {
     Scenarios(ScenariosArgs),
     /// Measure the production path on the real disk and, given the simulation build's binary,
     /// the simulator; write a Markdown and JSON report (`scripts/bench` runs the whole set).
-    Bench(bench::BenchArgs),
+    // Boxed: its many options would make every `Command` as large as it.
+    Bench(Box<bench::BenchArgs>),
 }
 
 pub const DEFAULT_LOG_FILTER: &str = "warn";
@@ -59,7 +60,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Recover(args) => recover::recover(args),
         Command::Crashtest(args) => crashtest::crashtest(args),
         Command::Scenarios(args) => scenarios::list(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Bench(args) => bench::bench(*args),
     }
 }
 

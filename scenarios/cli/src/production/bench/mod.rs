@@ -56,6 +56,13 @@ pub struct BenchArgs {
     /// The simulation build's `tally` (`target/sim/sim/tally`), for the simulator sections.
     #[arg(long)]
     sim_binary: Option<PathBuf>,
+    /// Times the simulator's default sweep (`tally sweep`, no other argument) is run.
+    #[arg(long, default_value_t = 3)]
+    sim_runs: usize,
+    /// Another simulation build of `tally` (e.g. the commit before a speed-up) whose default
+    /// sweep runs alternately with `--sim-binary`'s (its `bench --baseline`).
+    #[arg(long)]
+    sim_baseline: Option<PathBuf>,
     /// Where the stores and files measured are made (a temporary directory inside it).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -173,7 +180,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let simulator = match &args.sim_binary {
-        Some(binary) if args.wants(Section::Simulator) => Some(simulator(binary, args.sim_seeds)?),
+        Some(binary) if args.wants(Section::Simulator) => Some(simulator(binary, &args)?),
         Some(_) => None,
         None => {
             say("no --sim-binary: the simulator sections are left out");
@@ -436,14 +443,18 @@ fn crashtest(runs: u64, work: &Path) -> anyhow::Result<Crashtest> {
     })
 }
 
-fn simulator(binary: &Path, seeds: u64) -> anyhow::Result<simulator::Simulator> {
+fn simulator(binary: &Path, args: &BenchArgs) -> anyhow::Result<simulator::Simulator> {
+    let (seeds, runs) = (args.sim_seeds.to_string(), args.sim_runs.to_string());
+    let mut child = vec!["bench", "--json", "--sim-seeds", &seeds, "--runs", &runs];
+    let baseline = args.sim_baseline.as_ref().map(|b| b.display().to_string());
+    if let Some(b) = &baseline {
+        child.extend(["--baseline", b]);
+    }
     say(&format!(
-        "simulator: {} bench --json --sim-seeds {seeds}",
-        binary.display()
+        "simulator: {} {}",
+        binary.display(),
+        child.join(" ")
     ));
-    let value = child_json(
-        binary,
-        &["bench", "--json", "--sim-seeds", &seeds.to_string()],
-    )?;
+    let value = child_json(binary, &child)?;
     serde_json::from_value(value).context("reading the simulator's figures")
 }

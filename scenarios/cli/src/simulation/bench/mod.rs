@@ -1,14 +1,17 @@
-//! `tally bench` in the simulation build: the simulator's sections: sweep speed on one and two jobs, exhaustive
-//! exploration speed, and what a crash point costs, part by part.
+//! `tally bench` in the simulation build: the simulator's sections: the default sweep as users
+//! run it (`default_sweep`, optionally beside a baseline binary), in-process sweep speed on one
+//! and two jobs, exhaustive exploration speed, and what a crash point costs, part by part.
 //!
 //! The breakdown runs the same seeds once per depth of [`Depth`] and once in full: each run
 //! does the work of the one before it plus one more part, so the differences, divided by the
 //! crash points, are what each part costs. Wall time is read outside the simulated runtime
 //! (inside it, madsim's clock is virtual).
 
-use std::time::Instant;
+mod default_sweep;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::bail;
 use clap::Args;
@@ -19,7 +22,7 @@ use tally_harness::sweep::Sweep;
 use tally_sim::CrashModel;
 
 use crate::output::{emit, say};
-use crate::simulator_figures::{Breakdown, ExploreSpeed, Simulator, SweepSpeed};
+use crate::simulator_figures::{Breakdown, DefaultSweep, ExploreSpeed, Simulator, SweepSpeed};
 
 #[allow(
     clippy::disallowed_methods,
@@ -117,9 +120,15 @@ fn explore(scenario: Scenario) -> anyhow::Result<ExploreSpeed> {
     })
 }
 
-/// Every simulator section on `seeds` seeds of the `standard` scenario.
-pub fn measure(seeds: u64, progress: impl Fn(&str)) -> anyhow::Result<Simulator> {
+/// Every simulator section: the default sweep as `plan` says, the others on `seeds` seeds of
+/// the `standard` scenario.
+pub fn measure(
+    seeds: u64,
+    plan: &default_sweep::Plan,
+    progress: impl Fn(&str),
+) -> anyhow::Result<Simulator> {
     let scenario = Scenario::Standard;
+    let default_sweep = default_sweep::measure(plan, &progress)?;
     progress("simulator: sweep, 1 job");
     let jobs1 = sweep(scenario, seeds, 1)?;
     progress("simulator: sweep, 2 jobs");
@@ -130,6 +139,7 @@ pub fn measure(seeds: u64, progress: impl Fn(&str)) -> anyhow::Result<Simulator>
     let breakdown = breakdown(scenario, seeds.div_ceil(2));
     Ok(Simulator {
         scenario: scenario.name().to_owned(),
+        default_sweep,
         jobs1,
         jobs2,
         explore,
@@ -139,28 +149,94 @@ pub fn measure(seeds: u64, progress: impl Fn(&str)) -> anyhow::Result<Simulator>
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Seeds of the `standard` scenario per simulator sweep.
+    /// Seeds of the `standard` scenario per in-process sweep (1 and 2 jobs) and, halved, of
+    /// the cost breakdown.
     #[arg(long, default_value_t = 100)]
     sim_seeds: u64,
+    /// Times the default sweep (`tally sweep` with no other argument) is run.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Another simulation build of `tally` (e.g. an older commit's) whose default sweep is run
+    /// alternately with this one's, and compared.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Give the default sweep these seeds instead of its own (for tests: the figures are then
+    /// not the default sweep's).
+    #[arg(long, hide = true)]
+    sweep_seeds: Option<String>,
     /// Print the figures as JSON (what the normal build's `tally bench --sim-binary` reads).
     #[arg(long)]
     json: bool,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let simulator = measure(args.sim_seeds, say)?;
+    let plan = default_sweep::Plan {
+        runs: args.runs,
+        seeds: args.sweep_seeds.as_deref(),
+        baseline: args.baseline.as_deref(),
+    };
+    let simulator = measure(args.sim_seeds, &plan, say)?;
     if args.json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&simulator)?))?;
     } else {
-        let (one, two) = (&simulator.jobs1, &simulator.jobs2);
-        emit(&format!(
-            "{}: {:.0} crash points/s on 1 job, {:.0} on 2; explore {:.0} states/s; {:.1} us per crash point\n",
-            simulator.scenario,
-            one.crash_points_per_second,
-            two.crash_points_per_second,
-            simulator.explore.states_per_second,
-            simulator.breakdown.total_us
-        ))?;
+        emit(&summary(&simulator))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn rates(sweep: &DefaultSweep) -> String {
+    let runs: Vec<String> = sweep
+        .runs
+        .iter()
+        .map(|r| format!("{:.0}", r.crash_points_per_second))
+        .collect();
+    format!(
+        "median {:.0} crash points/s on {} jobs ({:.0} per core; runs {}; spread {:.1}%; \
+         median wall {:.1} s)",
+        sweep.median,
+        sweep.jobs,
+        sweep.median_per_core,
+        runs.join(", "),
+        100.0 * sweep.spread,
+        sweep.median_wall_seconds
+    )
+}
+
+/// The text report: the default sweep first, as the headline.
+fn summary(simulator: &Simulator) -> String {
+    let d = &simulator.default_sweep;
+    let mut text = format!(
+        "{} default sweep (`{}`, seeds {}): {}\n",
+        simulator.scenario,
+        d.command,
+        d.current.seeds,
+        rates(&d.current)
+    );
+    if let Some(b) = &d.baseline {
+        text += &format!(
+            "baseline {}: {}\ncurrent / baseline: {:.2}x crash points/s, {:.2}x by wall time; run by run {}\n",
+            b.sweep.binary,
+            rates(&b.sweep),
+            b.ratio,
+            b.wall_ratio,
+            b.pair_ratios
+                .iter()
+                .map(|r| format!("{r:.2}x"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if !b.same_work {
+            text += &format!("note: {}\n", b.note);
+        }
+    }
+    let (one, two) = (&simulator.jobs1, &simulator.jobs2);
+    text += &format!(
+        "in process, seeds 0..{}: {:.0} crash points/s on 1 job, {:.0} on 2; explore {:.0} states/s; {:.1} us per crash point\n",
+        one.seeds,
+        one.crash_points_per_second,
+        two.crash_points_per_second,
+        simulator.explore.states_per_second,
+        simulator.breakdown.total_us
+    );
+    text
 }
