@@ -36,6 +36,9 @@ pub struct Twins {
     /// A commit is renamed into `_delta_log/` and reported published without syncing the
     /// directory: the commit, and what it made of the staged rows, can vanish in a crash.
     pub commit_dir_unsynced: bool,
+    /// A failed sync of the log is taken for a successful one (fsyncgate): the group goes on
+    /// to acknowledge frames whose unsynced bytes the failure lost.
+    pub log_sync_failure_ignored: bool,
 }
 
 impl Twins {
@@ -50,5 +53,6 @@ impl Twins {
         vacuum_ignores_retention: false,
         log_unsynced: false,
         commit_dir_unsynced: false,
+        log_sync_failure_ignored: false,
     };
 }

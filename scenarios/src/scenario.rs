@@ -99,7 +99,11 @@ impl Scenario {
     /// The buggy twins of the scenario: each must be caught.
     pub fn twins(self) -> &'static [Twin] {
         match self {
-            Scenario::Standard => &[Twin::LogUnsynced, Twin::CommitDirUnsynced],
+            Scenario::Standard => &[
+                Twin::LogUnsynced,
+                Twin::CommitDirUnsynced,
+                Twin::LogSyncFailureIgnored,
+            ],
             Scenario::LedgerVsOutput => &[Twin::LyingSync, Twin::NoRestartCheck],
             Scenario::JournalDrain => &[Twin::DrainOnIngestOnly],
             Scenario::MultiStepPublish => {

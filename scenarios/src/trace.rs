@@ -120,7 +120,7 @@ pub fn misnumbered(lines: &[String]) -> Vec<String> {
                 }
                 None => Some(format!("a fault line naming no call: {line}")),
             }
-        } else if let Some(rest) = line.strip_prefix("L1 crash at call ") {
+        } else if let Some(rest) = line.strip_prefix("L1 crash at #") {
             match rest.split(',').next().and_then(|n| n.parse().ok()) {
                 Some(index) if crash_fault == Some(index) => {
                     naming(&logged, line, CallRef { life: 1, index }, None)
@@ -170,7 +170,7 @@ L1 #3 rename /store/a -> /store/b ok
 L1 fault at #3 rename /store/a: crash after this call
 point L1#3 [prefix 1] ok: version 0, 0 published, 0 staged
 VIOLATION crash after L1 #3 rename /store/a -> /store/b ok — acked-rows-present: lost
-L1 crash at call 3, model strict
+L1 crash at #3, model strict
 L2 #0 lock /store ok
 point L2#0 ok: version 0, 0 published, 0 staged";
 
@@ -198,7 +198,7 @@ point L2#0 ok: version 0, 0 published, 0 staged";
         assert_eq!(misnumbered(&lines(&points)).len(), 1);
         let violation = ONE_NUMBERING.replace("after L1 #3 rename", "after L1 #3 unlink");
         assert_eq!(misnumbered(&lines(&violation)).len(), 1);
-        let crash = ONE_NUMBERING.replace("crash at call 3", "crash at call 2");
+        let crash = ONE_NUMBERING.replace("crash at #3", "crash at #2");
         assert_eq!(misnumbered(&lines(&crash)).len(), 1);
     }
 }

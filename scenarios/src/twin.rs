@@ -35,10 +35,12 @@ pub enum Twin {
     LogUnsynced,
     /// Planted mutant: a commit's rename is never made durable by a directory sync.
     CommitDirUnsynced,
+    /// Planted mutant: a failed fsync of the log is taken for a successful one.
+    LogSyncFailureIgnored,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 10] = [
+    pub const ALL: [Twin; 11] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -49,6 +51,7 @@ impl Twin {
         Twin::VacuumIgnoresRetention,
         Twin::LogUnsynced,
         Twin::CommitDirUnsynced,
+        Twin::LogSyncFailureIgnored,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Twin {
             Twin::VacuumIgnoresRetention => "vacuum-ignores-retention",
             Twin::LogUnsynced => "log-unsynced",
             Twin::CommitDirUnsynced => "commit-dir-unsynced",
+            Twin::LogSyncFailureIgnored => "log-sync-failure-ignored",
         }
     }
 
@@ -98,6 +102,9 @@ impl Twin {
             Twin::CommitDirUnsynced => {
                 "planted mutant: a commit is renamed into _delta_log/ and reported published without the directory sync that makes the rename durable"
             }
+            Twin::LogSyncFailureIgnored => {
+                "planted mutant: a failed fsync of the log is taken for a successful one, and the frames whose bytes it lost are acknowledged (needs a failing-fsync fault)"
+            }
         }
     }
 
@@ -128,6 +135,7 @@ impl Twin {
                 Twin::VacuumIgnoresRetention => twins.vacuum_ignores_retention = true,
                 Twin::LogUnsynced => twins.log_unsynced = true,
                 Twin::CommitDirUnsynced => twins.commit_dir_unsynced = true,
+                Twin::LogSyncFailureIgnored => twins.log_sync_failure_ignored = true,
                 Twin::LyingSync => {}
             }
             Ok(())

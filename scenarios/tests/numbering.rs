@@ -33,7 +33,7 @@ fn every_fault_crash_crash_point_and_violation_names_the_op_log_line_of_its_call
         injected += count(&outcome, |l| {
             l.starts_with("L1 fault at #") && l.contains(": inject")
         });
-        crashes += count(&outcome, |l| l.starts_with("L1 crash at call "));
+        crashes += count(&outcome, |l| l.starts_with("L1 crash at #"));
         points += count(&outcome, |l| l.starts_with("point L"));
         violations += count(&outcome, |l| l.starts_with("VIOLATION crash after L"));
     }

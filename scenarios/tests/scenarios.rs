@@ -62,7 +62,7 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 10] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 11] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
@@ -123,6 +123,13 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 10] = [
         Scenario::Standard,
         Twin::CommitDirUnsynced,
         2,
+        &[Invariant::RecoverySucceeds, Invariant::AckedRowsPresent],
+    ),
+    (
+        // Needs a failing fsync aimed at a log segment: about one uniform seed in 100.
+        Scenario::Standard,
+        Twin::LogSyncFailureIgnored,
+        182,
         &[Invariant::RecoverySucceeds, Invariant::AckedRowsPresent],
     ),
     (

@@ -148,6 +148,27 @@ fn a_shard_given_twice_fails_naming_it_and_counts_once() {
     assert_eq!(merged.unwrap()["seeds_run"], 8);
 }
 
+/// A report whose `shard` field was changed (renamed, or a sweep given another `--shard`) holds
+/// seeds its shard does not run: counting them under it would report the owner present.
+#[test]
+fn a_report_holding_another_shards_seeds_is_refused_naming_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relabelled = read(&shards().shards[1]);
+    relabelled["shard"] = Value::from("3/4");
+    let fake = dir.path().join("shard-3.json");
+    write(&fake, &relabelled);
+    let mut reports = paths(&[1, 2, 4]);
+    reports.push(&fake);
+    let (out, merged) = merge(&reports, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(merged.is_none());
+    assert!(
+        text(&out).contains("seed 1 is not one of shard 3/4"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn shards_of_different_sweeps_are_refused_naming_the_field() {
     let strict = sweep_to(

@@ -207,7 +207,7 @@ impl<'a> Run<'a> {
         let world = World::new(faulty.clone(), faulty.clock(SimClock::default()));
         let result = self.lifetime(disk, 1, world).await;
         FirstLife {
-            crashed: faulty.crashed_at().map(|call| format!("call {call}")),
+            crashed: faulty.crashed_at().map(|call| format!("#{call}")),
             error: result.err(),
             injected,
             _faulty: faulty,

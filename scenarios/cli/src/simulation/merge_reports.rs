@@ -151,6 +151,7 @@ fn merge(
     for (path, (value, report)) in paths.iter().zip(shards) {
         same_sweep(&paths[0], &sweep, count, path, &identity(&value), &report)?;
         let (index, _) = shard_of(path, &report)?;
+        seeds_of_shard(path, &report, index, count)?;
         merged.reports.push(path.display().to_string());
         if !seen.insert(index) {
             // A shard given twice counts once: its seeds would otherwise count twice.
@@ -164,6 +165,25 @@ fn merge(
     merged.duplicate_shards.dedup();
     merged.finish(require_coverage);
     Ok(merged)
+}
+
+/// Refuses a report holding a seed that shard `index` of `count` does not run (a report
+/// renamed, or written by a sweep given another `--shard`): its seeds would be counted under
+/// the wrong shard, and the shard that owns them reported present.
+fn seeds_of_shard(path: &Path, report: &ShardReport, index: u64, count: u64) -> anyhow::Result<()> {
+    let foreign = report
+        .outcomes
+        .iter()
+        .filter_map(|o| o.get("seed").and_then(Value::as_u64))
+        .find(|seed| seed % count != index - 1);
+    match foreign {
+        Some(seed) => bail!(
+            "{}: seed {seed} is not one of shard {index}/{count} (its seeds are those with seed % {count} == {})",
+            path.display(),
+            index - 1
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Refuses a report of another sweep than the first, naming the field that differs.

@@ -61,6 +61,8 @@ struct SweepReport {
     model: Option<String>,
     controls: Vec<Control>,
     twin: Option<String>,
+    /// Whether seeds ran under their swarm profiles (`--no-swarm`: false).
+    swarm: bool,
     seeds_run: u64,
     crash_points: u64,
     failing_seeds: u64,
@@ -397,6 +399,7 @@ fn write_report(
         model: args.run.model.map(|m| m.to_string()),
         controls: sweep.controls.clone(),
         twin: sweep.twin.map(|t| t.to_string()),
+        swarm: sweep.swarm,
         seeds_run: tally.outcomes.len() as u64,
         crash_points: tally.points,
         failing_seeds: tally.failing,
