@@ -194,7 +194,8 @@ fn subset<T: Clone>(rng: &mut ChaCha8Rng, all: &[T], off: impl Fn(&T) -> f64) ->
 }
 
 impl fmt::Display for Swarm {
-    /// One line: `faults error 0.52 fail-sync off ...; triggers ...; models ...; off ...`.
+    /// One line: `faults error 0.52 fail-sync off ...; triggers ...; corrupting ...; models ...
+    /// (drew M); features off ...` (a `--model` given on the command line overrides the draw).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let odds = |p: f64| {
             if p == 0.0 {
@@ -225,8 +226,10 @@ impl fmt::Display for Swarm {
         let off: Vec<&str> = self.off.iter().map(|x| x.name()).collect();
         write!(
             f,
-            "models {}; features off {}",
+            "corrupting {}; models {} (drew {}); features off {}",
+            self.corruptible.join(","),
             models.join(","),
+            self.model,
             if off.is_empty() {
                 "none".to_owned()
             } else {

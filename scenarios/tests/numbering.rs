@@ -105,7 +105,7 @@ fn a_call_trigger_fires_exactly_on_the_call_printed_with_its_index() {
         };
         let fault = format!("L1 fault at #{index} {kind} {path}: crash {when} this call");
         assert!(outcome.trace.contains(&fault), "no line {fault:?}");
-        assert_eq!(outcome.crashed, Some(format!("call {index}")));
+        assert_eq!(outcome.crashed, Some(format!("#{index}")));
         let logged = format!("L1 #{index} {kind} {path} ");
         assert!(
             outcome.trace.iter().any(|l| l.starts_with(&logged)),

@@ -39,6 +39,7 @@ impl Run<'_> {
     pub(super) async fn check_points(&mut self, life: u32, points: Vec<CrashPoint>) {
         let checked = self.crash_points;
         let count = points.len() as u64;
+        self.reuse.start_lifetime();
         for point in points {
             self.crash_points += 1;
             self.check_point(life, point).await;
@@ -71,16 +72,18 @@ impl Run<'_> {
         }
         let variant = point.variant.as_deref();
         let label = variant.map(|v| format!(" [{v}]")).unwrap_or_default();
-        let found = match self.reuse.answer(&image, &point.progress) {
+        let lies = self.disk_may_lie(life, point.op.index);
+        let expect = expectation(&point.progress, &self.spec.workload, false, lies);
+        let found = match self.reuse.answer(&image, &expect) {
             Some((found, of)) => {
                 self.trace.line(format!(
-                    "point L{life}#{}{label} is the same disk as #{of}: its verdict is reused",
+                    "point L{life}#{}{label} is the same disk as L{life}#{of}: its verdict is reused",
                     point.op.index
                 ));
                 if self.reuse.audit_due() {
                     // Soundness, checked as the sweep goes: the reused verdict is the one a
                     // fresh check gives.
-                    let fresh = self.check_image(&image, &point.progress).await;
+                    let fresh = self.check_image(&image, &expect).await;
                     assert_eq!(
                         (&fresh.verdict, &fresh.marks),
                         (&found.verdict, &found.marks),
@@ -94,9 +97,9 @@ impl Run<'_> {
             None => {
                 // Recovery changes the disk it runs on: the crash image is kept as it was.
                 let pristine = image.snapshot();
-                let found = self.check_image(&image, &point.progress).await;
+                let found = self.check_image(&image, &expect).await;
                 self.reuse
-                    .remember(pristine, point.progress, point.op.index, found.clone());
+                    .remember(pristine, expect, point.op.index, found.clone());
                 found
             }
         };
@@ -121,21 +124,16 @@ impl Run<'_> {
         }
     }
 
-    /// Recovers `image` and applies the oracle, holding it to `progress`; collects the marks
-    /// the check fires instead of counting them, so a reuse of the verdict can count them too.
-    async fn check_image(
-        &mut self,
-        image: &SimFs,
-        progress: &BTreeMap<String, SourceProgress>,
-    ) -> Found {
-        let expect = expectation(progress, &self.spec.workload, false, self.disk_may_lie());
+    /// Recovers `image` and applies the oracle, holding it to `expect`; collects the marks the
+    /// check fires instead of counting them, so a reuse of the verdict can count them too.
+    async fn check_image(&mut self, image: &SimFs, expect: &Expectation) -> Found {
         let outer = lock(&self.recorder).capturing.replace(Vec::new());
         debug_assert!(
             outer.is_none(),
             "images are checked after their lifetime's capture"
         );
         let verdict =
-            oracle::check_cached(image, Path::new(ROOT), &self.config, &expect, &self.rows).await;
+            oracle::check_cached(image, Path::new(ROOT), &self.config, expect, &self.rows).await;
         let marks = std::mem::replace(&mut lock(&self.recorder).capturing, outer);
         Found {
             verdict,
@@ -156,7 +154,7 @@ impl Run<'_> {
             &progress,
             &self.spec.workload,
             final_state,
-            self.disk_may_lie(),
+            self.disk_may_lie(life, u64::MAX),
         );
         let checked = oracle::check_cached(
             &disk.snapshot(),
@@ -178,11 +176,13 @@ impl Run<'_> {
         }
     }
 
-    /// Whether something other than the pipeline may explain a repaired sequence reservation:
-    /// a control making the disk lie, or a corrupted read of the reservation.
-    fn disk_may_lie(&self) -> bool {
-        !self.spec.plan.controls.is_empty()
-            || self.seq_misread.load(std::sync::atomic::Ordering::Relaxed)
+    /// Whether something other than the pipeline may explain a repaired sequence reservation
+    /// on the disk after call `op_index` of lifetime `life`: a control making the disk lie, or
+    /// a corrupted read of the reservation at or before that call (the file it set aside stays
+    /// aside, so every later disk, the second lifetime's too, may show the repair).
+    fn disk_may_lie(&self, life: u32, op_index: u64) -> bool {
+        let misread = *lock(&self.seq_misread);
+        !self.spec.plan.controls.is_empty() || misread.is_some_and(|at| life > 1 || op_index >= at)
     }
 
     /// A check of `what` passed, having seen `seen`.

@@ -1,20 +1,19 @@
 //! A crash image the same as the one checked just before it is not recovered again.
 //!
-//! Why this is sound: a check is a function of the image and the expectation alone. Recovery
-//! and the oracle run on a copy of the image with a fresh clock; nothing in them is spawned or
-//! raced, so the runtime's random choices cannot steer them; the row cache only memoizes
-//! decoding. So an image no process can tell from the previous one
-//! ([`SimFs::same_settled_state`]), held to the same acknowledged progress, gets the verdict the
+//! Why this is sound: a check is a function of the image, the expectation and the clock alone.
+//! Recovery and the oracle run on a copy of the image; nothing in them is spawned or raced, so
+//! the runtime's random choices cannot steer them; the row cache only memoizes decoding; and
+//! the virtual clock stands still while one lifetime's images are checked (nothing in a check
+//! sleeps), so the last check is forgotten as each lifetime's checks begin. So an image no process can tell from the previous one
+//! ([`SimFs::same_settled_state`]), held to the same expectation, gets the verdict the
 //! previous one got, and the marks its check fired, without running it. Consecutive images are
 //! often the same disk: under `kill` a sync changes no byte a process can see, and under the
 //! strict models an unsynced write leaves the image its call began with. Every
 //! [`AUDIT_EVERY`]th reuse is checked afresh as well, and a difference stops the sweep.
 
-use std::collections::BTreeMap;
-
 use tally_sim::SimFs;
 
-use crate::oracle::{Breach, Seen, SourceProgress};
+use crate::oracle::{Breach, Expectation, Seen};
 
 /// One reuse in this many is audited by a fresh check.
 pub(super) const AUDIT_EVERY: u64 = 32;
@@ -31,7 +30,7 @@ pub(super) struct Found {
 /// The image a run checked last, what it was held to, and what its check found.
 struct LastCheck {
     image: SimFs,
-    progress: BTreeMap<String, SourceProgress>,
+    expect: Expectation,
     /// The call whose image it was, for the trace.
     op_index: u64,
     found: Found,
@@ -46,15 +45,18 @@ pub(super) struct Reuse {
 }
 
 impl Reuse {
-    /// What checking `image` held to `progress` would find, and the call of the image that
-    /// found it, if it is the same disk held to the same progress as the last one checked.
-    pub fn answer(
-        &mut self,
-        image: &SimFs,
-        progress: &BTreeMap<String, SourceProgress>,
-    ) -> Option<(Found, u64)> {
+    /// Forgets the last check: called as each lifetime's checks begin. Virtual time stands
+    /// still while one lifetime's images are checked (nothing in a check sleeps), but moves
+    /// between lifetimes, and recovery reads the clock (expired tombstones are vacuumed).
+    pub fn start_lifetime(&mut self) {
+        self.last = None;
+    }
+
+    /// What checking `image` against `expect` would find, and the call of the image that
+    /// found it, if it is the same disk held to the same expectation as the last one checked.
+    pub fn answer(&mut self, image: &SimFs, expect: &Expectation) -> Option<(Found, u64)> {
         let last = self.last.as_ref()?;
-        if last.progress != *progress || !last.image.same_settled_state(image) {
+        if last.expect != *expect || !last.image.same_settled_state(image) {
             return None;
         }
         self.reused += 1;
@@ -67,16 +69,10 @@ impl Reuse {
     }
 
     /// Keeps what the check of `image` (as it was before recovery ran on it) found.
-    pub fn remember(
-        &mut self,
-        image: SimFs,
-        progress: BTreeMap<String, SourceProgress>,
-        op_index: u64,
-        found: Found,
-    ) {
+    pub fn remember(&mut self, image: SimFs, expect: Expectation, op_index: u64, found: Found) {
         self.last = Some(LastCheck {
             image,
-            progress,
+            expect,
             op_index,
             found,
         });

@@ -55,9 +55,9 @@ pub(super) struct Run<'a> {
     pub recorder: SharedRecorder,
     /// The crash image checked last: the next one, if it is the same disk, reuses its verdict.
     pub reuse: super::reuse::Reuse,
-    /// A corrupted read of the sequence reservation was injected: a repaired reservation is
-    /// explained (`repairs-explained`).
-    pub seq_misread: Arc<AtomicBool>,
+    /// The first call of the first lifetime whose read of the sequence reservation was
+    /// corrupted: a repaired reservation is explained from then on (`repairs-explained`).
+    pub seq_misread: Arc<Mutex<Option<u64>>>,
 }
 
 /// How the first lifetime ended.
@@ -195,7 +195,7 @@ impl<'a> Run<'a> {
                 if matches!(e.injected, Some(tally_faults::Effect::CorruptRead))
                     && coverage::file_class(&e.path) == "seq"
                 {
-                    seq_misread.store(true, Ordering::Relaxed);
+                    lock(&seq_misread).get_or_insert(e.call);
                 }
                 // `#N op path` as the disk's op log prints the same call.
                 trace.line(format!(
