@@ -160,7 +160,7 @@ fn a_report_holding_another_shards_seeds_is_refused_naming_the_seed() {
     let mut reports = paths(&[1, 2, 4]);
     reports.push(&fake);
     let (out, merged) = merge(&reports, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(merged.is_none());
     assert!(
         text(&out).contains("seed 1 is not one of shard 3/4"),
