@@ -412,10 +412,9 @@ async fn a_plan_applies_over_the_real_disk_too() {
     assert_eq!(fs.read(&path).await.unwrap(), b"x");
 }
 
-#[test]
-fn generated_plans_follow_from_the_seed() {
-    use tally_faults::generate::{Profile, generate};
-    let profile = Profile {
+/// The profile the generator tests draw from: a crash, every fault kind, corrupted log reads.
+fn profile_of(mix: tally_faults::generate::Mix) -> tally_faults::generate::Profile {
+    tally_faults::generate::Profile {
         expected_calls: 500,
         crash: true,
         model: None,
@@ -423,8 +422,14 @@ fn generated_plans_follow_from_the_seed() {
         corruptible: vec!["*/log/*".into()],
         controls: vec![],
         latency: None,
-        mix: Default::default(),
-    };
+        mix,
+    }
+}
+
+#[test]
+fn generated_plans_follow_from_the_seed() {
+    use tally_faults::generate::{Mix, generate};
+    let profile = profile_of(Mix::UNIFORM);
     assert_eq!(generate(7, &profile), generate(7, &profile));
     let distinct: std::collections::BTreeSet<String> =
         (0..50).map(|s| generate(s, &profile).to_string()).collect();
@@ -440,17 +445,8 @@ fn generated_plans_follow_from_the_seed() {
 /// are those drawn before it existed, so every seed still names the plan it named.
 #[test]
 fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
-    use tally_faults::generate::{Profile, generate};
-    let profile = Profile {
-        expected_calls: 500,
-        crash: true,
-        model: None,
-        faults: true,
-        corruptible: vec!["*/log/*".into()],
-        controls: vec![],
-        latency: None,
-        mix: Default::default(),
-    };
+    use tally_faults::generate::{Mix, generate};
+    let profile = profile_of(Mix::UNIFORM);
     let plans: Vec<String> = (0..200)
         .map(|s| generate(s, &profile).to_string())
         .collect();
@@ -469,7 +465,7 @@ fn generated_plans_keep_their_seeds_and_never_draw_rename_noreplace() {
 /// kind or path it left out.
 #[test]
 fn a_mix_draws_only_the_kinds_and_triggers_it_allows() {
-    use tally_faults::generate::{Mix, Profile, generate};
+    use tally_faults::generate::{Mix, generate};
     use tally_faults::{Effect, Trigger};
     let mix = Mix {
         error: 0.0,
@@ -480,16 +476,7 @@ fn a_mix_draws_only_the_kinds_and_triggers_it_allows() {
         kinds: Some(vec![CallKind::Sync, CallKind::Rename]),
         patterns: Some(vec!["*/_delta_log/*".into()]),
     };
-    let profile = Profile {
-        expected_calls: 500,
-        crash: true,
-        model: None,
-        faults: true,
-        corruptible: vec!["*/log/*".into()],
-        controls: vec![],
-        latency: None,
-        mix,
-    };
+    let profile = profile_of(mix);
     let plans: Vec<_> = (0..200).map(|s| generate(s, &profile)).collect();
     let triggers = plans.iter().flat_map(|p| {
         p.faults

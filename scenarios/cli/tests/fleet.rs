@@ -40,6 +40,16 @@ fn write(path: &Path, value: &Value) {
     std::fs::write(path, serde_json::to_string_pretty(value).unwrap()).unwrap();
 }
 
+/// The command was refused as bad usage (exit code 2), saying `why` on stderr.
+fn assert_refused(out: &Output, why: &str) {
+    assert_eq!(out.status.code(), Some(2), "{}", text(out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(why),
+        "{}",
+        text(out)
+    );
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -160,13 +170,8 @@ fn a_report_holding_another_shards_seeds_is_refused_naming_the_seed() {
     let mut reports = paths(&[1, 2, 4]);
     reports.push(&fake);
     let (out, merged) = merge(&reports, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_refused(&out, "seed 1 is not one of shard 3/4");
     assert!(merged.is_none());
-    assert!(
-        text(&out).contains("seed 1 is not one of shard 3/4"),
-        "{}",
-        text(&out)
-    );
 }
 
 #[test]
@@ -179,11 +184,9 @@ fn shards_of_different_sweeps_are_refused_naming_the_field() {
     let mut reports = paths(&[1, 2, 4]);
     reports.push(&strict);
     let (out, merged) = merge(&reports, &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("different sweeps: model is null in one and \"strict\" in the other"),
-        "{stderr}"
+    assert_refused(
+        &out,
+        "different sweeps: model is null in one and \"strict\" in the other",
     );
     assert!(merged.is_none());
     // A shard count that differs is another sweep too.
@@ -192,12 +195,7 @@ fn shards_of_different_sweeps_are_refused_naming_the_field() {
     let five_path = shards().dir.path().join("shard-3-of-5.json");
     write(&five_path, &five);
     let (out, _) = merge(&[paths(&[1])[0], &five_path], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("shard count is 4 in one and 5"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "shard count is 4 in one and 5");
 }
 
 #[test]
@@ -382,12 +380,7 @@ fn shard_auto_without_a_scheduler_or_with_two_disagreeing_is_refused() {
         ("JOB_COMPLETION_INDEX", "1"),
     ];
     let out = tally_with(&two, &["sweep", "--seeds", "0..8", "--shard", "auto"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ambiguous"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "ambiguous");
 }
 
 #[test]
@@ -397,10 +390,5 @@ fn a_sweep_reports_its_doublecheck_and_refuses_a_fraction_outside_zero_to_one() 
     assert_eq!(report["doublecheck"]["mismatches"], serde_json::json!([]));
     assert_eq!(read(&shards().whole)["doublecheck"]["rerun"], 0);
     let out = tally(&["sweep", "--doublecheck", "1.5"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("need 0 <= P <= 1"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "need 0 <= P <= 1");
 }
