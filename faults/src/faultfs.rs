@@ -132,7 +132,8 @@ struct Decision {
     crash: Option<Moment>,
     error: Option<io::Error>,
     fail_sync: bool,
-    corrupt: Option<u64>,
+    /// A corrupting effect and the draw that places it.
+    corrupt: Option<(Effect, u64)>,
 }
 
 struct Shared<T> {
@@ -198,7 +199,9 @@ fn injected(kind: ErrorKind, call: OpKind, path: &Path) -> io::Error {
     )
 }
 
-fn matches(pattern: &glob::Pattern, path: &Path) -> bool {
+/// Whether a trigger's `pattern` names `path`: `*` matches across `/`, and a leading dot
+/// needs no literal dot.
+pub fn matches(pattern: &glob::Pattern, path: &Path) -> bool {
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: false,
@@ -437,7 +440,9 @@ impl<F: Backend> FaultFs<F> {
             return;
         }
         let effect = state.plan.faults[i - usize::from(has_crash)].effect.clone();
-        let applied = (effect != Effect::CorruptRead).then(|| effect.clone());
+        // A corruption is reported once it changed a byte (see `read`), not when it fires.
+        let corrupts = matches!(effect, Effect::CorruptRead | Effect::FlipDigit);
+        let applied = (!corrupts).then(|| effect.clone());
         Self::emit(
             state,
             decision.index,
@@ -458,9 +463,9 @@ impl<F: Backend> FaultFs<F> {
             Effect::FailSync => {
                 decision.error = Some(injected(ErrorKind::Eio, op, path));
             }
-            Effect::CorruptRead => {
+            Effect::CorruptRead | Effect::FlipDigit => {
                 if kind == CallKind::Read {
-                    decision.corrupt = Some(state.rng.r#gen());
+                    decision.corrupt = Some((effect, state.rng.r#gen()));
                 }
             }
             Effect::ClockJump { seconds } => {
@@ -573,32 +578,23 @@ impl<F: Backend> FaultFs<F> {
         result
     }
 
-    /// A read through [`Self::gate`]; a planned corruption flips one bit of what it returns.
+    /// A read through [`Self::gate`]; a planned corruption changes one bit of what it returns.
     async fn gate_read(
         &self,
         path: &Path,
         call: impl Future<Output = io::Result<Vec<u8>>>,
     ) -> io::Result<Vec<u8>> {
         let overtaken = self.prepare(OpKind::Read, path).await?;
-        let decision = self.decide(OpKind::Read, path, None)?;
-        let (index, corrupt) = (decision.index, decision.corrupt);
+        let mut decision = self.decide(OpKind::Read, path, None)?;
+        let (index, corrupt) = (decision.index, decision.corrupt.take());
         let mut bytes = self
             .finish(decision, overtaken, OpKind::Read, path, None, call)
             .await?;
-        if let Some(draw) = corrupt
-            && !bytes.is_empty()
+        if let Some((effect, draw)) = corrupt
+            && let Some(what) = corrupt_bytes(&effect, draw, &mut bytes)
         {
-            let at = (draw % bytes.len() as u64) as usize;
-            bytes[at] ^= 1 << ((draw >> 60) & 7);
             let state = self.lock();
-            Self::emit(
-                &state,
-                index,
-                OpKind::Read,
-                path,
-                format!("flipped a bit of byte {at} of {} read", bytes.len()),
-                Some(Effect::CorruptRead),
-            );
+            Self::emit(&state, index, OpKind::Read, path, what, Some(effect));
         }
         Ok(bytes)
     }
@@ -828,5 +824,40 @@ impl<C: Clock> Clock for FaultClock<C> {
 
     async fn sleep(&self, duration: Duration) {
         self.inner.sleep(duration).await;
+    }
+}
+
+/// Applies corrupting `effect` to `bytes` at the place `draw` picks; says what it changed, or
+/// `None` if there was nothing to change (an empty read, or no digit for `FlipDigit`).
+fn corrupt_bytes(effect: &Effect, draw: u64, bytes: &mut [u8]) -> Option<String> {
+    match effect {
+        Effect::CorruptRead if !bytes.is_empty() => {
+            let at = (draw % bytes.len() as u64) as usize;
+            bytes[at] ^= 1 << ((draw >> 60) & 7);
+            Some(format!(
+                "flipped a bit of byte {at} of {} read",
+                bytes.len()
+            ))
+        }
+        Effect::FlipDigit => {
+            let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count() as u64;
+            let nth = draw.checked_rem(digits)? as usize;
+            let at = bytes
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.is_ascii_digit())
+                .nth(nth)
+                .map(|(at, _)| at)?;
+            let was = bytes[at];
+            bytes[at] ^= 1;
+            debug_assert!(bytes[at].is_ascii_digit(), "a digit stays a digit");
+            Some(format!(
+                "changed digit {} to {} at byte {at} of {} read",
+                was as char,
+                bytes[at] as char,
+                bytes.len()
+            ))
+        }
+        _ => None,
     }
 }

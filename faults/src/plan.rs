@@ -173,8 +173,13 @@ pub enum Effect {
     /// A `sync` fails and the file's unsynced data is lost (fsyncgate): it never becomes
     /// durable, whatever later syncs report. On any other call: an I/O error.
     FailSync,
-    /// A read returns its bytes with one byte flipped.
+    /// A read returns its bytes with one bit flipped.
     CorruptRead,
+    /// A read returns its bytes with one ASCII digit changed into another (its lowest bit
+    /// flipped, so `0`↔`1`, ..., `8`↔`9`): a JSON or text body stays well-formed and only a
+    /// number or a name in it changes, which a parser alone cannot notice. A read holding no
+    /// digit is returned as it is (and the fault did nothing).
+    FlipDigit,
     /// The clock jumps by this many seconds (negative: backwards) before the call.
     ClockJump { seconds: i64 },
 }
@@ -280,6 +285,7 @@ impl fmt::Display for Effect {
             }
             Effect::FailSync => f.write_str("failing fsync (unsynced data lost)"),
             Effect::CorruptRead => f.write_str("corrupted read"),
+            Effect::FlipDigit => f.write_str("corrupted read (a digit changed)"),
             Effect::ClockJump { seconds } => write!(f, "clock jump {seconds:+} s"),
         }
     }

@@ -188,6 +188,45 @@ async fn a_corrupted_read_flips_one_bit_of_that_read_only() {
 }
 
 #[tokio::test]
+async fn a_flipped_digit_changes_one_digit_and_keeps_the_json_parseable() {
+    let flip = |n| Fault {
+        at: Trigger::Nth {
+            kind: CallKind::Read,
+            path: "*".into(),
+            n,
+        },
+        effect: Effect::FlipDigit,
+    };
+    let (disk, fs) = on_sim_disk(plan(vec![flip(1), flip(3)]));
+    let body = br#"{"version":42,"path":"part-0007.parquet","size":1930}"#.to_vec();
+    let f = create(&fs, "/c.json").await;
+    f.append(&body).await.unwrap();
+    let read = fs.read(Path::new("/c.json")).await.unwrap();
+    let changed: Vec<usize> = (0..body.len()).filter(|&i| read[i] != body[i]).collect();
+    assert_eq!(changed.len(), 1, "one byte changed");
+    let (was, now) = (body[changed[0]], read[changed[0]]);
+    assert!(was.is_ascii_digit() && now.is_ascii_digit() && was != now);
+    let parsed: serde_json::Value = serde_json::from_slice(&read).expect("still JSON");
+    assert_ne!(
+        parsed,
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    );
+    assert_eq!(
+        file_bytes(&disk, "/c.json").unwrap(),
+        body,
+        "the disk is untouched"
+    );
+    // A read with no digit in it is returned as it is: nothing to change, nothing reported.
+    let g = create(&fs, "/plain").await;
+    g.append(b"no digits here").await.unwrap();
+    assert_eq!(fs.read(Path::new("/c.json")).await.unwrap(), body);
+    assert_eq!(
+        fs.read(Path::new("/plain")).await.unwrap(),
+        b"no digits here"
+    );
+}
+
+#[tokio::test]
 async fn a_clock_jump_moves_the_fault_clock_from_its_call_on() {
     #[derive(Clone)]
     struct Fixed;

@@ -226,6 +226,7 @@ pub fn fault_probe(event: &FaultEvent) -> Option<String> {
         Effect::FailSync if event.op == OpKind::Sync => "fail-sync",
         Effect::FailSync | Effect::Error { .. } => "error",
         Effect::CorruptRead => "corrupt-read",
+        Effect::FlipDigit => "flip-digit",
         Effect::ClockJump { .. } => return Some("fault:clock-jump".to_owned()),
     };
     Some(format!("fault:{effect}:{}", file_class(&event.path)))

@@ -3,6 +3,7 @@
 
 use tally_sim::CrashModel;
 
+use crate::focus::{FOCI, Focus};
 use crate::scenario::Scenario;
 
 /// Marks every scenario's default sweep reaches: the write protocol of every step and the
@@ -52,7 +53,7 @@ const CRASHED_CLASSES: &[&str] = &[
 /// faults of its own workload and fault profile, each reached by the default sweep's 200 seeds
 /// (some by only one or two: `docs/harness.md`, "Coverage probes", lists them); what no
 /// scenario reaches is listed there as a gap.
-fn scenario_specific(scenario: Scenario) -> Vec<&'static str> {
+fn scenario_specific(scenario: Scenario) -> Vec<String> {
     const FAULTS: &[&str] = &[
         "fault:clock-jump",
         "fault:corrupt-read:log",
@@ -68,9 +69,6 @@ fn scenario_specific(scenario: Scenario) -> Vec<&'static str> {
             "poison.step-refused",
             "recover.retried",
             "recover.retries-exhausted",
-            "fault:error:seq",
-            "fault:fail-sync:commit",
-            "fault:fail-sync:seq",
         ],
         Scenario::JournalDrain => &[
             "export.batch-installed",
@@ -103,10 +101,17 @@ fn scenario_specific(scenario: Scenario) -> Vec<&'static str> {
         scenario,
         Scenario::Standard | Scenario::JournalDrain | Scenario::IncrementalExport
     );
-    own.iter()
+    let mut all: Vec<String> = own
+        .iter()
         .chain(if injects { FAULTS } else { &[] })
-        .copied()
-        .collect()
+        .map(|p| (*p).to_owned())
+        .collect();
+    // `standard` studies every cell of the fault × file-class matrix in its focused seeds
+    // (the other two aim their crashes and keep their own plans).
+    if scenario == Scenario::Standard {
+        all.extend(FOCI.iter().map(Focus::probe));
+    }
+    all
 }
 
 /// The probes `scenario` declares: the marks of every scenario, every crash model after a
@@ -128,7 +133,7 @@ pub fn probes(scenario: Scenario) -> Vec<String> {
         .iter()
         .map(|m| (*m).to_owned())
         .chain(crashes)
-        .chain(scenario_specific(scenario).into_iter().map(str::to_owned))
+        .chain(scenario_specific(scenario))
         .collect();
     all.sort();
     all.dedup();

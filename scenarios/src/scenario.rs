@@ -11,6 +11,7 @@ use tally_faults::generate::{Mix, Profile, generate};
 use tally_faults::{CallKind, Control, Crash, Latency, Moment, Trigger};
 use tally_sim::CrashModel;
 
+use super::focus::Focus;
 use super::run::RunSpec;
 use super::swarm::{Feature, Swarm};
 use super::twin::Twin;
@@ -143,6 +144,14 @@ impl Scenario {
         let plan_seed = rng.r#gen();
         let mut shape = ChaCha8Rng::seed_from_u64(rng.r#gen());
         let (aim, faults) = self.shape(&mut workload, &mut shape);
+        // Only a scenario that injects faults anywhere studies one: the others aim a crash.
+        let swarm = swarm.map(|mut s| {
+            s.focus = Focus::of(seed).filter(|_| faults && aim.is_empty());
+            if let Some(focus) = s.focus {
+                s.off.retain(|feature| !focus.needs().contains(feature));
+            }
+            s
+        });
         if let Some(swarm) = &swarm {
             swarm.apply(&mut workload);
         }
@@ -154,6 +163,12 @@ impl Scenario {
         let mut plan = generate(plan_seed, &profile);
         if !aim.is_empty() {
             plan.crash = Some(aimed_crash(aim, model, &mut shape));
+        }
+        if let Some(focus) = swarm.as_ref().and_then(|s| s.focus) {
+            // A planned crash or another fault could end the lifetime before the cell's
+            // moment; crash images are still checked after every call.
+            plan.crash = None;
+            plan.faults = vec![focus.fault(seed)];
         }
         RunSpec {
             scenario: self.name().to_owned(),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tally_faults::generate::{CHANGING_KINDS, Mix, PATTERNS};
 use tally_sim::CrashModel;
 
+use crate::focus::Focus;
 use crate::workload::Workload;
 
 /// A workload feature a swarm profile may switch off.
@@ -94,6 +95,9 @@ pub struct Swarm {
     /// The files whose reads a corrupted-read fault may flip a bit in: a subset of
     /// [`CORRUPTIBLE`] (the uniform profile corrupts log segments only).
     pub corruptible: Vec<String>,
+    /// The cell of the fault × file-class matrix the seed studies, if it is a focused seed of
+    /// a scenario that injects faults (see [`crate::focus`]).
+    pub focus: Option<Focus>,
 }
 
 /// Every class of file the pipeline reads back: log segments, acknowledgement records,
@@ -167,13 +171,17 @@ impl Swarm {
             model,
             off,
             corruptible,
+            focus: None,
         }
     }
 
-    /// Switches the profile's features off in `workload`.
+    /// Switches the profile's features off in `workload`, then shapes it for the focus.
     pub fn apply(&self, workload: &mut Workload) {
         for feature in &self.off {
             feature.switch_off(workload);
+        }
+        if let Some(focus) = &self.focus {
+            focus.shape(workload);
         }
     }
 }
@@ -235,7 +243,11 @@ impl fmt::Display for Swarm {
             } else {
                 off.join(",")
             }
-        )
+        )?;
+        match &self.focus {
+            Some(focus) => write!(f, "; focus {focus}: its one fault, no planned crash"),
+            None => Ok(()),
+        }
     }
 }
 

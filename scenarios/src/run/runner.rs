@@ -192,8 +192,10 @@ impl<'a> Run<'a> {
                 }
                 // A bad read of the reservation makes the pipeline set it aside and recovery
                 // rebuild it from the numbers in use: a repair the fault explains.
-                if matches!(e.injected, Some(tally_faults::Effect::CorruptRead))
-                    && coverage::file_class(&e.path) == "seq"
+                if matches!(
+                    e.injected,
+                    Some(tally_faults::Effect::CorruptRead | tally_faults::Effect::FlipDigit)
+                ) && coverage::file_class(&e.path) == "seq"
                 {
                     lock(&seq_misread).get_or_insert(e.call);
                 }
