@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tally_faults::{CallKind, Effect, ErrorKind, Fault, Trigger};
 
-use crate::swarm::Feature;
+use crate::feature::Feature;
 use crate::workload::{ExportPlan, Workload};
 
 /// The fault a focused seed aims.

@@ -9,6 +9,7 @@ pub mod coverage;
 pub mod crashtest;
 pub mod declared;
 pub mod explore;
+pub mod feature;
 pub mod focus;
 pub mod oracle;
 pub mod outcome;
