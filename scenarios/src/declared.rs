@@ -93,7 +93,8 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
             "fault:fail-sync:table",
         ],
         Scenario::MergeCascade => &["poison.step-refused"],
-        Scenario::LedgerVsOutput | Scenario::MultiStepPublish => &[],
+        Scenario::LedgerVsOutput => &["commit.version-taken", "table.name-taken"],
+        Scenario::MultiStepPublish => &[],
     };
     // The scenarios whose fault profile injects errors, failing fsyncs, corrupted reads and
     // clock jumps (the others crash only).

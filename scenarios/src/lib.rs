@@ -14,6 +14,7 @@ pub mod focus;
 pub mod oracle;
 pub mod outcome;
 pub mod probe;
+pub mod probe_foreign;
 pub mod run;
 pub mod runtime;
 pub mod scenario;

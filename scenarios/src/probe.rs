@@ -34,6 +34,9 @@ pub async fn run(
     let result = match probe {
         Probe::Damage => damage(disk, config, workload, trace).await,
         Probe::MalformedManifest => malformed_manifest(disk, config, trace).await,
+        Probe::ForeignFile => {
+            super::probe_foreign::foreign_files(disk, config, workload, trace).await
+        }
     };
     result.err().into_iter().collect()
 }

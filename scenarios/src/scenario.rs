@@ -205,7 +205,7 @@ impl Scenario {
                 workload.restart_after_parts = None;
                 workload.resume = Resume::RerunAll;
                 workload.concurrent = shape.gen_bool(0.5);
-                workload.probes = vec![Probe::Damage];
+                workload.probes = vec![Probe::Damage, Probe::ForeignFile];
                 (LEDGER_VS_OUTPUT, false)
             }
             Scenario::JournalDrain => {
@@ -258,7 +258,7 @@ impl Scenario {
             Scenario::Standard => {}
             Scenario::LedgerVsOutput => {
                 workload.resume = Resume::RerunAll;
-                workload.probes = vec![Probe::Damage];
+                workload.probes = vec![Probe::Damage, Probe::ForeignFile];
             }
             Scenario::JournalDrain => {
                 workload.export = Some(ExportPlan {

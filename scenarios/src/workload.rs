@@ -90,6 +90,10 @@ pub enum Probe {
     /// An unreadable newest manifest must not brick later opens; recovery setting it aside
     /// under a persistent ENOSPC retries a bounded number of times, then reports the error.
     MalformedManifest,
+    /// Another program's file appears under the next commit's version, then under the next
+    /// table file's name, between open and flush: the flush must refuse naming it, leave it
+    /// as it was, and publish every row once it is moved out (`probe_foreign`).
+    ForeignFile,
 }
 
 /// Everything a run does, apart from its faults.
