@@ -171,6 +171,14 @@ impl Focus {
         (seed % 3 != 2).then(|| FOCI[(focused % FOCI.len() as u64) as usize])
     }
 
+    /// Whether a seed of this cell runs without its planned crash: a read cell's moment comes
+    /// late (a restart, a merge), and with the crash kept 2 of its 11 cells went unreached in
+    /// 200 seeds; a write cell's moment comes early enough to keep it (every one reached), and
+    /// a run that ends in a crash costs less per crash point than one that runs to its end.
+    pub fn drops_crash(&self) -> bool {
+        matches!(self.aimed, Aimed::CorruptRead | Aimed::FlipDigit)
+    }
+
     /// The probe a fault of this cell counts under.
     pub fn probe(&self) -> String {
         format!("fault:{}:{}", self.aimed.name(), self.class)
@@ -294,14 +302,19 @@ mod tests {
     }
 
     #[test]
-    fn a_focused_seed_runs_its_one_fault_without_a_planned_crash() {
+    fn a_focused_seed_runs_its_one_fault_and_a_read_cell_no_planned_crash() {
         use crate::scenario::Scenario;
         for seed in 0..60 {
             let spec = Scenario::Standard.spec_with(seed, None, &[], None, true);
             match Focus::of(seed) {
                 Some(focus) => {
                     assert_eq!(spec.plan.faults, vec![focus.fault(seed)], "seed {seed}");
-                    assert_eq!(spec.plan.crash, None, "seed {seed}");
+                    let uniform = Scenario::Standard.spec_with(seed, None, &[], None, false);
+                    if focus.drops_crash() {
+                        assert_eq!(spec.plan.crash, None, "seed {seed}");
+                    } else if uniform.plan.crash.is_some() {
+                        assert!(spec.plan.crash.is_some(), "seed {seed} keeps its crash");
+                    }
                     let line = spec.swarm.expect("a swarm profile");
                     assert!(line.contains(&format!("focus {focus}")), "{line}");
                     if focus.needs().contains(&super::Feature::Restarts) {

@@ -165,9 +165,12 @@ impl Scenario {
             plan.crash = Some(aimed_crash(aim, model, &mut shape));
         }
         if let Some(focus) = swarm.as_ref().and_then(|s| s.focus) {
-            // A planned crash or another fault could end the lifetime before the cell's
-            // moment; crash images are still checked after every call.
-            plan.crash = None;
+            // Another fault could end the lifetime before the cell's moment, and so could the
+            // planned crash before a read cell's moment (reads come late: at a restart, in a
+            // merge); crash images are still checked after every call.
+            if focus.drops_crash() {
+                plan.crash = None;
+            }
             plan.faults = vec![focus.fault(seed)];
         }
         RunSpec {

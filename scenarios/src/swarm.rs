@@ -193,7 +193,10 @@ impl fmt::Display for Swarm {
             }
         )?;
         match &self.focus {
-            Some(focus) => write!(f, "; focus {focus}: its one fault, no planned crash"),
+            Some(focus) if focus.drops_crash() => {
+                write!(f, "; focus {focus}: its one fault, no planned crash")
+            }
+            Some(focus) => write!(f, "; focus {focus}: its one fault and the planned crash"),
             None => Ok(()),
         }
     }
