@@ -64,19 +64,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             delta::write_commit(fs, layout, next.version, &bytes).await
         };
         if let Err(e) = written {
-            let e = if e.kind() == std::io::ErrorKind::AlreadyExists {
-                // Only another writer (or a file that is not tally's) takes a version: one
-                // writer per root holds the lock, and its versions follow the log it replayed.
-                Error::corrupt(
-                    layout.commit(next.version),
-                    "a commit already exists under the version being published; tally never \
-                     writes over one, and this commit was not published. Way out: if another \
-                     program writes to this table, stop it; if the file is not tally's, move it \
-                     out of _delta_log/ and run again",
-                )
-            } else {
-                Error::from(e)
-            };
+            let e = commit_failed(layout, next.version, e);
             self.poison(&e);
             return Err(e);
         }
@@ -164,4 +152,19 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             next.next_file_id
         );
     }
+}
+
+/// The error of a commit that could not be written. A version found taken is named: only
+/// another writer (or a file that is not tally's) takes one, since one writer per root holds
+/// the lock and its versions follow the log it replayed.
+fn commit_failed(layout: &crate::Layout, version: u64, e: std::io::Error) -> Error {
+    if e.kind() != std::io::ErrorKind::AlreadyExists {
+        return Error::from(e);
+    }
+    Error::corrupt(
+        layout.commit(version),
+        "a commit already exists under the version being published; tally never writes over \
+         one, and this commit was not published. Way out: if another program writes to this \
+         table, stop it; if the file is not tally's, move it out of _delta_log/ and run again",
+    )
 }
