@@ -17,6 +17,10 @@ macro_rules! forward_fs_namespace {
             self.inner.rename_noreplace(from, to).await
         }
 
+        async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.inner.hard_link(from, to).await
+        }
+
         async fn unlink(&self, path: &Path) -> io::Result<()> {
             self.inner.unlink(path).await
         }

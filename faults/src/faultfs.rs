@@ -661,6 +661,16 @@ impl<F: Backend> Fs for FaultFs<F> {
         .await
     }
 
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.gate(
+            OpKind::HardLink,
+            from,
+            Some(to),
+            self.inner.hard_link(from, to),
+        )
+        .await
+    }
+
     async fn unlink(&self, path: &Path) -> io::Result<()> {
         self.gate(OpKind::Unlink, path, None, self.inner.unlink(path))
             .await

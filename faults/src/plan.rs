@@ -82,6 +82,7 @@ pub enum CallKind {
     Unlink,
     /// `write_at`, `append` and `set_len`.
     Write,
+    /// `create`, `create_dir`, `create_dir_all` and `hard_link`: calls that make a new name.
     Create,
     /// `read`, `read_at` and `read_all`.
     Read,
@@ -138,7 +139,9 @@ impl CallKind {
             OpKind::RenameNoReplace => CallKind::RenameNoReplace,
             OpKind::Unlink | OpKind::RemoveDir => CallKind::Unlink,
             OpKind::Write | OpKind::Append | OpKind::SetLen => CallKind::Write,
-            OpKind::Create | OpKind::CreateDir | OpKind::CreateDirAll => CallKind::Create,
+            OpKind::Create | OpKind::CreateDir | OpKind::CreateDirAll | OpKind::HardLink => {
+                CallKind::Create
+            }
             OpKind::Read => CallKind::Read,
             OpKind::Open
             | OpKind::ListDir

@@ -39,6 +39,13 @@ pub struct Twins {
     /// A failed sync of the log is taken for a successful one (fsyncgate): the group goes on
     /// to acknowledge frames whose unsynced bytes the failure lost.
     pub log_sync_failure_ignored: bool,
+    /// A rollback over a damaged commit sets the damaged commits aside before the table files
+    /// only they may reference: a crash in between leaves those files unreferenced by any
+    /// commit, and the next open deletes them as orphans instead of keeping them aside.
+    pub rollback_commits_first: bool,
+    /// Recovery sets a file aside with one `rename` into the quarantine, another directory:
+    /// its two halves persist apart, and a crash can leave the file under neither name.
+    pub quarantine_by_rename: bool,
 }
 
 impl Twins {
@@ -54,5 +61,7 @@ impl Twins {
         log_unsynced: false,
         commit_dir_unsynced: false,
         log_sync_failure_ignored: false,
+        rollback_commits_first: false,
+        quarantine_by_rename: false,
     };
 }

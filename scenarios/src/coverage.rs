@@ -214,9 +214,14 @@ fn private_class(rest: &str) -> &'static str {
     }
 }
 
-/// The probe of an image checked under `model` after the mutating call `op`.
+/// The probe of an image checked under `model` after the mutating call `op`. A rename into
+/// the quarantine is of class `quarantine` (setting a file aside is the step it takes).
 pub fn crash_probe(model: CrashModel, op: &OpRecord) -> String {
-    format!("crash:{}:{}", model.name(), file_class(&op.path))
+    let class = match op.to.as_deref().map(file_class) {
+        Some("quarantine") => "quarantine",
+        _ => file_class(&op.path),
+    };
+    format!("crash:{}:{class}", model.name())
 }
 
 /// The probe of a fault event, if it is an injection (not a crash or a control).

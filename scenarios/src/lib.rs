@@ -15,6 +15,7 @@ pub mod oracle;
 pub mod outcome;
 pub mod probe;
 pub mod probe_foreign;
+pub mod probe_rollback;
 pub mod run;
 pub mod runtime;
 pub mod scenario;

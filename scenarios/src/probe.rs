@@ -13,9 +13,10 @@ use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigg
 use tally_pipeline::{
     Config, Error, Layout, Manifest, Pipeline, RecoveryReport, frame, layout, log, read, verify,
 };
-use tally_sim::{Fs, FsFile, OpenMode, SimClock, SimFs, World};
+use tally_sim::{CrashModel, Fs, FsFile, OpenMode, SimClock, SimFs, World};
 
 use super::oracle::{Breach, Invariant, ROOT};
+use super::probe_rollback::{Crashes, accepting_loss};
 use super::trace::Trace;
 use super::workload::{Probe, Workload};
 
@@ -23,22 +24,27 @@ use super::workload::{Probe, Workload};
 const PROBE_SOURCE: &str = "probe";
 const PROBE_ROWS: u64 = 3;
 
-/// Runs `probe` on copies of `disk`; returns what it found wrong.
+/// Runs `probe` on copies of `disk`; returns what it found wrong, and the crash-point probes
+/// of the crash images it checked (the rollback's, under the run's `crash` model and seed).
 pub async fn run(
     probe: Probe,
     disk: &SimFs,
     config: &Config,
     workload: &Workload,
+    crash: Crashes<'_>,
     trace: &Trace,
-) -> Vec<Breach> {
+) -> (Vec<Breach>, Vec<String>) {
     let result = match probe {
-        Probe::Damage => damage(disk, config, workload, trace).await,
-        Probe::MalformedManifest => malformed_manifest(disk, config, trace).await,
-        Probe::ForeignFile => {
-            super::probe_foreign::foreign_files(disk, config, workload, trace).await
-        }
+        Probe::Damage => damage(disk, config, workload, trace).await.map(|()| vec![]),
+        Probe::MalformedManifest => malformed_manifest(disk, config, crash, trace).await,
+        Probe::ForeignFile => super::probe_foreign::foreign_files(disk, config, workload, trace)
+            .await
+            .map(|()| vec![]),
     };
-    result.err().into_iter().collect()
+    match result {
+        Ok(probes) => (vec![], probes),
+        Err(breach) => (vec![breach], vec![]),
+    }
 }
 
 async fn open(disk: &SimFs, config: &Config) -> tally_pipeline::Result<Pipeline<SimFs, SimClock>> {
@@ -418,13 +424,27 @@ async fn merge_until_refused(
     )))
 }
 
-/// Writes an unreadable commit one version above the newest.
+/// Writes an unreadable commit one version above the newest, and beside it in `data/` a
+/// table file only that commit could have referenced (a copy of the largest published file
+/// under the next file id, as a merge whose commit was torn leaves): a rollback must set both
+/// aside. Returns the commit's name as errors give it.
 async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<String> {
     let manifest = read::newest_manifest(disk, layout)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut next = manifest.clone();
     next.version += 1;
+    if let Some(file) = manifest.files.iter().max_by_key(|f| (f.rows, f.id)) {
+        let bytes = disk.read(&layout.table_file(file.level, file.id)).await?;
+        let at_risk = layout.table_file(file.level, manifest.next_file_id);
+        let f = disk
+            .create(&at_risk, tally_sim::CreateMode::Truncate)
+            .await?;
+        f.write_at(0, &bytes).await?;
+        f.sync().await?;
+        disk.sync_dir(&layout.data_dir()).await?;
+        next.next_file_id += 1;
+    }
     let mut bytes = tally_pipeline::delta::commit::encode(Some(&manifest), &next, 0)
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     // Torn in the middle: what a disk that lost part of a synced file would leave (the
@@ -442,26 +462,38 @@ async fn plant_bad_manifest(disk: &SimFs, layout: &Layout) -> std::io::Result<St
     ))
 }
 
-/// The configuration of `tally recover --accept-loss`.
-fn accepting_loss(config: &Config) -> Config {
-    let mut config = config.clone();
-    config.recovery.accept_loss = true;
-    config
-}
-
 /// The bad-manifest probe: an unreadable newest manifest refuses the open and changes
-/// nothing; accepting the loss sets it aside, reporting the loss, and later opens work; when
-/// setting it aside keeps failing with `ENOSPC`, recovery gives up after a bounded number of
-/// attempts, and the next open with room repairs it.
-async fn malformed_manifest(disk: &SimFs, config: &Config, trace: &Trace) -> Result<(), Breach> {
+/// nothing; accepting the loss sets it aside, reporting the loss, and later opens work; a
+/// crash at any call of that rollback leaves a store that refuses or is rolled back, losing
+/// nothing it set aside (`probe_rollback`); when setting it aside keeps failing with `ENOSPC`,
+/// recovery gives up after a bounded number of attempts, and the next open with room repairs
+/// it. Returns the crash-point probes of the rollback's images.
+async fn malformed_manifest(
+    disk: &SimFs,
+    config: &Config,
+    crash: Crashes<'_>,
+    trace: &Trace,
+) -> Result<Vec<String>, Breach> {
     let layout = Layout::new(ROOT);
     bad_manifest_refused(disk, config, &layout, trace).await?;
+    // Settled first: the rollback's crash images must differ only by what the rollback did.
+    let settled = disk.crash(CrashModel::Kill, 0);
+    let good_rows = read::newest_manifest(&settled, &layout)
+        .await
+        .map_err(|e| planting_failed(std::io::Error::other(e.to_string())))?
+        .rows();
+    let planted = plant_bad_manifest(&settled, &layout)
+        .await
+        .map_err(planting_failed)?;
+    let probes =
+        super::probe_rollback::crashes(&settled, &planted, good_rows, config, crash, trace).await?;
     let copy = disk.snapshot();
     plant_bad_manifest(&copy, &layout)
         .await
         .map_err(planting_failed)?;
     retries_bounded(&copy, &accepting_loss(config), trace).await?;
-    repaired_with_room(&copy, &accepting_loss(config)).await
+    repaired_with_room(&copy, &accepting_loss(config)).await?;
+    Ok(probes)
 }
 
 fn planting_failed(e: std::io::Error) -> Breach {

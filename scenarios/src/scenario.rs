@@ -106,7 +106,11 @@ impl Scenario {
                 Twin::LogSyncFailureIgnored,
             ],
             Scenario::LedgerVsOutput => &[Twin::LyingSync, Twin::NoRestartCheck],
-            Scenario::JournalDrain => &[Twin::DrainOnIngestOnly],
+            Scenario::JournalDrain => &[
+                Twin::DrainOnIngestOnly,
+                Twin::RollbackCommitsFirst,
+                Twin::QuarantineByRename,
+            ],
             Scenario::MultiStepPublish => {
                 &[Twin::ReplayConsumedSegments, Twin::VacuumIgnoresRetention]
             }

@@ -37,10 +37,15 @@ pub enum Twin {
     CommitDirUnsynced,
     /// Planted mutant: a failed fsync of the log is taken for a successful one.
     LogSyncFailureIgnored,
+    /// Planted mutant: a rollback sets the damaged commits aside before the table files only
+    /// they reference.
+    RollbackCommitsFirst,
+    /// Planted mutant: recovery moves a file into the quarantine with one `rename`.
+    QuarantineByRename,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 11] = [
+    pub const ALL: [Twin; 13] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -52,6 +57,8 @@ impl Twin {
         Twin::LogUnsynced,
         Twin::CommitDirUnsynced,
         Twin::LogSyncFailureIgnored,
+        Twin::RollbackCommitsFirst,
+        Twin::QuarantineByRename,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +74,8 @@ impl Twin {
             Twin::LogUnsynced => "log-unsynced",
             Twin::CommitDirUnsynced => "commit-dir-unsynced",
             Twin::LogSyncFailureIgnored => "log-sync-failure-ignored",
+            Twin::RollbackCommitsFirst => "rollback-commits-first",
+            Twin::QuarantineByRename => "quarantine-by-rename",
         }
     }
 
@@ -105,6 +114,12 @@ impl Twin {
             Twin::LogSyncFailureIgnored => {
                 "planted mutant: a failed fsync of the log is taken for a successful one, and the frames whose bytes it lost are acknowledged (needs a failing-fsync fault)"
             }
+            Twin::RollbackCommitsFirst => {
+                "planted mutant: a rollback over a damaged commit sets the commit aside before the table files only it references, so a crash in between leaves them to be deleted as orphans"
+            }
+            Twin::QuarantineByRename => {
+                "planted mutant: recovery moves a file into the quarantine with one rename between two directories, whose halves persist apart: a crash can leave it under neither name"
+            }
         }
     }
 
@@ -136,6 +151,8 @@ impl Twin {
                 Twin::LogUnsynced => twins.log_unsynced = true,
                 Twin::CommitDirUnsynced => twins.commit_dir_unsynced = true,
                 Twin::LogSyncFailureIgnored => twins.log_sync_failure_ignored = true,
+                Twin::RollbackCommitsFirst => twins.rollback_commits_first = true,
+                Twin::QuarantineByRename => twins.quarantine_by_rename = true,
                 Twin::LyingSync => {}
             }
             Ok(())

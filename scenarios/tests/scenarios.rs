@@ -133,6 +133,19 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 11] = [
         &[Invariant::RecoverySucceeds, Invariant::AckedRowsPresent],
     ),
     (
+        Scenario::JournalDrain,
+        Twin::RollbackCommitsFirst,
+        1,
+        &[Invariant::RollbackCrashSafe],
+    ),
+    (
+        // Only a `subset` or `prefix` crash can keep the leaving half of the rename alone.
+        Scenario::JournalDrain,
+        Twin::QuarantineByRename,
+        6,
+        &[Invariant::RollbackCrashSafe],
+    ),
+    (
         Scenario::MergeCascade,
         Twin::ForgetImmature,
         1,

@@ -93,6 +93,10 @@ pub trait Fs: Clone + std::fmt::Debug + Send + Sync + 'static {
         from: &Path,
         to: &Path,
     ) -> impl Future<Output = io::Result<()>> + Send;
+    /// Gives the file at `from` a second name `to`, which must not exist. Durable after
+    /// [`Fs::sync_dir`] of `to`'s directory; then `unlink(from)` completes a move no crash can
+    /// lose, as a `rename` between two directories can (docs/durability-model.md).
+    fn hard_link(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send;
     /// Removes a file's name. Removing a directory this way fails with `IsADirectory`.
     fn unlink(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
     fn create_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;

@@ -157,6 +157,15 @@ impl Fs for RealFs {
         })
     }
 
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("hard_link {} -> {}: {e}", from.display(), to.display()),
+            )
+        })
+    }
+
     async fn unlink(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path).map_err(|e| annotate(e, "unlink", path))
     }

@@ -487,6 +487,43 @@ async fn a_lock_has_one_holder_until_its_guard_is_dropped<F: Fs>(fs: F, base: Pa
     );
 }
 
+async fn hard_link_gives_a_file_a_second_name_and_refuses_what_posix_refuses<F: Fs>(
+    fs: F,
+    base: PathBuf,
+) {
+    let (from, to) = (base.join("f"), base.join("d/g"));
+    write_file(&fs, &from, b"data").await;
+    fs.create_dir(&base.join("d")).await.unwrap();
+    fs.hard_link(&from, &to).await.unwrap();
+    assert_eq!(fs.read(&to).await.unwrap(), b"data");
+    // One file under two names: a write through one is read through the other.
+    let file = fs.open(&from, OpenMode::Write).await.unwrap();
+    file.write_at(0, b"DATA").await.unwrap();
+    assert_eq!(fs.read(&to).await.unwrap(), b"DATA");
+    fs.unlink(&from).await.unwrap();
+    assert_eq!(
+        fs.read(&to).await.unwrap(),
+        b"DATA",
+        "the second name keeps it"
+    );
+    let err = fs.hard_link(&to, &to).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    assert!(err.to_string().contains("g"), "{err}");
+    assert_eq!(
+        kind(fs.hard_link(&from, &base.join("h")).await),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        kind(fs.hard_link(&base.join("d"), &base.join("e")).await),
+        ErrorKind::PermissionDenied,
+        "a directory cannot be linked"
+    );
+    assert_eq!(
+        kind(fs.hard_link(&to, &base.join("no/such/h")).await),
+        ErrorKind::NotFound
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod simfs {
@@ -533,6 +570,7 @@ conformance!(
     rename_noreplace_moves_when_the_target_is_free,
     rename_noreplace_of_a_missing_source_is_not_found,
     rename_noreplace_onto_a_directory_is_already_exists,
+    hard_link_gives_a_file_a_second_name_and_refuses_what_posix_refuses,
     unlink_missing_file_is_not_found,
     unlink_of_a_directory_is_refused,
     an_open_handle_outlives_unlink,

@@ -131,6 +131,40 @@ async fn rename_across_directories_needs_both_dir_syncs() {
 }
 
 #[tokio::test]
+async fn hard_link_not_durable_until_dir_sync_and_a_move_by_link_keeps_the_file() {
+    let fs = SimFs::new();
+    fs.create_dir(p("/src")).await.unwrap();
+    fs.create_dir(p("/dst")).await.unwrap();
+    fs.sync_dir(p("/")).await.unwrap();
+    write_synced(&fs, "/src/f", b"x").await;
+    fs.sync_dir(p("/src")).await.unwrap();
+    fs.hard_link(p("/src/f"), p("/dst/f")).await.unwrap();
+    let image = fs.crash(CrashModel::Strict, 0).tree();
+    assert!(!image.contains_key("/dst/f"), "{image:?}");
+    assert_eq!(
+        file(&fs.crash(CrashModel::Kill, 0), "/dst/f").unwrap(),
+        b"x"
+    );
+
+    fs.sync_dir(p("/dst")).await.unwrap();
+    fs.unlink(p("/src/f")).await.unwrap();
+    // Link durable, unlink pending: every model keeps the file under one name or both.
+    for model in CrashModel::ALL {
+        for seed in 0..16 {
+            let image = fs.crash(model, seed).tree();
+            assert_eq!(file(&fs.crash(model, seed), "/dst/f").unwrap(), b"x");
+            assert!(image.contains_key("/dst/f"), "{model:?} {seed}: {image:?}");
+        }
+    }
+    fs.sync_dir(p("/src")).await.unwrap();
+    let image = fs.crash(CrashModel::Strict, 0).tree();
+    assert!(
+        !image.contains_key("/src/f") && image.contains_key("/dst/f"),
+        "{image:?}"
+    );
+}
+
+#[tokio::test]
 async fn rename_noreplace_not_durable_until_dir_sync() {
     let fs = SimFs::new();
     write_synced(&fs, "/m.tmp", b"v2").await;

@@ -164,6 +164,9 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             rows_at_risk = damage.rows_at_risk,
             "rolling back over a damaged manifest: the loss was accepted"
         );
+        if self.twins.rollback_commits_first {
+            self.set_damaged_commits_aside(&damage).await?;
+        }
         let data = self.layout.data_dir();
         for file in &damage.at_risk {
             let name = layout::table_file_name(file.level, file.id);
@@ -173,16 +176,23 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
             );
             self.quarantine(&data, &name, reason).await?;
         }
-        // Newest first: a crash part way leaves the oldest damaged commit in place, and the
-        // next open refuses again.
+        if !self.twins.rollback_commits_first {
+            self.set_damaged_commits_aside(&damage).await?;
+        }
+        tally_sim::probe!("recover.rolled-back");
+        self.report.rolled_back = Some(damage);
+        Ok(())
+    }
+
+    /// Newest first: a crash part way leaves the oldest damaged commit in place, and the next
+    /// open refuses again.
+    async fn set_damaged_commits_aside(&mut self, damage: &Damage) -> Result<()> {
         let log_dir = self.layout.delta_log_dir();
         for commit in &damage.damaged {
             let name = commit.file.rsplit('/').next().unwrap_or(&commit.file);
             self.quarantine(&log_dir, name, commit.reason.clone())
                 .await?;
         }
-        tally_sim::probe!("recover.rolled-back");
-        self.report.rolled_back = Some(damage);
         Ok(())
     }
 

@@ -266,7 +266,11 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
     }
 
     /// Moves `dir/name` to `quarantine/` (under the first free `<name>.<n>`), durably in both
-    /// directories, and reports it.
+    /// directories, and reports it. The file gets its second name, durable, before it loses
+    /// its first: a `rename` between two directories is two entry ops that persist apart, and
+    /// a crash can leave it under neither (docs/durability-model.md), which would lose what a
+    /// rollback promised to keep aside. A crash in between leaves it under both; the next
+    /// rollback sets it aside again under the next free name.
     async fn quarantine(&mut self, dir: &Path, name: &str, reason: String) -> Result<()> {
         let qdir = self.layout.quarantine_dir();
         if self.ensure_dir(&qdir).await? {
@@ -283,8 +287,14 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         };
         let from = dir.join(name);
         let to = qdir.join(&target);
-        self.retry(|| self.fs.rename(&from, &to)).await?;
-        self.fs.sync_dir(&qdir).await?;
+        if self.twins.quarantine_by_rename {
+            self.retry(|| self.fs.rename(&from, &to)).await?;
+            self.fs.sync_dir(&qdir).await?;
+        } else {
+            self.retry(|| self.fs.hard_link(&from, &to)).await?;
+            self.fs.sync_dir(&qdir).await?;
+            self.remove(&from).await?;
+        }
         self.fs.sync_dir(dir).await?;
         tally_sim::probe!("recover.quarantined");
         tracing::warn!(file = %from.display(), %reason, "quarantined");

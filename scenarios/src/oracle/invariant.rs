@@ -58,6 +58,10 @@ pub enum Invariant {
     /// the files a rollback would lose, and changes nothing; accepting the loss rolls back,
     /// reporting it, and later opens work.
     BadManifestRefused,
+    /// A crash at any call of a rollback over an unreadable newest manifest leaves a store
+    /// that refuses (the damage in place) or opens at the last good version; accepting the
+    /// loss then opens at it; every file the rollback sets aside is in quarantine, unchanged.
+    RollbackCrashSafe,
     /// A flipped bit in a data page of a published table file is reported by `verify --deep`
     /// and refused by the merge that reads it, naming the file; nothing is merged from it.
     DamagedTableRefused,
@@ -100,6 +104,7 @@ impl Invariant {
             Invariant::FailsClosed => "fails-closed",
             Invariant::DamageReported => "damage-reported",
             Invariant::BadManifestRefused => "bad-manifest-refused",
+            Invariant::RollbackCrashSafe => "rollback-crash-safe",
             Invariant::DamagedTableRefused => "damaged-table-refused",
             Invariant::BoundedRetries => "bounded-retries",
             Invariant::DeltaVersionComplete => "delta-version-complete",

@@ -199,9 +199,28 @@ impl Run<'_> {
     pub(super) async fn check_end(&mut self, disk: &SimFs, table_rows: u64) {
         self.write_amplification(table_rows);
         for probe in self.spec.workload.probes.clone() {
-            let found =
-                crate::probe::run(probe, disk, &self.config, &self.spec.workload, &self.trace)
-                    .await;
+            let seed = self.spec.seed;
+            // The rollback probe's images draw from lifetime 3's seeds (runs have two).
+            let point_seed = move |index| super::point_seed(seed, 3, index);
+            let crash = (self.spec.model, &point_seed as &(dyn Fn(u64) -> u64 + Sync));
+            let (found, crash_probes) = crate::probe::run(
+                probe,
+                disk,
+                &self.config,
+                &self.spec.workload,
+                crash,
+                &self.trace,
+            )
+            .await;
+            let crash_probes_len = crash_probes.len() as u64;
+            {
+                let mut recorder = lock(&self.recorder);
+                for probe in crash_probes {
+                    recorder.count(probe);
+                }
+            }
+            // The rollback's crash images were recovered and checked like the lifetime's.
+            self.crash_points += crash_probes_len;
             for breach in found {
                 self.violation(Violation::at(Phase::Final, 2, breach));
             }

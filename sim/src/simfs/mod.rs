@@ -316,6 +316,33 @@ fn move_entry(
     Ok(((), None))
 }
 
+/// The body of `hard_link`: one `link` op in the target's directory, naming `from`'s inode.
+fn link_entry(shared: &mut Shared, from: &Path, to: &Path) -> io::Result<((), Option<u64>)> {
+    let fail = |kind, what| {
+        io::Error::new(
+            kind,
+            format!("hard_link {} -> {}: {what}", from.display(), to.display()),
+        )
+    };
+    let src_names = shared.disk.components(from, "hard_link")?;
+    let dst_names = shared.disk.components(to, "hard_link")?;
+    let disk = &mut shared.disk;
+    let (src_dir, src_name) = disk.lookup_parent(&src_names, "hard_link", from)?;
+    let ino = disk
+        .entry(src_dir, src_name)
+        .ok_or_else(|| fail(ErrorKind::NotFound, "no such file or directory"))?;
+    if disk.is_dir(ino) {
+        return Err(fail(ErrorKind::PermissionDenied, "is a directory"));
+    }
+    let (dst_dir, dst_name) = disk.lookup_parent(&dst_names, "hard_link", to)?;
+    if disk.entry(dst_dir, dst_name).is_some() {
+        return Err(fail(ErrorKind::AlreadyExists, "file exists"));
+    }
+    let name = dst_name.to_owned();
+    disk.push_entry(dst_dir, EntryOpKind::Link { name, ino });
+    Ok(((), None))
+}
+
 /// The entry ops of a move: one `rename` op inside a directory (it persists whole or not at
 /// all), an `unlink` and a `link` between two (they persist independently).
 fn push_move(
@@ -549,6 +576,12 @@ impl Fs for SimFs {
     async fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.call(OpKind::RenameNoReplace, from, Some(to), |shared| {
             move_entry(shared, from, to, Replace::Refused)
+        })
+    }
+
+    async fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.call(OpKind::HardLink, from, Some(to), |shared| {
+            link_entry(shared, from, to)
         })
     }
 

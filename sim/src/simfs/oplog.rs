@@ -18,6 +18,8 @@ pub enum OpKind {
     /// [`crate::Fs::rename_noreplace`]: a rename refused when its target exists. Its entry
     /// ops, and so its crash semantics, are a rename's.
     RenameNoReplace,
+    /// [`crate::Fs::hard_link`]: a second name for a file.
+    HardLink,
     Unlink,
     CreateDir,
     CreateDirAll,
@@ -44,6 +46,7 @@ impl OpKind {
                 | OpKind::SyncDir
                 | OpKind::Rename
                 | OpKind::RenameNoReplace
+                | OpKind::HardLink
                 | OpKind::Unlink
                 | OpKind::CreateDir
                 | OpKind::CreateDirAll
@@ -63,6 +66,7 @@ impl OpKind {
             OpKind::SyncDir => "sync_dir",
             OpKind::Rename => "rename",
             OpKind::RenameNoReplace => "rename_noreplace",
+            OpKind::HardLink => "hard_link",
             OpKind::Unlink => "unlink",
             OpKind::CreateDir => "create_dir",
             OpKind::CreateDirAll => "create_dir_all",
