@@ -62,7 +62,7 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 11] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 13] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
