@@ -107,9 +107,8 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
         .chain(if injects { FAULTS } else { &[] })
         .map(|p| (*p).to_owned())
         .collect();
-    // `standard` studies every cell of the fault × file-class matrix in its focused seeds
-    // (the other two aim their crashes and keep their own plans).
-    if scenario == Scenario::Standard {
+    // Their focused seeds study every cell of the fault × file-class matrix.
+    if injects {
         all.extend(FOCI.iter().map(Focus::probe));
     }
     all

@@ -1,4 +1,5 @@
-//! Focused seeds: two seeds of every three of a swarm sweep study one cell of the fault ×
+//! Focused seeds: two seeds of every three of a swarm sweep of a scenario that injects faults
+//! (`standard`, `journal-drain`, `incremental-export`) study one cell of the fault ×
 //! file-class matrix — an I/O error, a failing fsync, a flipped bit or a changed digit, aimed
 //! at one class of file — the cells taken in turn, so that 200 seeds visit each cell several
 //! times.
@@ -7,9 +8,10 @@
 //! counts, so a cell such as "the read of a checkpoint returns a flipped bit" needs a fault
 //! kind, a pattern, a count and a moment of the workload to line up: measured, 0 to 3 seeds
 //! of 200 reached each such cell. A focused seed aims its one fault at the cell and shapes
-//! the run so the moment comes: it drops the planned crash and the seed's other faults (either
-//! could end the lifetime first), and a read that only happens when a store is opened gets a
-//! clean restart late in the lifetime. Crash images are still checked after every call.
+//! the run so the moment comes: the fault replaces the seed's other faults (any could end the
+//! lifetime first), a read cell also drops the planned crash (the scenario's aimed crash,
+//! where it aims one), and a read that only happens when a store is opened gets a clean
+//! restart late in the lifetime. Crash images are still checked after every call.
 
 use std::fmt;
 
@@ -304,12 +306,20 @@ mod tests {
     #[test]
     fn a_focused_seed_runs_its_one_fault_and_a_read_cell_no_planned_crash() {
         use crate::scenario::Scenario;
-        for seed in 0..60 {
-            let spec = Scenario::Standard.spec_with(seed, None, &[], None, true);
+        let injecting = [
+            Scenario::Standard,
+            Scenario::JournalDrain,
+            Scenario::IncrementalExport,
+        ];
+        for (scenario, seed) in injecting
+            .into_iter()
+            .flat_map(|s| (0..60).map(move |n| (s, n)))
+        {
+            let spec = scenario.spec_with(seed, None, &[], None, true);
             match Focus::of(seed) {
                 Some(focus) => {
                     assert_eq!(spec.plan.faults, vec![focus.fault(seed)], "seed {seed}");
-                    let uniform = Scenario::Standard.spec_with(seed, None, &[], None, false);
+                    let uniform = scenario.spec_with(seed, None, &[], None, false);
                     if focus.drops_crash() {
                         assert_eq!(spec.plan.crash, None, "seed {seed}");
                     } else if uniform.plan.crash.is_some() {
@@ -324,11 +334,24 @@ mod tests {
                 }
                 None => assert!(!spec.swarm.expect("a swarm profile").contains("focus")),
             }
-            // Uniform runs and the scenarios that aim their crash never focus.
-            let uniform = Scenario::Standard.spec_with(seed, None, &[], None, false);
-            assert_eq!(uniform, Scenario::Standard.spec(seed, None, &[]));
-            let aimed = Scenario::JournalDrain.spec_with(seed, None, &[], None, true);
-            assert!(!aimed.swarm.expect("a swarm profile").contains("focus"));
+            // Uniform runs never focus.
+            let uniform = scenario.spec_with(seed, None, &[], None, false);
+            assert_eq!(uniform, scenario.spec(seed, None, &[]));
+        }
+    }
+
+    #[test]
+    fn the_scenarios_that_only_crash_are_never_focused() {
+        use crate::scenario::Scenario;
+        for scenario in [
+            Scenario::LedgerVsOutput,
+            Scenario::MultiStepPublish,
+            Scenario::MergeCascade,
+        ] {
+            for seed in 0..30 {
+                let spec = scenario.spec_with(seed, None, &[], None, true);
+                assert!(!spec.swarm.expect("a swarm profile").contains("focus"));
+            }
         }
     }
 }
