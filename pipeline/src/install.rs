@@ -102,8 +102,8 @@ impl<'a, F: Fs> Install<'a, F> {
         }
         self.fs.rename(&self.temp, &self.path).await?;
         tally_sim::probe!("table.renamed");
-        tally_sim::probe!("table.installed");
         self.fs.sync_dir(&self.dir).await?;
+        tally_sim::probe!("table.installed");
         Ok(written)
     }
 }

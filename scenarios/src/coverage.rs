@@ -136,6 +136,10 @@ pub const CATALOG: &[(&str, &str)] = &[
         "recovery rolled back over a damaged commit (loss accepted)",
     ),
     (
+        "recover.quarantine-linked",
+        "a file being set aside is durable in quarantine and not yet unlinked from its directory",
+    ),
+    (
         "recover.quarantined",
         "recovery moved a damaged file to quarantine",
     ),

@@ -293,6 +293,7 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         } else {
             self.retry(|| self.fs.hard_link(&from, &to)).await?;
             self.fs.sync_dir(&qdir).await?;
+            tally_sim::probe!("recover.quarantine-linked");
             self.remove(&from).await?;
         }
         self.fs.sync_dir(dir).await?;

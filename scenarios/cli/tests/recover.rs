@@ -106,6 +106,8 @@ fn recover_without_accept_loss_changes_nothing_and_exits_non_zero() {
 fn recover_with_accept_loss_rolls_back_and_reports_the_loss() {
     let (_dir, root, damaged) = damaged_store();
     let root_arg = root.to_str().unwrap();
+    let commit = root.join("_delta_log").join(&damaged);
+    let damaged_bytes = std::fs::read(&commit).unwrap();
     let out = tally(&["recover", "--root", root_arg, "--accept-loss"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
@@ -113,6 +115,15 @@ fn recover_with_accept_loss_rolls_back_and_reports_the_loss() {
         all.contains("rolled back") && all.contains(&damaged) && all.contains("50 rows"),
         "{all}"
     );
+    // Set aside, not deleted: moved (linked, then unlinked) into the quarantine, unchanged.
+    assert!(!commit.exists(), "the damaged commit left _delta_log/");
+    let kept = root.join("_tally/quarantine").join(format!("{damaged}.0"));
+    assert_eq!(std::fs::read(&kept).unwrap(), damaged_bytes, "{all}");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let links = std::fs::metadata(&kept).unwrap().nlink();
+        assert_eq!(links, 1, "one name left: the quarantine's");
+    }
     let out = tally(&["verify", "--root", root_arg]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // On a healthy store, recover is an open: exit 0.
