@@ -136,6 +136,10 @@ pub const CATALOG: &[(&str, &str)] = &[
         "recovery rolled back over a damaged commit (loss accepted)",
     ),
     (
+        "recover.quarantine-copied",
+        "a file being set aside copied into quarantine (no hard links), its name not yet durable",
+    ),
+    (
         "recover.quarantine-linked",
         "a file being set aside is durable in quarantine and not yet unlinked from its directory",
     ),
@@ -218,8 +222,8 @@ fn private_class(rest: &str) -> &'static str {
     }
 }
 
-/// The probe of an image checked under `model` after the mutating call `op`. A rename into
-/// the quarantine is of class `quarantine` (setting a file aside is the step it takes).
+/// The probe of an image checked under `model` after the mutating call `op`. A link or rename
+/// into the quarantine is of class `quarantine` (setting a file aside is the step it takes).
 pub fn crash_probe(model: CrashModel, op: &OpRecord) -> String {
     let class = match op.to.as_deref().map(file_class) {
         Some("quarantine") => "quarantine",

@@ -73,6 +73,7 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
         Scenario::JournalDrain => &[
             "export.batch-installed",
             "export.leftover-removed",
+            "recover.quarantine-copied",
             "recover.quarantine-linked",
             "recover.quarantined",
             "recover.rolled-back",

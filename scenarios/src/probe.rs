@@ -477,7 +477,15 @@ async fn malformed_manifest(
     let layout = Layout::new(ROOT);
     bad_manifest_refused(disk, config, &layout, trace).await?;
     // Settled first: the rollback's crash images must differ only by what the rollback did.
-    let settled = disk.crash(CrashModel::Kill, 0);
+    // Half the seeds run it on a filesystem without hard links (vfat, exFAT): it copies.
+    let mut settled = disk.crash(CrashModel::Kill, 0);
+    if (crash.1)(u64::MAX) % 2 == 1 {
+        let options = settled.options();
+        settled = settled.snapshot_with(tally_sim::SimFsOptions {
+            no_hard_links: true,
+            ..options
+        });
+    }
     let good_rows = read::newest_manifest(&settled, &layout)
         .await
         .map_err(|e| planting_failed(std::io::Error::other(e.to_string())))?
@@ -488,10 +496,14 @@ async fn malformed_manifest(
     let probes =
         super::probe_rollback::crashes(&settled, &planted, good_rows, config, crash, trace).await?;
     let copy = disk.snapshot();
-    plant_bad_manifest(&copy, &layout)
+    let planted = plant_bad_manifest(&copy, &layout)
         .await
         .map_err(planting_failed)?;
-    retries_bounded(&copy, &accepting_loss(config), trace).await?;
+    // With the quarantine already there, what keeps failing is setting the files aside.
+    copy.create_dir_all(&layout.quarantine_dir())
+        .await
+        .map_err(planting_failed)?;
+    retries_bounded(&copy, &accepting_loss(config), &planted, trace).await?;
     repaired_with_room(&copy, &accepting_loss(config)).await?;
     Ok(probes)
 }
@@ -565,8 +577,14 @@ async fn bad_manifest_refused(
 }
 
 /// `bounded-retries`: when setting the bad manifest on `copy` aside fails with `ENOSPC` every
-/// time, recovery gives up after `retries + 1` attempts, with the error.
-async fn retries_bounded(copy: &SimFs, config: &Config, trace: &Trace) -> Result<(), Breach> {
+/// time, recovery gives up after `retries + 1` attempts, with the error, the planted commit
+/// still in its directory.
+async fn retries_bounded(
+    copy: &SimFs,
+    config: &Config,
+    planted: &str,
+    trace: &Trace,
+) -> Result<(), Breach> {
     let faulty = FaultFs::new(copy.clone(), no_room_to_quarantine()).expect("valid patterns");
     let failures = Arc::new(AtomicU64::new(0));
     {
@@ -579,12 +597,19 @@ async fn retries_bounded(copy: &SimFs, config: &Config, trace: &Trace) -> Result
     let result = Pipeline::open(world, ROOT, config.clone()).await;
     let attempts = failures.load(Ordering::Relaxed);
     let allowed = u64::from(config.recovery.retries) + 1;
+    let in_place = copy
+        .exists(&Path::new(ROOT).join(planted))
+        .await
+        .unwrap_or(false);
     let detail = match result {
-        Err(e) if attempts == allowed => {
+        Err(e) if attempts == allowed && in_place => {
             trace.line(format!(
                 "probe bad manifest under ENOSPC: {attempts} attempts, then: {e}"
             ));
             return Ok(());
+        }
+        Err(e) if attempts == allowed => {
+            format!("the failed rollback left {planted} nowhere in its directory: {e}")
         }
         Err(e) => format!(
             "setting a bad manifest aside failed {attempts} times ({allowed} allowed) before the error: {e}"

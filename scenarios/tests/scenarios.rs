@@ -139,10 +139,11 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 13] = [
         &[Invariant::RollbackCrashSafe],
     ),
     (
-        // Only a `subset` or `prefix` crash can keep the leaving half of the rename alone.
+        // Only a `subset` or `prefix` image can keep the leaving half of the rename alone; the
+        // rollback probe takes both at every call, and some seeds keep both halves.
         Scenario::JournalDrain,
         Twin::QuarantineByRename,
-        6,
+        2,
         &[Invariant::RollbackCrashSafe],
     ),
     (

@@ -165,6 +165,26 @@ async fn hard_link_not_durable_until_dir_sync_and_a_move_by_link_keeps_the_file(
 }
 
 #[tokio::test]
+async fn hard_link_is_refused_where_the_filesystem_has_none() {
+    let fs = SimFs::with_options(SimFsOptions {
+        no_hard_links: true,
+        ..SimFsOptions::default()
+    });
+    write_synced(&fs, "/a", b"x").await;
+    let err = fs.hard_link(p("/a"), p("/b")).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+    assert!(!fs.exists(p("/b")).await.unwrap());
+    // A copy of the disk keeps its options unless given others.
+    assert!(fs.snapshot().hard_link(p("/a"), p("/b")).await.is_err());
+    let linking = fs.snapshot_with(SimFsOptions::default());
+    linking.hard_link(p("/a"), p("/b")).await.unwrap();
+    assert_eq!(
+        file(&linking.crash(CrashModel::Kill, 0), "/b").unwrap(),
+        b"x"
+    );
+}
+
+#[tokio::test]
 async fn rename_noreplace_not_durable_until_dir_sync() {
     let fs = SimFs::new();
     write_synced(&fs, "/m.tmp", b"v2").await;
@@ -533,6 +553,7 @@ async fn sync_persists_new_entry_when_the_option_is_on() {
     for on in [false, true] {
         let fs = SimFs::with_options(SimFsOptions {
             sync_persists_new_entry: on,
+            ..SimFsOptions::default()
         });
         fs.create_dir(p("/d")).await.unwrap();
         fs.sync_dir(p("/")).await.unwrap();

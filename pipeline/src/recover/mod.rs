@@ -11,6 +11,7 @@
 mod garbage;
 mod ledger;
 mod manifests;
+mod quarantine;
 mod report;
 mod root;
 mod segments;
@@ -65,7 +66,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How recovery retries, and what it may delete.
 #[derive(Clone, Copy, Debug)]
 pub struct RecoveryOptions {
-    /// Further attempts of a failed namespace operation (unlink, rename, create_dir, set_len).
+    /// Further attempts of a failed namespace operation (unlink, rename, hard_link, create_dir,
+    /// set_len). An error no retry can cure (`PermissionDenied`, `Unsupported`) is not retried.
     /// A failed `sync` is never retried: after a failed fsync nothing can be concluded about
     /// the data, so recovery reports it and the next open starts over.
     pub retries: u32,
@@ -220,7 +222,8 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         Ok(())
     }
 
-    /// Retries an idempotent namespace operation a bounded number of times.
+    /// Retries an idempotent namespace operation a bounded number of times; an error no retry
+    /// can cure ([`is_permanent`]) is returned at once.
     async fn retry<T, Fut>(&self, mut op: impl FnMut() -> Fut) -> io::Result<T>
     where
         Fut: Future<Output = io::Result<T>>,
@@ -229,14 +232,20 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         loop {
             match op().await {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt < self.options.retries && !is_not_found(&e) => {
+                Err(e)
+                    if attempt < self.options.retries && !is_not_found(&e) && !is_permanent(&e) =>
+                {
                     tally_sim::probe!("recover.retried");
                     attempt += 1;
                     tracing::warn!(attempt, error = %e, "recovery step failed; retrying");
                     self.clock.sleep(self.options.retry_sleep).await;
                 }
                 Err(e) => {
-                    if attempt == self.options.retries && attempt > 0 && !is_not_found(&e) {
+                    if attempt == self.options.retries
+                        && attempt > 0
+                        && !is_not_found(&e)
+                        && !is_permanent(&e)
+                    {
                         tally_sim::probe!("recover.retries-exhausted");
                     }
                     return Err(e);
@@ -264,46 +273,13 @@ impl<F: Fs, C: Clock> Recovery<'_, F, C> {
         self.retry(|| self.fs.create_dir_all(dir)).await?;
         Ok(true)
     }
+}
 
-    /// Moves `dir/name` to `quarantine/` (under the first free `<name>.<n>`), durably in both
-    /// directories, and reports it. The file gets its second name, durable, before it loses
-    /// its first: a `rename` between two directories is two entry ops that persist apart, and
-    /// a crash can leave it under neither (docs/durability-model.md), which would lose what a
-    /// rollback promised to keep aside. A crash in between leaves it under both; the next
-    /// rollback sets it aside again under the next free name.
-    async fn quarantine(&mut self, dir: &Path, name: &str, reason: String) -> Result<()> {
-        let qdir = self.layout.quarantine_dir();
-        if self.ensure_dir(&qdir).await? {
-            self.fs.sync_dir(&self.layout.private_dir()).await?;
-        }
-        let taken = self.fs.list_dir(&qdir).await?;
-        let mut n = 0;
-        let target = loop {
-            let candidate = format!("{name}.{n}");
-            if !taken.iter().any(|e| e.name == candidate) {
-                break candidate;
-            }
-            n += 1;
-        };
-        let from = dir.join(name);
-        let to = qdir.join(&target);
-        if self.twins.quarantine_by_rename {
-            self.retry(|| self.fs.rename(&from, &to)).await?;
-            self.fs.sync_dir(&qdir).await?;
-        } else {
-            self.retry(|| self.fs.hard_link(&from, &to)).await?;
-            self.fs.sync_dir(&qdir).await?;
-            tally_sim::probe!("recover.quarantine-linked");
-            self.remove(&from).await?;
-        }
-        self.fs.sync_dir(dir).await?;
-        tally_sim::probe!("recover.quarantined");
-        tracing::warn!(file = %from.display(), %reason, "quarantined");
-        self.report.quarantined.push(Quarantined {
-            file: self.relative(&from),
-            moved_to: self.relative(&to),
-            reason,
-        });
-        Ok(())
-    }
+/// An error that a retry cannot cure: the filesystem refuses the operation itself (a hard link
+/// on vfat or exFAT is `EPERM`).
+fn is_permanent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
+    )
 }

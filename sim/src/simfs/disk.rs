@@ -14,6 +14,9 @@ pub struct SimFsOptions {
     /// `sync(file)` also makes durable the pending entries that name the file (as some
     /// journaling filesystems do). Off by default: durable code must not rely on it.
     pub sync_persists_new_entry: bool,
+    /// The filesystem has no hard links (as vfat and exFAT): `hard_link` fails with
+    /// `PermissionDenied`, as `link(2)` fails with `EPERM` there.
+    pub no_hard_links: bool,
 }
 
 #[derive(Clone, Debug)]

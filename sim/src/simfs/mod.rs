@@ -95,6 +95,13 @@ impl SimFs {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A copy of this disk, as [`SimFs::snapshot`], behaving under `options` from now on.
+    pub fn snapshot_with(&self, options: SimFsOptions) -> SimFs {
+        let mut disk = self.lock().disk.clone();
+        disk.options = options;
+        Self::from_disk(disk)
+    }
+
     pub fn options(&self) -> SimFsOptions {
         self.lock().disk.options
     }
@@ -324,6 +331,12 @@ fn link_entry(shared: &mut Shared, from: &Path, to: &Path) -> io::Result<((), Op
             format!("hard_link {} -> {}: {what}", from.display(), to.display()),
         )
     };
+    if shared.disk.options.no_hard_links {
+        return Err(fail(
+            ErrorKind::PermissionDenied,
+            "operation not permitted (no hard links on this filesystem)",
+        ));
+    }
     let src_names = shared.disk.components(from, "hard_link")?;
     let dst_names = shared.disk.components(to, "hard_link")?;
     let disk = &mut shared.disk;
