@@ -1,6 +1,7 @@
 //! Crash runs on the real disk: the first lifetime of a run in a child process that aborts
 //! itself at the plan's crash (a process crash: the page cache survives, as under `kill`),
-//! then recovery, the oracle and the rest of the run in the parent, a fresh process.
+//! then recovery, the oracle and the rest of the run in the parent, a fresh process. On a
+//! LazyFS mount the parent first drops every unsynced byte (a power loss) — the CLI does that.
 //!
 //! The child reports its progress on stdout, one line per event, flushed before the next
 //! call: `try <source> <end>` before rows `..end` are handed to `ingest`, `ack <source> <end>`
@@ -13,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tally_faults::FaultFs;
+use tally_faults::{Control, FaultFs};
 use tally_sim::{CrashModel, RealFs, SystemClock, World};
 
 use super::oracle::{self, Breach, Expectation, SourceProgress};
@@ -25,17 +26,18 @@ use super::trace::Trace;
 pub const CHILD_ERROR_EXIT: i32 = 3;
 
 /// The run a crash test of `seed` performs: the standard scenario's, with the crash a process
-/// abort (model `kill`) and without latency (real sleeps would only slow it down).
-pub fn spec(seed: u64) -> RunSpec {
-    let mut spec = Scenario::Standard.spec(seed, Some(CrashModel::Kill), &[]);
+/// abort (model `kill`) and without latency (real sleeps would only slow it down). `controls`
+/// make the child's fault layer lie (negative controls: `lying-sync` makes `sync` a no-op).
+pub fn spec(seed: u64, controls: &[Control]) -> RunSpec {
+    let mut spec = Scenario::Standard.spec(seed, Some(CrashModel::Kill), controls);
     spec.plan.latency = None;
     spec
 }
 
 /// The child: runs the first lifetime of `seed` in `dir` on the real disk, printing progress;
 /// aborts the process when the plan's crash fires. Returns the lifetime's error, if any.
-pub async fn child(dir: &Path, seed: u64) -> Result<(), String> {
-    let spec = spec(seed);
+pub async fn child(dir: &Path, seed: u64, controls: &[Control]) -> Result<(), String> {
+    let spec = spec(seed, controls);
     let fs = FaultFs::new(RealFs, spec.plan.clone()).map_err(|e| e.to_string())?;
     fs.on_crash(|_| {
         let _ = std::io::stdout().flush();
@@ -108,7 +110,8 @@ pub async fn after_child(
     seed: u64,
     progress: BTreeMap<String, SourceProgress>,
 ) -> Vec<Breach> {
-    let spec = spec(seed);
+    // The parent's half runs on the honest disk: only the child's lifetime lies.
+    let spec = spec(seed, &[]);
     let config = spec.workload.config();
     let mut breaches = Vec::new();
     let mut expect = Expectation {

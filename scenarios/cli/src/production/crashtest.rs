@@ -1,4 +1,5 @@
-//! `tally crashtest`: crash runs on the real disk, each in a child process that aborts itself.
+//! `tally crashtest`: crash runs on the real disk, each in a child process that aborts itself;
+//! with `--power-loss`, on a LazyFS mount whose unsynced data is dropped after each abort.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
@@ -6,8 +7,10 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
+use tally_faults::Control;
 use tally_harness::crashtest::{self, CHILD_ERROR_EXIT, CrashRun};
 
+use super::lazyfs::LazyFs;
 use crate::output::{emit, progress_bar};
 
 #[derive(Args)]
@@ -25,6 +28,19 @@ pub struct CrashtestArgs {
     keep: bool,
     #[arg(long)]
     json: bool,
+    /// Power loss instead of a process crash: the runs' stores live on a LazyFS mount (made
+    /// under `--root`), and after each child aborts every unsynced byte is dropped before
+    /// recovery runs.
+    #[arg(long, requires = "lazyfs")]
+    power_loss: bool,
+    /// The LazyFS build (`lazyfs` and `libpcache.so.0`) that `--power-loss` mounts.
+    #[arg(long, value_name = "BUILD_DIR")]
+    lazyfs: Option<PathBuf>,
+    /// A negative control for the children's lifetimes: `lying-sync` makes every file `sync` a
+    /// no-op (a power-loss run must catch it; a plain crash run cannot), `lying-sync-dir` every
+    /// directory sync.
+    #[arg(long)]
+    control: Option<Control>,
     /// Run as the child of run `--seed` in directory `--root` (used by crashtest itself).
     #[arg(long, hide = true)]
     child: bool,
@@ -33,6 +49,9 @@ pub struct CrashtestArgs {
 #[derive(Serialize)]
 struct Report {
     root: String,
+    /// Whether each abort was followed by a power loss (LazyFS dropping unsynced data).
+    power_loss: bool,
+    control: Option<String>,
     first_seed: u64,
     runs: Vec<CrashRun>,
     aborted: u64,
@@ -72,8 +91,9 @@ fn describe(status: std::process::ExitStatus) -> (String, bool, bool) {
 
 pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
     if args.child {
+        let controls: Vec<Control> = args.control.into_iter().collect();
         return Ok(
-            match runtime()?.block_on(crashtest::child(&args.root, args.seed)) {
+            match runtime()?.block_on(crashtest::child(&args.root, args.seed, &controls)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -102,14 +122,33 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
 fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&args.root)
         .with_context(|| format!("creating {}", args.root.display()))?;
-    let root = std::fs::canonicalize(&args.root)?;
+    let base = std::fs::canonicalize(&args.root)?;
     let exe = std::env::current_exe().context("finding the tally binary")?;
+    let lazyfs = match (&args.lazyfs, args.power_loss) {
+        (Some(build), true) => Some(LazyFs::mount(build, &base)?),
+        _ => None,
+    };
+    let root = lazyfs
+        .as_ref()
+        .map_or_else(|| base.clone(), |l| l.mount.clone());
     if !args.json {
         emit(&format!(
-            "tally crashtest: {} runs from seed {} in {} (real disk; each run's first lifetime in a child process that aborts itself)\n",
+            "tally crashtest: {} runs from seed {} in {} ({}; each run's first lifetime in a child process that aborts itself{}){}\n",
             args.runs,
             args.seed,
-            root.display()
+            root.display(),
+            if lazyfs.is_some() {
+                "LazyFS over the real disk"
+            } else {
+                "real disk"
+            },
+            if lazyfs.is_some() {
+                ", then a power loss drops every unsynced byte"
+            } else {
+                ""
+            },
+            args.control
+                .map_or_else(String::new, |c| format!(", control {c}")),
         ))?;
     }
     let bar = progress_bar(
@@ -121,7 +160,7 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     let mut runs = Vec::new();
     let (mut aborted, mut failing) = (0, 0);
     for seed in args.seed..args.seed + args.runs {
-        let (run, was_aborted) = crash_run(&exe, &root, seed, args.keep)?;
+        let (run, was_aborted) = crash_run(&exe, &root, seed, args, lazyfs.as_ref())?;
         aborted += u64::from(was_aborted);
         if let Some(first) = run.violations.first() {
             failing += 1;
@@ -134,6 +173,8 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     Ok(Report {
         root: root.display().to_string(),
+        power_loss: lazyfs.is_some(),
+        control: args.control.map(|c| c.to_string()),
         first_seed: args.seed,
         runs,
         aborted,
@@ -142,9 +183,9 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// One run: its first lifetime in a child that aborts itself, then recovery and the oracle
-/// here. Returns the run and whether the child aborted. A passing run's store is removed
-/// unless `keep`.
+/// One run: its first lifetime in a child that aborts itself, then (on LazyFS) a power loss,
+/// then recovery and the oracle here. Returns the run and whether the child aborted. A
+/// passing run's store is removed unless `--keep`.
 #[allow(
     clippy::disallowed_methods,
     reason = "the binary's edge: the run's directory, a child process"
@@ -153,13 +194,15 @@ fn crash_run(
     exe: &std::path::Path,
     root: &std::path::Path,
     seed: u64,
-    keep: bool,
+    args: &CrashtestArgs,
+    lazyfs: Option<&LazyFs>,
 ) -> anyhow::Result<(CrashRun, bool)> {
     let dir = root.join(format!("run-{seed}"));
     if dir.exists() {
         bail!("{} exists: use an empty --root", dir.display());
     }
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args([
             "crashtest",
             "--child",
@@ -167,7 +210,11 @@ fn crash_run(
             &seed.to_string(),
             "--root",
         ])
-        .arg(&dir)
+        .arg(&dir);
+    if let Some(control) = args.control {
+        command.args(["--control", control.name()]);
+    }
+    let child = command
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -181,11 +228,14 @@ fn crash_run(
         violations.push("the child exited 0 without finishing its lifetime".to_owned());
     }
     let rows_acknowledged = progress.values().map(|p| p.acked).sum();
+    if let Some(lazyfs) = lazyfs {
+        lazyfs.power_loss()?;
+    }
     if dir.exists() {
         let breaches = runtime()?.block_on(crashtest::after_child(&dir, seed, progress));
         violations.extend(breaches.iter().map(ToString::to_string));
     }
-    if violations.is_empty() && !keep {
+    if violations.is_empty() && !args.keep {
         std::fs::remove_dir_all(&dir).ok();
     }
     let run = CrashRun {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod crashtest;
+mod lazyfs;
 mod recover;
 mod run;
 mod store;
