@@ -16,13 +16,21 @@ pub struct LazyFs {
     process: Child,
 }
 
-/// What a power loss waits for LazyFS to take the FIFO's command (it reads it on a thread of
-/// its own and says nothing back).
-const CLEAR_SETTLE: Duration = Duration::from_millis(200);
+/// How long a mount may take: LazyFS allocates its whole cache before it mounts (measured:
+/// 4.5 s for 2 GiB on the 2-core machine).
+const MOUNT_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a power loss may take to show: LazyFS reads the FIFO's command on a thread of its
+/// own and answers nothing, so the probe file tells when the cache was dropped.
+const CLEAR_WAIT: Duration = Duration::from_secs(30);
+
+/// Written unsynced before each power loss: the clear has happened once it reads back empty.
+const CLEAR_PROBE: &str = ".power-loss-probe";
 
 #[allow(
     clippy::disallowed_methods,
-    reason = "the binary's edge: a FUSE mount and its files on the real disk"
+    clippy::disallowed_types,
+    reason = "the binary's edge: a FUSE mount, its log and its files on the real disk"
 )]
 impl LazyFs {
     /// Mounts the LazyFS built in `build` (`lazyfs` and `libpcache.so.0`, as
@@ -47,6 +55,8 @@ impl LazyFs {
         make_fifo(&fifo)?;
         let config = dir.join("lazyfs.toml");
         std::fs::write(&config, config_text(&fifo))?;
+        let log = dir.join("lazyfs.log");
+        let output = std::fs::File::create(&log)?;
         let process = Command::new(&binary)
             .arg(&mount)
             .arg("--config-path")
@@ -55,33 +65,55 @@ impl LazyFs {
             .arg(format!("subdir={}", backing.display()))
             .env("LD_LIBRARY_PATH", build)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let lazyfs = LazyFs {
+        let mut lazyfs = LazyFs {
             mount,
             fifo,
             process,
         };
-        for _ in 0..100 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < MOUNT_WAIT {
             if is_mounted(&lazyfs.mount)? {
                 return Ok(lazyfs);
+            }
+            if let Some(status) = lazyfs.process.try_wait()? {
+                bail!(
+                    "LazyFS exited ({status}) before mounting; its log: {}",
+                    log.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         bail!(
-            "LazyFS did not mount at {} within 5 s",
-            lazyfs.mount.display()
+            "LazyFS did not mount at {} within {} s; its log: {}",
+            lazyfs.mount.display(),
+            MOUNT_WAIT.as_secs(),
+            log.display()
         )
     }
 
     /// Drops every byte written under the mount and not synced: a power loss for file data.
+    /// Returns once a probe file written unsynced just before reads back empty.
     pub fn power_loss(&self) -> anyhow::Result<()> {
+        let probe = self.mount.join(CLEAR_PROBE);
+        std::fs::write(&probe, b"unsynced")?;
         std::fs::write(&self.fifo, "lazyfs::clear-cache\n")
             .with_context(|| format!("writing to LazyFS's FIFO {}", self.fifo.display()))?;
-        std::thread::sleep(CLEAR_SETTLE);
-        Ok(())
+        let started = std::time::Instant::now();
+        while started.elapsed() < CLEAR_WAIT {
+            if std::fs::read(&probe)?.is_empty() {
+                std::fs::remove_file(&probe)?;
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        bail!(
+            "LazyFS did not drop its cache within {} s of lazyfs::clear-cache",
+            CLEAR_WAIT.as_secs()
+        )
     }
 }
 
@@ -99,11 +131,12 @@ impl Drop for LazyFs {
 }
 
 /// The configuration `mount` gives LazyFS: no eviction (so nothing unsynced is written back
-/// on its own), a cache large enough for every run, no operation log.
+/// on its own), a 512 MiB cache (a run's store holds a few MiB, and LazyFS allocates the whole
+/// cache before it mounts), no operation log.
 fn config_text(fifo: &Path) -> String {
     format!(
         "[faults]\nfifo_path=\"{}\"\n[cache]\napply_eviction=false\n[cache.simple]\n\
-         custom_size=\"2gb\"\nblocks_per_page=1\n[filesystem]\nlog_all_operations=false\n\
+         custom_size=\"512mb\"\nblocks_per_page=1\n[filesystem]\nlog_all_operations=false\n\
          logfile=\"\"\n",
         fifo.display()
     )
@@ -129,7 +162,19 @@ fn make_fifo(fifo: &Path) -> anyhow::Result<()> {
 fn is_mounted(path: &Path) -> anyhow::Result<bool> {
     let table =
         std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    let wanted = path.display().to_string();
+    // The table escapes space, tab, newline and backslash in octal.
+    let wanted: String = path
+        .display()
+        .to_string()
+        .chars()
+        .map(|c| match c {
+            ' ' => r"\040".to_owned(),
+            '\t' => r"\011".to_owned(),
+            '\n' => r"\012".to_owned(),
+            '\\' => r"\134".to_owned(),
+            c => c.to_string(),
+        })
+        .collect();
     Ok(table
         .lines()
         .filter_map(|line| line.split_whitespace().nth(1))
