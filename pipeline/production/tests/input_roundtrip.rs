@@ -256,10 +256,13 @@ fn same_value(array: &ArrayRef, row: usize, cell: &Option<Cell>) -> Result<(), S
     let ok = match (array.data_type(), &cell.meaning) {
         (DataType::Utf8, _) => array.as_string::<i32>().value(row) == cell.text,
         (DataType::Int64, Meaning::Int(i)) => array.as_primitive::<Int64Type>().value(row) == *i,
-        (DataType::Int64, Meaning::Float(f)) => {
-            let v = array.as_primitive::<Int64Type>().value(row);
-            v as f64 == *f && (v as f64) as i64 == v
-        }
+        // A float printed without a point or an exponent is an integer literal, and the text is
+        // the user's value: `-256813913609883460` is published as that integer exactly, though
+        // the float it was printed from is `-256813913609883456`.
+        (DataType::Int64, Meaning::Float(_)) => cell
+            .text
+            .parse::<i64>()
+            .is_ok_and(|t| t == array.as_primitive::<Int64Type>().value(row)),
         (DataType::Float64, Meaning::Float(f)) => {
             array.as_primitive::<Float64Type>().value(row).to_bits() == f.to_bits()
         }
