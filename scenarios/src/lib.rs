@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod probe;
 pub mod probe_foreign;
 pub mod probe_rollback;
+mod probe_store;
 pub mod run;
 pub mod runtime;
 pub mod scenario;

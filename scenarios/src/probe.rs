@@ -16,7 +16,8 @@ use tally_pipeline::{
 use tally_sim::{CrashModel, Fs, FsFile, OpenMode, SimClock, SimFs, World};
 
 use super::oracle::{Breach, Invariant, ROOT};
-use super::probe_rollback::{Crashes, accepting_loss};
+use super::probe_rollback::Crashes;
+use super::probe_store::{accepting_loss, open, open_reporting};
 use super::trace::Trace;
 use super::workload::{Probe, Workload};
 
@@ -45,13 +46,6 @@ pub async fn run(
         Ok(probes) => (vec![], probes),
         Err(breach) => (vec![breach], vec![]),
     }
-}
-
-async fn open(disk: &SimFs, config: &Config) -> tally_pipeline::Result<Pipeline<SimFs, SimClock>> {
-    let world = World::new(disk.clone(), SimClock::default());
-    Pipeline::open(world, ROOT, config.clone())
-        .await
-        .map(|(p, _)| p)
 }
 
 /// Recovery on `disk` must refuse with `MissingRows`, counting fewer rows found than
@@ -546,8 +540,7 @@ async fn bad_manifest_refused(
             "refusing over an unreadable {planted} changed the disk"
         )));
     }
-    let world = World::new(copy.clone(), SimClock::default());
-    let loss = match Pipeline::open(world, ROOT, accepting_loss(config)).await {
+    let loss = match open_reporting(&copy, &accepting_loss(config)).await {
         Ok((_, report)) => match report.rolled_back {
             Some(d) if d.damaged.iter().any(|m| m.file == planted) => d,
             _ => {
@@ -645,8 +638,7 @@ fn no_room_to_quarantine() -> FaultPlan {
 /// `bad-manifest-refused`: once the disk has room again, the next open accepting the loss
 /// sets the bad manifest aside.
 async fn repaired_with_room(copy: &SimFs, config: &Config) -> Result<(), Breach> {
-    let world = World::new(copy.clone(), SimClock::default());
-    let detail = match Pipeline::open(world, ROOT, config.clone()).await {
+    let detail = match open_reporting(copy, config).await {
         Ok((_, report)) if report.rolled_back.is_some() => return Ok(()),
         Ok((_, report)) => format!(
             "after the ENOSPC, the next open did not roll back over the bad manifest: {}",

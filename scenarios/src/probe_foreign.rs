@@ -8,10 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use tally_pipeline::{Config, Layout, Pipeline, Result as PipelineResult, layout, read};
-use tally_sim::{CreateMode, Fs, FsFile, SimClock, SimFs, World};
+use tally_pipeline::{Config, Layout, Result as PipelineResult, layout, read};
+use tally_sim::{CreateMode, Fs, FsFile, SimFs};
 
 use super::oracle::{Breach, Invariant, ROOT};
+use super::probe_store::open;
 use super::trace::Trace;
 use super::workload::Workload;
 
@@ -171,13 +172,6 @@ async fn reopen_and_flush(disk: &SimFs, config: &Config) -> PipelineResult<u64> 
     let pipeline = open(disk, config).await?;
     pipeline.flush().await?;
     Ok(pipeline.snapshot().await.rows)
-}
-
-async fn open(disk: &SimFs, config: &Config) -> PipelineResult<Pipeline<SimFs, SimClock>> {
-    let world = World::new(disk.clone(), SimClock::default());
-    Pipeline::open(world, ROOT, config.clone())
-        .await
-        .map(|(p, _)| p)
 }
 
 fn failed(what: &str, e: tally_pipeline::Error) -> Breach {

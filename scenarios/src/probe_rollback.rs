@@ -7,22 +7,16 @@
 
 use std::collections::BTreeMap;
 
-use tally_pipeline::{Config, Error, Layout, Pipeline, RecoveryReport};
-use tally_sim::{CrashModel, Fs, SimClock, SimFs, World};
+use tally_pipeline::{Config, Error, Layout, Pipeline};
+use tally_sim::{CrashModel, Fs, SimClock, SimFs};
 
 use super::coverage::crash_probe;
 use super::oracle::{Breach, Invariant, ROOT};
+use super::probe_store::{accepting_loss, open_reporting as open};
 use super::trace::Trace;
 
 /// The crash model of a run, and the seed of its crash image after the call of a given index.
 pub type Crashes<'a> = (CrashModel, &'a (dyn Fn(u64) -> u64 + Sync));
-
-/// The configuration of `tally recover --accept-loss`.
-pub(crate) fn accepting_loss(config: &Config) -> Config {
-    let mut config = config.clone();
-    config.recovery.accept_loss = true;
-    config
-}
 
 /// The store a rollback over the planted commit must leave, from an uncrashed rollback.
 struct Expected {
@@ -36,18 +30,6 @@ struct Expected {
 
 fn breach(detail: String) -> Breach {
     Breach::new(Invariant::RollbackCrashSafe, vec![], detail)
-}
-
-async fn open(
-    disk: &SimFs,
-    config: &Config,
-) -> tally_pipeline::Result<(Pipeline<SimFs, SimClock>, RecoveryReport)> {
-    Pipeline::open(
-        World::new(disk.clone(), SimClock::default()),
-        ROOT,
-        config.clone(),
-    )
-    .await
 }
 
 /// Runs the rollback on `planted` (a settled disk whose newest commit, `planted_name`, is

@@ -95,14 +95,29 @@ async fn rename_over_a_file_keeps_the_old_one_until_dir_sync() {
     assert_eq!(file(&fs.crash(CrashModel::Strict, 0), "/m").unwrap(), b"v2");
 }
 
-#[tokio::test]
-async fn rename_across_directories_needs_both_dir_syncs() {
+/// A disk with directories `/src` and `/dst`, and `/src/f` holding `x`, all durable.
+async fn durable_file_in_src() -> SimFs {
     let fs = SimFs::new();
     fs.create_dir(p("/src")).await.unwrap();
     fs.create_dir(p("/dst")).await.unwrap();
     fs.sync_dir(p("/")).await.unwrap();
     write_synced(&fs, "/src/f", b"x").await;
     fs.sync_dir(p("/src")).await.unwrap();
+    fs
+}
+
+/// Only `/dst/f` survives a strict crash: the move from `/src` is durable.
+fn assert_moved_durably(fs: &SimFs) {
+    let image = fs.crash(CrashModel::Strict, 0).tree();
+    assert!(
+        !image.contains_key("/src/f") && image.contains_key("/dst/f"),
+        "{image:?}"
+    );
+}
+
+#[tokio::test]
+async fn rename_across_directories_needs_both_dir_syncs() {
+    let fs = durable_file_in_src().await;
     fs.rename(p("/src/f"), p("/dst/f")).await.unwrap();
 
     let only_dst = fs.snapshot();
@@ -123,21 +138,12 @@ async fn rename_across_directories_needs_both_dir_syncs() {
 
     fs.sync_dir(p("/src")).await.unwrap();
     fs.sync_dir(p("/dst")).await.unwrap();
-    let image = fs.crash(CrashModel::Strict, 0).tree();
-    assert!(
-        !image.contains_key("/src/f") && image.contains_key("/dst/f"),
-        "{image:?}"
-    );
+    assert_moved_durably(&fs);
 }
 
 #[tokio::test]
 async fn hard_link_not_durable_until_dir_sync_and_a_move_by_link_keeps_the_file() {
-    let fs = SimFs::new();
-    fs.create_dir(p("/src")).await.unwrap();
-    fs.create_dir(p("/dst")).await.unwrap();
-    fs.sync_dir(p("/")).await.unwrap();
-    write_synced(&fs, "/src/f", b"x").await;
-    fs.sync_dir(p("/src")).await.unwrap();
+    let fs = durable_file_in_src().await;
     fs.hard_link(p("/src/f"), p("/dst/f")).await.unwrap();
     let image = fs.crash(CrashModel::Strict, 0).tree();
     assert!(!image.contains_key("/dst/f"), "{image:?}");
@@ -151,17 +157,16 @@ async fn hard_link_not_durable_until_dir_sync_and_a_move_by_link_keeps_the_file(
     // Link durable, unlink pending: every model keeps the file under one name or both.
     for model in CrashModel::ALL {
         for seed in 0..16 {
-            let image = fs.crash(model, seed).tree();
-            assert_eq!(file(&fs.crash(model, seed), "/dst/f").unwrap(), b"x");
-            assert!(image.contains_key("/dst/f"), "{model:?} {seed}: {image:?}");
+            let image = fs.crash(model, seed);
+            assert_eq!(
+                file(&image, "/dst/f").as_deref(),
+                Some(&b"x"[..]),
+                "{model:?} {seed}"
+            );
         }
     }
     fs.sync_dir(p("/src")).await.unwrap();
-    let image = fs.crash(CrashModel::Strict, 0).tree();
-    assert!(
-        !image.contains_key("/src/f") && image.contains_key("/dst/f"),
-        "{image:?}"
-    );
+    assert_moved_durably(&fs);
 }
 
 #[tokio::test]

@@ -212,15 +212,14 @@ impl Run<'_> {
                 &self.trace,
             )
             .await;
-            let crash_probes_len = crash_probes.len() as u64;
+            // The rollback's crash images were recovered and checked like the lifetime's.
+            self.crash_points += crash_probes.len() as u64;
             {
                 let mut recorder = lock(&self.recorder);
                 for probe in crash_probes {
                     recorder.count(probe);
                 }
             }
-            // The rollback's crash images were recovered and checked like the lifetime's.
-            self.crash_points += crash_probes_len;
             for breach in found {
                 self.violation(Violation::at(Phase::Final, 2, breach));
             }

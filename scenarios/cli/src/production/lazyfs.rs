@@ -52,6 +52,15 @@ impl LazyFs {
         for d in [&backing, &mount] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
         }
+        // A crashtest killed before it unmounted leaves its LazyFS mounted: mounting over it
+        // would run on top of the old cache.
+        if is_mounted(&mount)? {
+            bail!(
+                "{} is still mounted (a crashtest that was stopped before it unmounted): run fusermount3 -u {} and try again",
+                mount.display(),
+                mount.display()
+            );
+        }
         make_fifo(&fifo)?;
         let config = dir.join("lazyfs.toml");
         std::fs::write(&config, config_text(&fifo))?;
