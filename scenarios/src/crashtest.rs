@@ -14,9 +14,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tally_faults::{Control, FaultFs};
-use tally_sim::{CrashModel, RealFs, SystemClock, World};
+use tally_faults::{Backend, Control, FaultFs};
+use tally_sim::{CrashModel, Fs, RealFs, SimFs, SystemClock, World};
 
+use super::fidelity::{self, Fidelity};
+use super::mirror::{MirrorFs, RealLies};
 use super::oracle::{self, Breach, Expectation, SourceProgress};
 use super::run::{Ctx, RunSpec, drive};
 use super::scenario::Scenario;
@@ -36,10 +38,83 @@ pub fn spec(seed: u64, controls: &[Control]) -> RunSpec {
 
 /// The child: runs the first lifetime of `seed` in `dir` on the real disk, printing progress;
 /// aborts the process when the plan's crash fires. Returns the lifetime's error, if any.
-pub async fn child(dir: &Path, seed: u64, controls: &[Control]) -> Result<(), String> {
-    let spec = spec(seed, controls);
-    let fs = FaultFs::new(RealFs, spec.plan.clone()).map_err(|e| e.to_string())?;
-    fs.on_crash(|_| {
+///
+/// With `fidelity`, every call is mirrored onto a simulated disk ([`MirrorFs`]), and at the
+/// crash (or the lifetime's end) the simulated disk's images are written to that file for the
+/// parent's comparison ([`fidelity`]). The lying `controls` then lie on the real disk only,
+/// beneath the mirror, so that the simulated disk holds what the pipeline was told is durable.
+pub async fn child(
+    dir: &Path,
+    seed: u64,
+    controls: &[Control],
+    fidelity: Option<&Path>,
+) -> Result<(), String> {
+    let Some(out) = fidelity else {
+        let fs = FaultFs::new(RealFs, spec(seed, controls).plan).map_err(|e| e.to_string())?;
+        return lifetime(fs, dir, seed, |_| {}).await;
+    };
+    let lies = RealLies {
+        sync: controls.contains(&Control::LyingSync),
+        sync_dir: controls.contains(&Control::LyingSyncDir),
+    };
+    let others: Vec<Control> = controls
+        .iter()
+        .copied()
+        .filter(|c| !matches!(c, Control::LyingSync | Control::LyingSyncDir))
+        .collect();
+    let mirror = MirrorFs::new(RealFs, simulated_ancestors(dir).await?, lies);
+    let fs = FaultFs::new(mirror.clone(), spec(seed, &others).plan).map_err(|e| e.to_string())?;
+    let (at_crash, out) = (mirror.clone(), out.to_owned());
+    let (dir_owned, out_owned) = (dir.to_owned(), out.clone());
+    let result = lifetime(fs, dir, seed, move |_| {
+        write_expected(&at_crash, &dir_owned, &out_owned);
+    })
+    .await;
+    write_expected(&mirror, dir, &out);
+    result
+}
+
+/// A simulated disk holding `dir`'s ancestors durably, as the real disk holds them.
+async fn simulated_ancestors(dir: &Path) -> Result<SimFs, String> {
+    let sim = SimFs::new();
+    let parent = dir.parent().ok_or("the run's directory has no parent")?;
+    sim.create_dir_all(parent)
+        .await
+        .map_err(|e| e.to_string())?;
+    for ancestor in parent.ancestors() {
+        sim.sync_dir(ancestor).await.map_err(|e| e.to_string())?;
+    }
+    Ok(sim)
+}
+
+/// Writes the simulated disk's images of this moment for the parent, before the process
+/// aborts or exits.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the child's report to its parent, outside the disk under test"
+)]
+fn write_expected(mirror: &MirrorFs<RealFs>, dir: &Path, out: &Path) {
+    let mut expected = fidelity::expected(mirror.sim(), dir);
+    expected.indeterminate = mirror
+        .in_flight()
+        .map(|call| format!("the call {call} was half made when the process stopped"));
+    expected.divergences = mirror.divergences();
+    let json = serde_json::to_vec(&expected).expect("images serialize");
+    if let Err(e) = std::fs::write(out, json) {
+        eprintln!("writing {}: {e}", out.display());
+    }
+}
+
+/// The first lifetime on `fs`, whose planned crash runs `at_crash` and then aborts.
+async fn lifetime<F: Backend>(
+    fs: FaultFs<F>,
+    dir: &Path,
+    seed: u64,
+    at_crash: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<(), String> {
+    let spec = spec(seed, &[]);
+    fs.on_crash(move |call| {
+        at_crash(call);
         let _ = std::io::stdout().flush();
         std::process::abort();
     });
@@ -101,6 +176,9 @@ pub struct CrashRun {
     pub child: String,
     pub rows_acknowledged: u64,
     pub violations: Vec<String>,
+    /// With `--fidelity`: what the real disk kept beside the simulated disk's prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
 }
 
 /// The parent's half: recovers `dir` (in this process), applies the oracle with what the
@@ -148,4 +226,25 @@ pub async fn after_child(
         breaches.push(b);
     }
     breaches
+}
+
+/// After the power loss, before recovery touches it: what the real disk kept under `dir`
+/// beside the images the child wrote to `expected` at its crash.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the child's report to its parent, outside the disk under test"
+)]
+pub async fn fidelity_after_power_loss(dir: &Path, expected: &Path) -> Result<Fidelity, String> {
+    let text = std::fs::read(expected).map_err(|e| {
+        format!(
+            "the child wrote no images of the simulated disk ({}: {e})",
+            expected.display()
+        )
+    })?;
+    let expected: fidelity::Expected = serde_json::from_slice(&text)
+        .map_err(|e| format!("reading {}: {e}", expected.display()))?;
+    let kept = fidelity::kept(&RealFs, dir)
+        .await
+        .map_err(|e| format!("reading what {} kept: {e}", dir.display()))?;
+    Ok(fidelity::compare(&expected, &kept))
 }

@@ -1,6 +1,7 @@
 //! Power-loss crash runs on LazyFS, and what each kind of real-disk run can see: a file `sync`
 //! that does nothing (the `lying-sync` control) is caught once unsynced data is dropped, and is
-//! invisible to plain crash runs, where the page cache survives the abort.
+//! invisible to plain crash runs, where the page cache survives the abort; and the simulated
+//! disk's fidelity to LazyFS, compared path by path after each power loss.
 //!
 //! The LazyFS runs need its build (`scripts/lazyfs-build` prints it) in `TALLY_LAZYFS`;
 //! without it they are skipped, saying so, unless `TALLY_REQUIRE_LAZYFS=1` (`.ci/run` sets it
@@ -78,6 +79,70 @@ fn power_loss_runs_pass_and_catch_a_lying_sync() {
     assert_eq!(code, Some(1), "{report}");
     assert!(failing(&report) >= 5, "{report}");
     assert_eq!(report["control"], "lying-sync");
+}
+
+/// Item 3 of the power-loss issue: the simulated disk, mirrored call for call, predicts what
+/// LazyFS keeps — on every path of every comparable run — and the comparison catches a real
+/// disk whose `sync` does nothing while the simulated one believes it.
+#[test]
+fn lazyfs_keeps_exactly_what_the_simulated_disk_predicts_and_a_lying_sync_is_caught() {
+    let Some(build) = lazyfs() else { return };
+    let power_loss = ["--power-loss", "--lazyfs", &build, "--fidelity"];
+    let (code, report) = crashtest(&[&["--runs", "40"][..], &power_loss].concat());
+    assert_eq!(code, Some(0), "{report}");
+    let totals = &report["fidelity"];
+    let count = |key: &str| totals[key].as_u64().unwrap();
+    assert!(count("runs_compared") >= 30, "{totals}");
+    assert_eq!(count("runs_compared") + count("runs_indeterminate"), 40);
+    assert_eq!(count("disagreements"), 0, "{report}");
+    assert_eq!(count("divergences"), 0, "{report}");
+    assert!(count("paths") > 400, "{totals}");
+    assert_eq!(count("agreeing"), count("paths"));
+    // The directory-entry gap is seen, and is not a failure: LazyFS keeps entries the strict
+    // image drops.
+    assert!(count("entries_beyond_strict") > 0, "{totals}");
+
+    let args = [
+        &["--runs", "20", "--control", "lying-sync"][..],
+        &power_loss,
+    ]
+    .concat();
+    let (code, report) = crashtest(&args);
+    assert_eq!(code, Some(1), "{report}");
+    let totals = &report["fidelity"];
+    assert!(
+        totals["durable_data_lost"].as_u64().unwrap() > 0,
+        "{totals}"
+    );
+    let caught = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| {
+            run["violations"].as_array().unwrap().iter().any(|v| {
+                v.as_str().unwrap().contains("fidelity: ")
+                    && v.as_str().unwrap().contains("durable data lost")
+            })
+        })
+        .count();
+    assert!(
+        caught >= 15,
+        "the comparison caught the lying sync in {caught} of 20 runs: {report}"
+    );
+}
+
+#[test]
+fn fidelity_needs_power_loss() {
+    let (dir, root) = (tempfile::tempdir().unwrap(), "runs");
+    let out = tally(&[
+        "crashtest",
+        "--root",
+        dir.path().join(root).to_str().unwrap(),
+        "--fidelity",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("--power-loss"), "{all}");
 }
 
 #[test]

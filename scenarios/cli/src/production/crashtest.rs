@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Serialize;
 use tally_faults::Control;
 use tally_harness::crashtest::{self, CHILD_ERROR_EXIT, CrashRun};
+use tally_harness::fidelity::Fidelity;
 
 use super::lazyfs::LazyFs;
 use crate::output::{emit, progress_bar};
@@ -41,9 +42,73 @@ pub struct CrashtestArgs {
     /// directory sync.
     #[arg(long)]
     control: Option<Control>,
+    /// With `--power-loss`: mirror every call of each child onto a simulated disk and, after
+    /// the power loss, compare what LazyFS kept with what the simulated disk says a crash at
+    /// that call keeps (file lengths and contents); a disagreement fails the run. Images go to
+    /// `ROOT/fidelity/`.
+    #[arg(long, requires = "power_loss")]
+    fidelity: bool,
+    /// Where the child writes its simulated disk's images (used by crashtest itself).
+    #[arg(long, hide = true)]
+    fidelity_out: Option<PathBuf>,
     /// Run as the child of run `--seed` in directory `--root` (used by crashtest itself).
     #[arg(long, hide = true)]
     child: bool,
+}
+
+/// The fidelity comparisons of a crashtest, summed over its runs.
+#[derive(Default, Serialize)]
+struct FidelityTotals {
+    runs_compared: u64,
+    /// Runs stopped while a call was half made on the two disks: not comparable.
+    runs_indeterminate: u64,
+    paths: u64,
+    agreeing: u64,
+    /// Directory entries LazyFS kept that the strict image drops, and strict entries it no
+    /// longer had: the directory-entry gap, not failures.
+    entries_beyond_strict: u64,
+    entries_short_of_strict: u64,
+    disagreements: u64,
+    durable_data_lost: u64,
+    divergences: u64,
+}
+
+impl FidelityTotals {
+    fn add(&mut self, f: &Fidelity) {
+        if f.indeterminate.is_some() {
+            self.runs_indeterminate += 1;
+        } else {
+            self.runs_compared += 1;
+        }
+        self.paths += f.paths;
+        self.agreeing += f.agreeing;
+        self.entries_beyond_strict += f.entries_beyond_strict;
+        self.entries_short_of_strict += f.entries_short_of_strict;
+        self.disagreements += f.disagreements.len() as u64;
+        self.durable_data_lost += f
+            .disagreements
+            .iter()
+            .filter(|d| d.lost_durable_data())
+            .count() as u64;
+        self.divergences += f.divergences.len() as u64;
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "fidelity: {} runs compared ({} indeterminate), {} paths, {} as the simulated disk predicts; \
+             {} disagreements ({} durable data lost), {} mirror divergences; the directory-entry gap: \
+             LazyFS kept {} entries the strict image drops, and lacked {} it keeps\n",
+            self.runs_compared,
+            self.runs_indeterminate,
+            self.paths,
+            self.agreeing,
+            self.disagreements,
+            self.durable_data_lost,
+            self.divergences,
+            self.entries_beyond_strict,
+            self.entries_short_of_strict
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -53,6 +118,9 @@ struct Report {
     power_loss: bool,
     control: Option<String>,
     first_seed: u64,
+    /// With `--fidelity`: the comparisons of every run, summed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fidelity: Option<FidelityTotals>,
     runs: Vec<CrashRun>,
     aborted: u64,
     failing: u64,
@@ -93,7 +161,12 @@ pub fn crashtest(args: CrashtestArgs) -> anyhow::Result<ExitCode> {
     if args.child {
         let controls: Vec<Control> = args.control.into_iter().collect();
         return Ok(
-            match runtime()?.block_on(crashtest::child(&args.root, args.seed, &controls)) {
+            match runtime()?.block_on(crashtest::child(
+                &args.root,
+                args.seed,
+                &controls,
+                args.fidelity_out.as_deref(),
+            )) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -131,25 +204,11 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     let root = lazyfs
         .as_ref()
         .map_or_else(|| base.clone(), |l| l.mount.clone());
+    if args.fidelity {
+        std::fs::create_dir_all(base.join("fidelity"))?;
+    }
     if !args.json {
-        emit(&format!(
-            "tally crashtest: {} runs from seed {} in {} ({}; each run's first lifetime in a child process that aborts itself{}){}\n",
-            args.runs,
-            args.seed,
-            root.display(),
-            if lazyfs.is_some() {
-                "LazyFS over the real disk"
-            } else {
-                "real disk"
-            },
-            if lazyfs.is_some() {
-                ", then a power loss drops every unsynced byte"
-            } else {
-                ""
-            },
-            args.control
-                .map_or_else(String::new, |c| format!(", control {c}")),
-        ))?;
+        emit(&banner(args, &root, lazyfs.is_some()))?;
     }
     let bar = progress_bar(
         "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs ({per_sec}) {msg}",
@@ -159,12 +218,16 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     let started = std::time::Instant::now();
     let mut runs = Vec::new();
     let (mut aborted, mut failing) = (0, 0);
+    let mut fidelity = args.fidelity.then(FidelityTotals::default);
     for seed in args.seed..args.seed + args.runs {
         let (run, was_aborted) = crash_run(&exe, &root, seed, args, lazyfs.as_ref())?;
         aborted += u64::from(was_aborted);
         if let Some(first) = run.violations.first() {
             failing += 1;
             bar.println(format!("FAIL seed {seed}: {first}"));
+        }
+        if let (Some(totals), Some(f)) = (fidelity.as_mut(), &run.fidelity) {
+            totals.add(f);
         }
         runs.push(run);
         bar.set_message(format!("{aborted} aborted, {failing} failing"));
@@ -176,6 +239,7 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
         power_loss: lazyfs.is_some(),
         control: args.control.map(|c| c.to_string()),
         first_seed: args.seed,
+        fidelity,
         runs,
         aborted,
         failing,
@@ -183,9 +247,41 @@ fn run_all(args: &CrashtestArgs) -> anyhow::Result<Report> {
     })
 }
 
-/// One run: its first lifetime in a child that aborts itself, then (on LazyFS) a power loss,
-/// then recovery and the oracle here. Returns the run and whether the child aborted. A
-/// passing run's store is removed unless `--keep`.
+/// The first line of a text report: what the runs are.
+fn banner(args: &CrashtestArgs, root: &std::path::Path, power_loss: bool) -> String {
+    format!(
+        "tally crashtest: {} runs from seed {} in {} ({}; each run's first lifetime in a child process that aborts itself{}{}){}\n",
+        args.runs,
+        args.seed,
+        root.display(),
+        if power_loss {
+            "LazyFS over the real disk"
+        } else {
+            "real disk"
+        },
+        if power_loss {
+            ", then a power loss drops every unsynced byte"
+        } else {
+            ""
+        },
+        if args.fidelity {
+            "; every call mirrored onto the simulated disk, whose prediction is compared with what LazyFS kept"
+        } else {
+            ""
+        },
+        args.control
+            .map_or_else(String::new, |c| format!(", control {c}")),
+    )
+}
+
+/// Where a run's child writes its simulated disk's images, with `--fidelity`.
+fn images_of(base: &std::path::Path, seed: u64) -> PathBuf {
+    base.join("fidelity").join(format!("run-{seed}.json"))
+}
+
+/// One run: its first lifetime in a child that aborts itself, then (on LazyFS) a power loss
+/// and (with `--fidelity`) the comparison, then recovery and the oracle here. Returns the run
+/// and whether the child aborted. A passing run's store is removed unless `--keep`.
 #[allow(
     clippy::disallowed_methods,
     reason = "the binary's edge: the run's directory, a child process"
@@ -201,24 +297,8 @@ fn crash_run(
     if dir.exists() {
         bail!("{} exists: use an empty --root", dir.display());
     }
-    let mut command = Command::new(exe);
-    command
-        .args([
-            "crashtest",
-            "--child",
-            "--seed",
-            &seed.to_string(),
-            "--root",
-        ])
-        .arg(&dir);
-    if let Some(control) = args.control {
-        command.args(["--control", control.name()]);
-    }
-    let child = command
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .context("starting the child")?;
+    let images = (args.fidelity && lazyfs.is_some()).then(|| images_of(&args.root, seed));
+    let child = spawn_child(exe, &dir, seed, args.control, images.as_deref())?;
     let (progress, done) = crashtest::parse_progress(&String::from_utf8_lossy(&child.stdout));
     let (how, expected, aborted) = describe(child.status);
     let mut violations = Vec::new();
@@ -231,20 +311,89 @@ fn crash_run(
     if let Some(lazyfs) = lazyfs {
         lazyfs.power_loss()?;
     }
+    let fidelity = match &images {
+        Some(images) => Some(compare_images(&dir, images, &mut violations)?),
+        None => None,
+    };
     if dir.exists() {
         let breaches = runtime()?.block_on(crashtest::after_child(&dir, seed, progress));
         violations.extend(breaches.iter().map(ToString::to_string));
     }
     if violations.is_empty() && !args.keep {
         std::fs::remove_dir_all(&dir).ok();
+        if let Some(images) = &images {
+            std::fs::remove_file(images).ok();
+        }
     }
     let run = CrashRun {
         seed,
         child: how,
         rows_acknowledged,
         violations,
+        fidelity,
     };
     Ok((run, aborted))
+}
+
+/// Runs the child of run `seed` in `dir` to its end (its abort, its finish or its error).
+fn spawn_child(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    seed: u64,
+    control: Option<Control>,
+    images: Option<&std::path::Path>,
+) -> anyhow::Result<std::process::Output> {
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "crashtest",
+            "--child",
+            "--seed",
+            &seed.to_string(),
+            "--root",
+        ])
+        .arg(dir);
+    if let Some(control) = control {
+        command.args(["--control", control.name()]);
+    }
+    if let Some(images) = images {
+        command.arg("--fidelity-out").arg(images);
+    }
+    command
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context("starting the child")
+}
+
+/// The fidelity comparison of one run; a disagreement or a divergence is a violation.
+fn compare_images(
+    dir: &std::path::Path,
+    images: &std::path::Path,
+    violations: &mut Vec<String>,
+) -> anyhow::Result<Fidelity> {
+    let found = runtime()?.block_on(crashtest::fidelity_after_power_loss(dir, images));
+    let fidelity = match found {
+        Ok(fidelity) => fidelity,
+        Err(e) => {
+            violations.push(format!("fidelity: {e}"));
+            return Ok(Fidelity::default());
+        }
+    };
+    const SHOWN: usize = 5;
+    for d in fidelity.disagreements.iter().take(SHOWN) {
+        violations.push(format!("fidelity: {d}"));
+    }
+    if fidelity.disagreements.len() > SHOWN {
+        violations.push(format!(
+            "fidelity: and {} more disagreements",
+            fidelity.disagreements.len() - SHOWN
+        ));
+    }
+    for d in &fidelity.divergences {
+        violations.push(format!("fidelity: the mirror diverged: {d}"));
+    }
+    Ok(fidelity)
 }
 
 fn report_text(report: &Report) -> String {
@@ -256,6 +405,9 @@ fn report_text(report: &Report) -> String {
         report.seconds,
         runs as f64 / report.seconds.max(1e-9)
     );
+    if let Some(fidelity) = &report.fidelity {
+        text += &fidelity.text();
+    }
     for run in report.runs.iter().filter(|r| !r.violations.is_empty()) {
         text += &format!(
             "FAIL seed {}: the child {}; {}\n  store kept in {}/run-{}\n",
