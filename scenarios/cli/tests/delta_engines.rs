@@ -438,6 +438,61 @@ fn engines_read_merged_tables_and_travel_back_before_the_merge() {
     assert_engines_read(&checks, &probes);
 }
 
+/// The newest checkpoint version in `root`'s log, if any.
+fn newest_checkpoint(root: &Path) -> Option<u64> {
+    std::fs::read_dir(root.join("_delta_log"))
+        .ok()?
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_suffix(".checkpoint.parquet")?.parse().ok()
+        })
+        .max()
+}
+
+/// Engines read tally's checkpoint, not only its commits: in a copy of the store whose commits
+/// before the newest checkpoint are deleted (as another engine's log cleanup would), every
+/// engine still reads the latest version exactly; the whole store travels back to a version
+/// before the checkpoint.
+#[test]
+fn engines_read_a_table_through_its_checkpoint_with_the_commits_before_it_gone() {
+    let s = store();
+    let mut inputs: Vec<Input> = Vec::new();
+    for k in 0..30u64 {
+        if newest_checkpoint(&s.root).is_some() {
+            break;
+        }
+        let input = Input::write(&s.inputs, &format!("c{k}.csv"), k * 1_000_000, 1_500 + k);
+        s.run(&[&input]);
+        inputs.push(input);
+    }
+    let checkpoint = newest_checkpoint(&s.root).expect("a checkpoint within 30 runs");
+    assert!(s.root.join("_delta_log/_last_checkpoint").exists());
+    let rows = s.verified_rows();
+    let pruned = s.snapshot("pruned");
+    for version in 0..checkpoint {
+        let commit = Path::new(&pruned).join(format!("_delta_log/{version:020}.json"));
+        std::fs::remove_file(&commit).unwrap();
+    }
+    let probes = probe_ids(&inputs);
+    let latest = Expect::of_version(&delta_version(&s.root, None), &inputs, &probes);
+    assert_eq!(
+        latest.rows, rows,
+        "the latest version holds what verify reads"
+    );
+    // The newest version before the checkpoint with fewer rows (a merge changes none).
+    let back = (1..checkpoint)
+        .rev()
+        .find(|&v| delta_version(&s.root, Some(v)).rows() < rows)
+        .expect("an earlier version with fewer rows");
+    let before = Expect::of_version(&delta_version(&s.root, Some(back)), &inputs, &probes);
+    let checks = vec![
+        (pruned, latest),
+        (format!("{}@{back}", s.root_arg()), before),
+    ];
+    eprintln!("checkpoint at version {checkpoint}, {} runs", inputs.len());
+    assert_engines_read(&checks, &probes);
+}
+
 /// Whether `data/` holds a file of level 1 or more (or its temporary) not in `before`: a merge
 /// has started writing.
 fn merge_output_beyond(root: &Path, before: &[String]) -> bool {

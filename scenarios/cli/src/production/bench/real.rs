@@ -30,7 +30,7 @@ pub struct Ingest {
     pub merges: u64,
     /// Bytes of table files written (staging and merging).
     pub table_bytes_written: u64,
-    /// Every byte written through the filesystem: log, ledger, tables, manifests.
+    /// Every byte written through the filesystem: log, ledger, tables, Delta commits.
     pub bytes_written: u64,
     pub file_syncs: u64,
     pub dir_syncs: u64,

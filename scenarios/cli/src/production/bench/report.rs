@@ -83,7 +83,7 @@ fn target(out: &mut Vec<Target>, target: &str, measured: String, met: bool, boun
 }
 
 /// What bounds ingest, from the run's byte counts.
-/// Bytes a row costs outside the table files (log frames, ledger records, manifests).
+/// Bytes a row costs outside the table files (log frames, ledger records, Delta commits).
 fn log_bytes_per_row(p: &super::real::Ingest) -> f64 {
     (p.bytes_written - p.table_bytes_written) as f64 / p.rows as f64
 }
@@ -373,7 +373,7 @@ fn ingest_section(s: &mut String, r: &Report) {
              100-value string, a unique 24-character string, three f64, a bool) in batches of {} \
              rows, ZSTD(1), on the real disk. The pipeline's figure runs from `open` to the \
              return of `flush`: every row acknowledged (group commit, log fsyncs), staged into \
-             Parquet and published behind a durable manifest. The baseline is arrow-rs's \
+             Parquet and published behind a durable Delta commit. The baseline is arrow-rs's \
              `ArrowWriter` writing the same batches into one file durably (temp file, fsync, \
              rename, directory fsync), once with the encodings tally picks and once with \
              arrow-rs defaults.\n\n",
@@ -414,7 +414,7 @@ fn ingest_section(s: &mut String, r: &Report) {
         *s += &format!(
             "\nWith merges: segments of {} bytes, fan-in {}, {} levels above level 0. \
              \"All bytes written\" adds the log (Arrow IPC frames, written once before staging), \
-             ledger records and manifests to the table files.\n",
+             ledger records and Delta commits to the table files.\n",
             i.merge_segment_bytes, i.merge_fan_in, i.merge_max_level
         );
     }
