@@ -29,6 +29,8 @@ pub(crate) struct Install<'a, F: Fs> {
     options: &'a TableOptions,
     /// Created by the first batch, which decides the file's schema and encodings.
     writer: Option<TableWriter<F>>,
+    /// Whether the file is synced before its rename: always, but for a twin's planted bug.
+    sync: bool,
 }
 
 impl<'a, F: Fs> Install<'a, F> {
@@ -43,7 +45,14 @@ impl<'a, F: Fs> Install<'a, F> {
             temp,
             options,
             writer: None,
+            sync: true,
         }
+    }
+
+    /// The `bulk_file_unsynced` twin: the file is renamed into place without its sync.
+    pub(crate) fn without_sync(mut self) -> Self {
+        self.sync = false;
+        self
     }
 
     /// The file's columns, once its first batch fixed them.
@@ -82,7 +91,7 @@ impl<'a, F: Fs> Install<'a, F> {
             .writer
             .take()
             .expect("a table file is finished only after a batch created it");
-        let written = writer.finish_with(metadata).await?;
+        let written = writer.finish_syncing(metadata, self.sync).await?;
         tally_sim::probe!("table.synced");
         if let Err(e) = check(&written) {
             return Err(self.abandon(e).await);

@@ -29,7 +29,7 @@ pub mod verify;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use manifest::{FileEntry, Fingerprint, Manifest, SourceState, Tombstone};
-pub use pipeline::{Ack, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
+pub use pipeline::{Ack, BulkLoad, Config, MaintenanceReport, Pipeline, Snapshot, Stats};
 pub use recover::{RecoveryOptions, RecoveryReport};
 pub use table::{SEQ_COLUMN, TableOptions};
 pub use twins::Twins;

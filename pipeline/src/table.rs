@@ -429,7 +429,16 @@ impl<F: Fs> TableWriter<F> {
     }
 
     /// Writes the footer with `metadata` and the sequence range, and syncs the file.
-    pub async fn finish_with(mut self, metadata: &[(&str, String)]) -> Result<Written> {
+    pub async fn finish_with(self, metadata: &[(&str, String)]) -> Result<Written> {
+        self.finish_syncing(metadata, true).await
+    }
+
+    /// [`TableWriter::finish_with`], syncing only when `sync` (a twin's planted bug skips it).
+    pub(crate) async fn finish_syncing(
+        mut self,
+        metadata: &[(&str, String)],
+        sync: bool,
+    ) -> Result<Written> {
         let (seq_min, seq_max) = self.seq_range.ok_or_else(|| Error::Conservation {
             detail: format!(
                 "{}: a table file needs at least one row",
@@ -450,7 +459,9 @@ impl<F: Fs> TableWriter<F> {
             .finish()
             .map_err(|e| Error::format(format!("{}: finishing Parquet", self.path.display()), e))?;
         self.drain().await?;
-        self.file.sync().await?;
+        if sync {
+            self.file.sync().await?;
+        }
         let stats = crate::stats::column_stats(&self.schema, &footer, self.rows);
         Ok(Written {
             rows: self.rows,

@@ -46,6 +46,10 @@ pub struct Twins {
     /// Recovery sets a file aside with one `rename` into the quarantine, another directory:
     /// its two halves persist apart, and a crash can leave the file under neither name.
     pub quarantine_by_rename: bool,
+    /// A bulk load renames its table file into `data/` and commits it without syncing the
+    /// file's bytes: the commit advancing the source's ledger can be durable while the rows it
+    /// acknowledges are not.
+    pub bulk_file_unsynced: bool,
 }
 
 impl Twins {
@@ -63,5 +67,6 @@ impl Twins {
         log_sync_failure_ignored: false,
         rollback_commits_first: false,
         quarantine_by_rename: false,
+        bulk_file_unsynced: false,
     };
 }

@@ -92,13 +92,15 @@ pub struct Stats {
     /// Parts written by those commits.
     pub parts_committed: u64,
     pub segments_staged: u64,
+    /// Table files a bulk load wrote and committed (each with its source's ledger).
+    pub bulk_files: u64,
     pub merges: u64,
     pub manifests_published: u64,
     /// Checkpoints written (one every `checkpoint_interval` commits).
     pub checkpoints_written: u64,
     /// Removed table files deleted once their retention passed.
     pub files_vacuumed: u64,
-    /// Bytes of table files written (staging and merging).
+    /// Bytes of table files written (staging, bulk loads and merging).
     pub table_bytes_written: u64,
     /// Rows written into table files (staging and merging): with the table's row count, the
     /// write amplification, at most `max_level + 1`.

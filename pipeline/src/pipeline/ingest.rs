@@ -67,7 +67,7 @@ fn describe(schema: &Schema) -> String {
 
 /// Checks a batch before anything is written; returns its columns as the table stores them
 /// (names, types and nullability only) and the batch under that schema.
-fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)> {
+pub(super) fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)> {
     let refuse = |reason: String| Error::InvalidBatch {
         source_id: source.to_string(),
         reason,
@@ -88,6 +88,30 @@ fn validate(source: &str, batch: RecordBatch) -> Result<(SchemaRef, RecordBatch)
     let batch = RecordBatch::try_new(user.clone(), batch.columns().to_vec())
         .map_err(|e| refuse(e.to_string()))?;
     Ok((user, batch))
+}
+
+/// The columns of a batch with rows against the table's: refused if they differ, the table's
+/// if it has none yet.
+fn fix_schema(intake: &mut Intake, source: &str, user: &SchemaRef) -> Result<()> {
+    match &intake.schema {
+        Some(table) if table.fields() != user.fields() => Err(Error::SchemaMismatch {
+            source_id: source.to_owned(),
+            expected: describe(table),
+            found: describe(user),
+        }),
+        Some(_) => Ok(()),
+        // The table is published as a Delta table: a column Delta has no exact type for
+        // would reach readers as something else. Checked once, by the batch that fixes the
+        // columns (every later batch must have the same ones), before anything is written.
+        None => {
+            crate::delta::schema::check(user).map_err(|e| Error::InvalidBatch {
+                source_id: source.to_owned(),
+                reason: e.to_string(),
+            })?;
+            intake.schema = Some(user.clone());
+            Ok(())
+        }
+    }
 }
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
@@ -146,33 +170,17 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// neither fix nor must match the table's (an empty input does not decide the schema).
     fn enqueue(&self, user: &SchemaRef, request: Request) -> Result<()> {
         let mut intake = self.inner.intake.lock().expect("intake lock");
-        if request.part.batch.num_rows() == 0 {
-            intake.queue.push(request);
-            return Ok(());
-        }
-        match &intake.schema {
-            Some(table) if table.fields() != user.fields() => {
-                return Err(Error::SchemaMismatch {
-                    source_id: request.part.source,
-                    expected: describe(table),
-                    found: describe(user),
-                });
-            }
-            Some(_) => {}
-            // The table is published as a Delta table: a column Delta has no exact type for
-            // would reach readers as something else. Checked once, by the batch that fixes
-            // the columns (every later batch must have the same ones), before anything is
-            // written.
-            None => {
-                crate::delta::schema::check(user).map_err(|e| Error::InvalidBatch {
-                    source_id: request.part.source.clone(),
-                    reason: e.to_string(),
-                })?;
-                intake.schema = Some(user.clone());
-            }
+        if request.part.batch.num_rows() > 0 {
+            fix_schema(&mut intake, &request.part.source, user)?;
         }
         intake.queue.push(request);
         Ok(())
+    }
+
+    /// Checks the columns of a batch with rows against the table's; the first such batch
+    /// fixes them.
+    pub(super) fn fix_schema(&self, source: &str, user: &SchemaRef) -> Result<()> {
+        fix_schema(&mut self.inner.intake.lock().expect("intake lock"), source, user)
     }
 
     /// Becomes the commit leader and commits every queued request, unless a leader already

@@ -9,6 +9,7 @@
 //! allocator, ledger) → `published` (the current manifest; publishing is serialized). The
 //! intake queue is a plain mutex held only to push or drain requests, never across an await.
 
+mod bulk;
 mod config;
 mod group;
 mod ingest;
@@ -28,6 +29,7 @@ use arrow_schema::SchemaRef;
 use tally_sim::{Clock, Fs, World};
 use tokio::sync::Notify;
 
+pub use self::bulk::BulkLoad;
 pub use self::config::{Ack, Config, MaintenanceReport, Snapshot, Stats};
 use self::ingest::Intake;
 use self::segment::LogState;

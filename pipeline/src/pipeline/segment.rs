@@ -61,7 +61,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
 
     /// Makes sure `rows` numbers from `next_seq` on are covered by a durable reservation: if
     /// they are not, `SEQ` is replaced with `next_seq + rows + seq_block`.
-    async fn reserve_seq(&self, log: &mut LogState<F>, rows: u64) -> Result<()> {
+    pub(super) async fn reserve_seq(&self, log: &mut LogState<F>, rows: u64) -> Result<()> {
         let needed = log.next_seq + rows;
         if needed <= log.seq_reserved {
             return Ok(());
