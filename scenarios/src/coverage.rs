@@ -54,6 +54,14 @@ pub const CATALOG: &[(&str, &str)] = &[
         "a group's ack records synced: its parts are acknowledged",
     ),
     (
+        "bulk.committed",
+        "a bulk-loaded table file's commit durable, the source's ledger advanced with it",
+    ),
+    (
+        "bulk.completed",
+        "a bulk load's commit completing its source with no new rows",
+    ),
+    (
         "replace.synced",
         "a replaced file (SEQ, _last_checkpoint, watermark) synced under its temp name",
     ),

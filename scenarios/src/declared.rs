@@ -97,12 +97,21 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
         Scenario::MergeCascade => &["poison.step-refused"],
         Scenario::LedgerVsOutput => &["commit.version-taken", "table.name-taken"],
         Scenario::MultiStepPublish => &[],
+        Scenario::BulkLoad => &[
+            "bulk.committed",
+            "bulk.completed",
+            "export.batch-installed",
+            "poison.step-refused",
+        ],
     };
     // The scenarios whose fault profile injects errors, failing fsyncs, corrupted reads and
     // clock jumps (the others crash only).
     let injects = matches!(
         scenario,
-        Scenario::Standard | Scenario::JournalDrain | Scenario::IncrementalExport
+        Scenario::Standard
+            | Scenario::JournalDrain
+            | Scenario::IncrementalExport
+            | Scenario::BulkLoad
     );
     let mut all: Vec<String> = own
         .iter()
@@ -111,7 +120,12 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
         .collect();
     // Their focused seeds study every cell of the fault × file-class matrix.
     if injects {
-        all.extend(FOCI.iter().map(Focus::probe));
+        // Except, in bulk-load, a corrupted read of an ack file: its few streamed sources'
+        // ack files are read only by a recovery over unstaged segments, which none of its
+        // 200 seeds' focused reads meets (a gap, listed in docs/harness.md).
+        let unreached =
+            |probe: &String| scenario == Scenario::BulkLoad && probe == "fault:corrupt-read:ack";
+        all.extend(FOCI.iter().map(Focus::probe).filter(|p| !unreached(p)));
     }
     all
 }

@@ -39,16 +39,20 @@ pub enum Scenario {
     /// Incident 004: many small sources cascading through several merge levels, crashed
     /// between writing a merge output and publishing it.
     MergeCascade,
+    /// `tally run`'s path: sources bulk-loaded straight into committed table files beside
+    /// streamed ones, with exports and background merges, crashed anywhere.
+    BulkLoad,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Standard,
         Scenario::LedgerVsOutput,
         Scenario::JournalDrain,
         Scenario::MultiStepPublish,
         Scenario::IncrementalExport,
         Scenario::MergeCascade,
+        Scenario::BulkLoad,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,13 +63,14 @@ impl Scenario {
             Scenario::MultiStepPublish => "multi-step-publish",
             Scenario::IncrementalExport => "incremental-export",
             Scenario::MergeCascade => "merge-cascade",
+            Scenario::BulkLoad => "bulk-load",
         }
     }
 
     /// The incident the scenario comes from (`seeds/NNN`), if any.
     pub fn incident(self) -> Option<&'static str> {
         match self {
-            Scenario::Standard => None,
+            Scenario::Standard | Scenario::BulkLoad => None,
             Scenario::LedgerVsOutput => Some("000"),
             Scenario::JournalDrain => Some("001"),
             Scenario::MultiStepPublish => Some("002"),
@@ -94,6 +99,9 @@ impl Scenario {
             Scenario::MergeCascade => {
                 "many small sources cascading through merge levels, crashed between a merge output and its publish: orphans collected, immature files merged after restart"
             }
+            Scenario::BulkLoad => {
+                "sources bulk-loaded into committed table files (tally run's path) beside streamed ones, exported and merged: each row once, published in sequence order"
+            }
         }
     }
 
@@ -116,6 +124,7 @@ impl Scenario {
             }
             Scenario::IncrementalExport => &[Twin::WatermarkBeforeData, Twin::OrdinalBatchIds],
             Scenario::MergeCascade => &[Twin::ForgetImmature],
+            Scenario::BulkLoad => &[Twin::BulkFileUnsynced],
         }
     }
 
@@ -192,7 +201,7 @@ impl Scenario {
     /// The workload features the scenario is about: a swarm profile never switches them off.
     pub fn needs(self) -> &'static [Feature] {
         match self {
-            Scenario::Standard | Scenario::LedgerVsOutput => &[],
+            Scenario::Standard | Scenario::LedgerVsOutput | Scenario::BulkLoad => &[],
             Scenario::JournalDrain => &[Feature::Exports],
             Scenario::MultiStepPublish => &[Feature::SecondReader],
             Scenario::IncrementalExport => {
@@ -256,6 +265,20 @@ impl Scenario {
                 workload.restart_after_parts = shape.gen_bool(0.5).then_some(1);
                 (MERGE_CASCADE, false)
             }
+            Scenario::BulkLoad => {
+                // At least one source bulk-loaded, and mostly one streamed beside them.
+                let n = workload.sources.len();
+                let streamed = shape.gen_range(0..=n.min(2)).min(n - 1);
+                workload.bulk_sources = workload.sources[streamed..]
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect();
+                workload.export = shape.gen_bool(0.5).then(|| ExportPlan {
+                    every_parts: shape.gen_range(1..=3),
+                    flush_first: false,
+                });
+                (&[], true)
+            }
         }
     }
 
@@ -295,6 +318,9 @@ impl Scenario {
                     .collect();
                 workload.segment_bytes = 300;
                 workload.max_level = 3;
+            }
+            Scenario::BulkLoad => {
+                workload.bulk_sources = vec!["b".into()];
             }
         }
         RunSpec {

@@ -42,10 +42,12 @@ pub enum Twin {
     RollbackCommitsFirst,
     /// Planted mutant: recovery moves a file into the quarantine with one `rename`.
     QuarantineByRename,
+    /// Planted mutant: a bulk load commits its table file without syncing the file's bytes.
+    BulkFileUnsynced,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 13] = [
+    pub const ALL: [Twin; 14] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -59,6 +61,7 @@ impl Twin {
         Twin::LogSyncFailureIgnored,
         Twin::RollbackCommitsFirst,
         Twin::QuarantineByRename,
+        Twin::BulkFileUnsynced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Twin {
             Twin::LogSyncFailureIgnored => "log-sync-failure-ignored",
             Twin::RollbackCommitsFirst => "rollback-commits-first",
             Twin::QuarantineByRename => "quarantine-by-rename",
+            Twin::BulkFileUnsynced => "bulk-file-unsynced",
         }
     }
 
@@ -120,6 +124,9 @@ impl Twin {
             Twin::QuarantineByRename => {
                 "planted mutant: recovery moves a file into the quarantine with one rename between two directories, whose halves persist apart: a crash can leave it under neither name"
             }
+            Twin::BulkFileUnsynced => {
+                "planted mutant: a bulk load renames its table file into data/ and commits it, advancing the source's ledger, without syncing the file's bytes"
+            }
         }
     }
 
@@ -153,6 +160,7 @@ impl Twin {
                 Twin::LogSyncFailureIgnored => twins.log_sync_failure_ignored = true,
                 Twin::RollbackCommitsFirst => twins.rollback_commits_first = true,
                 Twin::QuarantineByRename => twins.quarantine_by_rename = true,
+                Twin::BulkFileUnsynced => twins.bulk_file_unsynced = true,
                 Twin::LyingSync => {}
             }
             Ok(())

@@ -134,6 +134,10 @@ pub struct Workload {
     /// unlinks inside every merge; Delta's default (7 days) keeps every file of a run.
     #[serde(default)]
     pub retention_ms: u64,
+    /// Sources loaded through the bulk path (`Pipeline::bulk_load`: straight into committed
+    /// table files, as `tally run` loads a file) instead of streamed through the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bulk_sources: Vec<String>,
 }
 
 /// Delta's default retention of removed files, in milliseconds.
@@ -211,6 +215,7 @@ impl Workload {
             } else {
                 DELTA_RETENTION_MS
             },
+            bulk_sources: Vec::new(),
         }
     }
 
@@ -244,7 +249,13 @@ impl Workload {
             entry: Entry::Ingest,
             probes: Vec::new(),
             retention_ms: 0,
+            bulk_sources: Vec::new(),
         }
+    }
+
+    /// Whether `source` is loaded through the bulk path.
+    pub fn is_bulk(&self, source: &str) -> bool {
+        self.bulk_sources.iter().any(|s| s == source)
     }
 
     /// The batch of rows `first..first + n` of `source` with this workload's columns.

@@ -29,6 +29,8 @@ fn workloads() -> impl Strategy<Value = Workload> {
         1u64..=32,
         prop::option::of(1usize..=3),
         prop::bool::ANY,
+        // Which sources are bulk-loaded (bit i: source i).
+        0u8..16,
     )
         .prop_map(
             |(
@@ -42,6 +44,7 @@ fn workloads() -> impl Strategy<Value = Workload> {
                 block,
                 restart,
                 keep,
+                bulk,
             )| {
                 let sources: Vec<SourcePlan> = parts
                     .into_iter()
@@ -52,6 +55,10 @@ fn workloads() -> impl Strategy<Value = Workload> {
                     })
                     .collect();
                 let fewest = sources.iter().map(|s| s.parts.len()).min().unwrap_or(1);
+                let bulk_sources = (0..sources.len())
+                    .filter(|i| bulk & (1 << i) != 0)
+                    .map(|i| format!("p{i}"))
+                    .collect();
                 Workload {
                     sources,
                     concurrent: false,
@@ -71,6 +78,7 @@ fn workloads() -> impl Strategy<Value = Workload> {
                     entry: Entry::Ingest,
                     probes: Vec::new(),
                     retention_ms: if keep { DELTA_RETENTION_MS } else { 0 },
+                    bulk_sources,
                 }
             },
         )

@@ -62,7 +62,7 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 13] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 14] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
@@ -145,6 +145,18 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 13] = [
         Twin::QuarantineByRename,
         2,
         &[Invariant::RollbackCrashSafe],
+    ),
+    (
+        // The commit is durable while the file's bytes are not: the external reader finds the
+        // file empty or torn before recovery does.
+        Scenario::BulkLoad,
+        Twin::BulkFileUnsynced,
+        1,
+        &[
+            Invariant::DeltaVersionComplete,
+            Invariant::RecoverySucceeds,
+            Invariant::AckedRowsPresent,
+        ],
     ),
     (
         Scenario::MergeCascade,

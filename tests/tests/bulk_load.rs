@@ -45,7 +45,10 @@ async fn a_bulk_load_writes_no_log_and_commits_each_file_with_its_ledger() {
     let written = load(&p, "bulk", (0, 120, 9), true).await.unwrap();
     assert_eq!(written, 120);
     let stats = p.stats();
-    assert!(stats.bulk_files >= 2, "segments of 1500 bytes roll over: {stats:?}");
+    assert!(
+        stats.bulk_files >= 2,
+        "segments of 1500 bytes roll over: {stats:?}"
+    );
     assert_eq!((stats.group_commits, stats.parts_committed), (0, 0));
     let state = p.source_state("bulk").await;
     assert_eq!((state.rows, state.complete), (120, true));
@@ -94,7 +97,13 @@ async fn a_bulk_load_of_changed_content_is_refused_before_anything_is_written() 
 async fn an_empty_bulk_load_completes_its_source_with_no_rows() {
     let fs = SimFs::new();
     let (p, _) = open(&fs, small_config()).await.unwrap();
-    let ack = p.bulk_load("empty", content(0)).await.unwrap().commit(true).await.unwrap();
+    let ack = p
+        .bulk_load("empty", content(0))
+        .await
+        .unwrap()
+        .commit(true)
+        .await
+        .unwrap();
     assert!(ack.source_complete);
     let state = p.source_state("empty").await;
     assert_eq!((state.rows, state.complete), (0, true));

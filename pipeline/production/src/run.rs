@@ -2,7 +2,9 @@
 //!
 //! `run` treats each input file as one source, identified by its canonical path. A source is
 //! read twice: once to validate every row (so that a bad line refuses the whole source before
-//! any of it is acknowledged), then again to ingest it in parts numbered by row. Parts the
+//! any of it is acknowledged), then again to bulk-load it (protocol "Bulk load"): its rows go
+//! straight into table files, each committed with the source's ledger advanced, with no log
+//! in between — the file itself is the durable copy of every row not yet committed. Rows the
 //! ledger already holds are skipped, so a run interrupted at any moment and started again
 //! stores every row exactly once.
 
@@ -54,6 +56,8 @@ pub struct RunSummary {
     pub files_published: usize,
     pub published_rows: u64,
     pub segments_staged: u64,
+    /// Table files the bulk load wrote and committed.
+    pub bulk_files: u64,
     pub merges: u64,
     pub recovery: RecoveryReport,
 }
@@ -241,6 +245,7 @@ pub async fn run(options: &RunOptions, progress: &dyn Progress) -> Result<RunSum
         files_published: snapshot.files.len(),
         published_rows: snapshot.rows,
         segments_staged: stats.segments_staged,
+        bulk_files: stats.bulk_files,
         merges: stats.merges,
         recovery,
     })
@@ -327,24 +332,17 @@ async fn ingest_source<F: Fs>(
     let (total, projection, columns) = validate(path, format, schema.as_deref(), progress)?;
     progress.phase(format!("ingesting {}", path.display()), Some(total));
     let mut reader = InputReader::open_with_schema(path, format, columns, options.batch_rows)?;
-    let (mut written, mut already) = (0, 0);
-    let mut first_row = 0u64;
-    let mut sent_last = false;
+    let mut load = pipeline.bulk_load(source, Some(input.content)).await?;
+    let (mut written, mut first_row) = (0, 0u64);
     while let Some(batch) = reader.next_batch()? {
         let batch = project(path, batch, &projection)?;
         let rows = batch.num_rows() as u64;
         let end = first_row + rows;
-        if end <= state.rows && end < total {
-            // Acknowledged by an earlier run: skip without encoding it again.
-            already += rows;
-        } else {
-            let last = end == total;
-            let ack = pipeline
-                .ingest_part_of(source, Some(input.content), first_row, batch, last)
-                .await?;
+        // Rows acknowledged by an earlier run are skipped without being encoded again.
+        if end > state.rows
+            && let Some(ack) = load.write(first_row, batch).await?
+        {
             written += ack.rows_written;
-            already += ack.rows_already_acknowledged;
-            sent_last |= last;
         }
         progress.advance(rows);
         first_row = end;
@@ -357,14 +355,10 @@ async fn ingest_source<F: Fs>(
             ),
         });
     }
-    if !sent_last {
-        // An empty file: record the source as complete with no rows. An empty part does not
-        // fix the table's columns, so an empty first input leaves them open.
-        let empty = arrow::array::RecordBatch::new_empty(reader.schema().clone());
-        pipeline
-            .ingest_part_of(source, Some(input.content), 0, empty, true)
-            .await?;
-    }
+    // The last file, with the source complete (for an empty file: the completion alone; an
+    // empty input does not fix the table's columns).
+    written += load.commit(true).await?.rows_written;
+    let already = total - written;
     Ok((written, already))
 }
 

@@ -155,7 +155,10 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
         file.log.next_seq += rows;
         // Every number stamped is below the durable reservation (as in a group commit).
         assert!(file.log.next_seq <= file.log.seq_reserved);
-        assert_eq!(seq_start, file.seq.end, "a bulk file's numbers are contiguous");
+        assert_eq!(
+            seq_start, file.seq.end,
+            "a bulk file's numbers are contiguous"
+        );
         file.seq.end = file.log.next_seq;
         let stored = match file.install.schema() {
             Some(schema) => schema.clone(),
@@ -240,7 +243,10 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
                 return Ok(());
             }
             Err(Error::Conservation {
-                detail: format!("bulk load of {:?}: {expected} rows given, {} written", self.source, written.rows),
+                detail: format!(
+                    "bulk load of {:?}: {expected} rows given, {} written",
+                    self.source, written.rows
+                ),
             })
         };
         let metadata = table::file_metadata(file.id, 0);
@@ -263,7 +269,9 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
             stats: written.stats,
         };
         debug_assert_eq!(entry.seq_min..entry.seq_max + 1, file.seq);
-        let state = self.publish_bulk(Some((&entry, file.first_row)), last).await?;
+        let state = self
+            .publish_bulk(Some((&entry, file.first_row)), last)
+            .await?;
         tally_sim::probe!("bulk.committed");
         file.log.ledger.insert(self.source.clone(), state);
         p.inner.stats.lock().expect("stats lock").bulk_files += 1;
@@ -277,7 +285,11 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
     }
 
     /// The commit of a bulk file (if any) and the source's ledger advanced by its rows.
-    async fn publish_bulk(&mut self, file: Option<(&FileEntry, u64)>, last: bool) -> Result<SourceState> {
+    async fn publish_bulk(
+        &mut self,
+        file: Option<(&FileEntry, u64)>,
+        last: bool,
+    ) -> Result<SourceState> {
         let (source, fingerprint) = (self.source.clone(), self.fingerprint);
         let schema = self.pipeline.schema();
         self.pipeline

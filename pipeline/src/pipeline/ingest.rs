@@ -180,7 +180,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// Checks the columns of a batch with rows against the table's; the first such batch
     /// fixes them.
     pub(super) fn fix_schema(&self, source: &str, user: &SchemaRef) -> Result<()> {
-        fix_schema(&mut self.inner.intake.lock().expect("intake lock"), source, user)
+        fix_schema(
+            &mut self.inner.intake.lock().expect("intake lock"),
+            source,
+            user,
+        )
     }
 
     /// Becomes the commit leader and commits every queued request, unless a leader already

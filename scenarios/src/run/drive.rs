@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tally_pipeline::{Config, Pipeline, export};
+use tally_pipeline::{Ack, Config, Pipeline, export};
 use tally_sim::{Clock, Fs, SimFs, World};
 
 use super::lifetime::Lifetime;
@@ -202,15 +202,15 @@ async fn ingest_part<F: Fs, C: Clock>(
     });
     ctx.trace
         .line(format!("L{life} try {source} rows {first}..{end}"));
-    let result = pipeline
-        .ingest_part_of(
-            source,
-            Some(crate::workload::fingerprint(source)),
-            first,
-            workload.batch(source, first, rows),
-            last,
-        )
-        .await;
+    let fingerprint = Some(crate::workload::fingerprint(source));
+    let batch = workload.batch(source, first, rows);
+    let result = if workload.is_bulk(source) {
+        bulk_part(pipeline, source, fingerprint, first, batch, last).await
+    } else {
+        pipeline
+            .ingest_part_of(source, fingerprint, first, batch, last)
+            .await
+    };
     match result {
         Ok(ack) => {
             record(&ctx.progress, source, |p| p.acked = p.acked.max(end));
@@ -232,6 +232,37 @@ async fn ingest_part<F: Fs, C: Clock>(
             Err(format!("ingest {source} rows {first}..{end}: {e}"))
         }
     }
+}
+
+/// One part through the bulk path, in two writes (so that a file can span writes, and roll
+/// over between them), then its commit: acknowledged as one, like a streamed part.
+async fn bulk_part<F: Fs, C: Clock>(
+    pipeline: &Pipeline<F, C>,
+    source: &str,
+    fingerprint: Option<tally_pipeline::Fingerprint>,
+    first: u64,
+    batch: arrow::array::RecordBatch,
+    last: bool,
+) -> tally_pipeline::Result<Ack> {
+    let rows = batch.num_rows();
+    let half = rows / 2;
+    let mut load = pipeline.bulk_load(source, fingerprint).await?;
+    let mut acks = Vec::new();
+    for (offset, len) in [(0, half), (half, rows - half)] {
+        let piece = batch.slice(offset, len);
+        acks.extend(load.write(first + offset as u64, piece).await?);
+    }
+    acks.push(load.commit(last).await?);
+    let written: u64 = acks.iter().map(|a| a.rows_written).sum();
+    let seqs = acks.iter().filter_map(|a| a.seq.clone());
+    let seq = seqs.reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
+    Ok(Ack {
+        source: source.to_owned(),
+        rows_written: written,
+        rows_already_acknowledged: rows as u64 - written,
+        seq,
+        source_complete: acks.last().is_some_and(|a| a.source_complete),
+    })
 }
 
 /// Updates the progress of `source`. A part is attempted before it can be acknowledged, so

@@ -114,6 +114,9 @@ pub struct Report {
 #[derive(Clone, Debug, Serialize)]
 /// The ingest runs of one report: the pipeline twice and the arrow-rs baseline twice.
 pub struct IngestRuns {
+    /// The bulk load (`tally run`'s path): each row written once, into table files.
+    pub bulk: real::Ingest,
+    /// Streaming ingest: each row acknowledged through the log, then staged.
     pub pipeline: real::Ingest,
     pub with_merges: real::Ingest,
     /// Merge configuration of `with_merges`.
@@ -301,11 +304,20 @@ async fn ingest_sections(
     let baseline_default = real::baseline(batches, work, false)?;
     say("ingest: arrow-rs baseline (tally's encodings)");
     let baseline = real::baseline(batches, work, true)?;
-    say("ingest: pipeline, no merges");
+    say("ingest: bulk load (tally run's path), no merges");
+    let bulk = real::ingest(
+        batches,
+        tally_pipeline::Config::default(),
+        &work.join("bulk"),
+        true,
+    )
+    .await?;
+    say("ingest: streaming (group commit, staging), no merges");
     let pipeline = real::ingest(
         batches,
         tally_pipeline::Config::default(),
         &work.join("ingest"),
+        false,
     )
     .await?;
     // The default merge policy with small segments: about 40 level-0 files, so that merges
@@ -315,11 +327,13 @@ async fn ingest_sections(
         ..tally_pipeline::Config::default()
     };
     say("ingest: pipeline with merges");
-    let with_merges = real::ingest(batches, merge_config.clone(), &work.join("merges")).await?;
-    for dir in ["ingest", "merges"] {
+    let with_merges =
+        real::ingest(batches, merge_config.clone(), &work.join("merges"), false).await?;
+    for dir in ["bulk", "ingest", "merges"] {
         let _ = std::fs::remove_dir_all(work.join(dir));
     }
     Ok(IngestRuns {
+        bulk,
         pipeline,
         with_merges,
         merge_segment_bytes: merge_config.segment_bytes,

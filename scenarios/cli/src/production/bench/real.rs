@@ -16,8 +16,9 @@ use tally_sim::{RealFs, SystemClock, World};
 
 use super::data;
 
-/// Ingest to published: rows through group commit, staging and publishing (and merges, when
-/// the configuration makes them due), until `flush` returns.
+/// Ingest to published, until `flush` returns: rows through group commit, staging and
+/// publishing (streaming), or straight into committed table files (bulk load, `tally run`'s
+/// path); merges too when the configuration makes them due.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ingest {
     pub rows: u64,
@@ -44,6 +45,7 @@ pub async fn ingest(
     batches: &[RecordBatch],
     config: Config,
     root: &Path,
+    bulk: bool,
 ) -> anyhow::Result<Ingest> {
     let fs = CountingFs::new(RealFs);
     let world = World::new(fs.clone(), SystemClock);
@@ -51,13 +53,23 @@ pub async fn ingest(
     let started = Instant::now();
     let (pipeline, _) = Pipeline::open(world, root, config).await?;
     let maintenance = pipeline.spawn_maintenance();
-    let mut first = 0;
-    for (i, batch) in batches.iter().enumerate() {
-        let last = i + 1 == batches.len();
-        pipeline
-            .ingest_part("bench", first, batch.clone(), last)
-            .await?;
-        first += batch.num_rows() as u64;
+    if bulk {
+        let mut load = pipeline.bulk_load("bench", None).await?;
+        let mut first = 0;
+        for batch in batches {
+            load.write(first, batch.clone()).await?;
+            first += batch.num_rows() as u64;
+        }
+        load.commit(true).await?;
+    } else {
+        let mut first = 0;
+        for (i, batch) in batches.iter().enumerate() {
+            let last = i + 1 == batches.len();
+            pipeline
+                .ingest_part("bench", first, batch.clone(), last)
+                .await?;
+            first += batch.num_rows() as u64;
+        }
     }
     pipeline.stop_maintenance();
     maintenance.await.context("the maintenance task")??;
