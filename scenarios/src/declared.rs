@@ -49,21 +49,23 @@ const CRASHED_CLASSES: &[&str] = &[
     "table",
 ];
 
+/// The faults every fault-injecting scenario's profile reaches.
+const FAULTS: &[&str] = &[
+    "fault:clock-jump",
+    "fault:corrupt-read:log",
+    "fault:error:commit",
+    "fault:error:dir",
+    "fault:error:log",
+    "fault:error:table",
+    "fault:fail-sync:ack",
+    "fault:fail-sync:log",
+];
+
 /// What a scenario declares beyond [`EVERY_SCENARIO`] and the crash points: the marks and
 /// faults of its own workload and fault profile, each reached by the default sweep's 200 seeds
 /// (some by only one or two: `docs/harness.md`, "Coverage probes", lists them); what no
 /// scenario reaches is listed there as a gap.
 fn scenario_specific(scenario: Scenario) -> Vec<String> {
-    const FAULTS: &[&str] = &[
-        "fault:clock-jump",
-        "fault:corrupt-read:log",
-        "fault:error:commit",
-        "fault:error:dir",
-        "fault:error:log",
-        "fault:error:table",
-        "fault:fail-sync:ack",
-        "fault:fail-sync:log",
-    ];
     let own: &[&str] = match scenario {
         Scenario::Standard => &[
             "poison.step-refused",
