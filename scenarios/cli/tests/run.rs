@@ -14,7 +14,7 @@ use std::time::Duration;
 
 mod support;
 
-use support::{Store, live_data_files, log_has_parts, python_readers, store, tally, text};
+use support::{Store, live_data_files, python_readers, store, tally, text, writing_rows};
 
 /// A CSV with the benchmark's 8 columns: id, timestamp, a 100-value string, a unique string,
 /// three floats and a bool.
@@ -255,7 +255,7 @@ fn a_killed_run_rerun_holds_every_row_exactly_once() {
     .map(|a| a.to_string())
     .collect();
     args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
-    // Each round waits until the run is writing the log — so the kill lands mid-ingest, not
+    // Each round waits until the run is writing rows — so the kill lands mid-ingest, not
     // before the first row — then lets it go on a little longer before SIGKILL.
     let mut interrupted_mid_ingest = 0;
     for round in 0..5u64 {
@@ -266,7 +266,7 @@ fn a_killed_run_rerun_holds_every_row_exactly_once() {
             .spawn()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !log_has_parts(&s.root)
+        while !writing_rows(&s.root)
             && child.try_wait().unwrap().is_none()
             && std::time::Instant::now() < deadline
         {

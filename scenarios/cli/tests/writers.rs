@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{listing, log_has_parts, tally, text};
+use support::{listing, tally, text, writing_rows};
 
 fn write_csv(path: &Path, first: u64, rows: u64) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -50,11 +50,8 @@ fn a_second_tally_run_is_refused_while_the_first_writes_and_the_first_keeps_ever
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !log_has_parts(&root) && first.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never wrote its log"
-        );
+    while !writing_rows(&root) && first.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the first run never wrote rows");
         std::thread::sleep(Duration::from_millis(2));
     }
     let second = tally(&[

@@ -30,9 +30,13 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// Whether some log segment under `root` holds parts (more than its header): a run is writing.
-pub fn log_has_parts(root: &Path) -> bool {
-    std::fs::read_dir(root.join("_tally/log")).is_ok_and(|entries| {
+/// Whether a run is writing rows under `root`: a table file (or its temp) is in `data/` — the
+/// bulk load of `tally run` — or a log segment holds parts (more than its header) — streamed
+/// ingest.
+pub fn writing_rows(root: &Path) -> bool {
+    let data =
+        std::fs::read_dir(root.join("data")).is_ok_and(|mut entries| entries.any(|e| e.is_ok()));
+    data || std::fs::read_dir(root.join("_tally/log")).is_ok_and(|entries| {
         entries.filter_map(Result::ok).any(|e| {
             e.path().extension().is_some_and(|x| x == "log")
                 && e.metadata().is_ok_and(|m| m.len() > 4096)
