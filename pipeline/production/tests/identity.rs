@@ -36,7 +36,12 @@ fn options(root: &Path, inputs: &[&Path]) -> RunOptions {
         inputs: inputs.iter().map(|p| p.to_path_buf()).collect(),
         format: None,
         batch_rows: 1000,
-        config: tally_pipeline::Config::default(),
+        // Small files, so that an interrupted run has committed (acknowledged) some of its
+        // rows: the bulk load acknowledges a file's rows when its commit is durable.
+        config: tally_pipeline::Config {
+            segment_bytes: 16 << 10,
+            ..tally_pipeline::Config::default()
+        },
     }
 }
 

@@ -560,6 +560,10 @@ fn bench_measures_every_real_section_and_judges_the_targets() {
         "2000",
         "--memory-rows",
         "2000,8000",
+        "--memory-runs",
+        "2",
+        "--process-runs",
+        "2",
         "--callers",
         "1,8",
         "--latency-batches",
@@ -574,7 +578,13 @@ fn bench_measures_every_real_section_and_judges_the_targets() {
     assert!(out.status.success(), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let ingest = &report["ingest"];
-    for run in ["pipeline", "with_merges", "baseline", "baseline_default"] {
+    for run in [
+        "bulk",
+        "pipeline",
+        "with_merges",
+        "baseline",
+        "baseline_default",
+    ] {
         assert_eq!(ingest[run]["rows"], 30000, "{run}: {ingest}");
         assert!(ingest[run]["rows_per_second"].as_f64().unwrap() > 0.0);
     }
@@ -592,7 +602,18 @@ fn bench_measures_every_real_section_and_judges_the_targets() {
     let recovery = report["recovery"].as_array().unwrap();
     assert_eq!(recovery[1]["published_rows"], 20000);
     assert_eq!(recovery[1]["staged_rows"], 2000);
+    // The bulk load writes no log: every byte written is a table file or a commit.
+    let bulk = &ingest["bulk"];
+    assert_eq!(bulk["segments_staged"], 0, "{bulk}");
+    assert!(
+        bulk["bytes_written"].as_u64().unwrap()
+            < ingest["pipeline"]["bytes_written"].as_u64().unwrap(),
+        "{ingest}"
+    );
+    let processes = &report["processes"];
+    assert_eq!(processes["tally_seconds"].as_array().unwrap().len(), 2);
     let memory = report["memory"].as_array().unwrap();
+    assert_eq!(memory.len(), 4, "two inputs, two rounds: {memory:?}");
     assert!(
         memory
             .iter()

@@ -39,8 +39,15 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200_000)]
     staged_rows: u64,
     /// Rows of the inputs `tally run` is given for peak memory.
-    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 4_000_000])]
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 8_000_000])]
     memory_rows: Vec<u64>,
+    /// Rounds of the peak-memory runs (each round runs every input once).
+    #[arg(long, default_value_t = 3)]
+    memory_runs: usize,
+    /// Alternated runs of `tally run` and of pyarrow, as whole processes, on one Parquet input
+    /// of `--rows` rows.
+    #[arg(long, default_value_t = 3)]
+    process_runs: usize,
     /// Concurrent callers in the latency section.
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 64])]
     callers: Vec<usize>,
@@ -86,6 +93,7 @@ pub enum Section {
     Latency,
     Recovery,
     Memory,
+    Processes,
     Crashtest,
     Simulator,
 }
@@ -107,6 +115,7 @@ pub struct Report {
     pub latency: Vec<real::Latency>,
     pub recovery: Vec<real::Recovery>,
     pub memory: Vec<Memory>,
+    pub processes: Option<Processes>,
     pub crashtest: Option<Crashtest>,
     pub simulator: Option<simulator::Simulator>,
 }
@@ -129,9 +138,24 @@ pub struct IngestRuns {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Memory {
+    /// The round (from 0): every input runs once a round.
+    pub round: usize,
     pub rows: u64,
     pub peak_rss_bytes: u64,
     pub seconds: f64,
+}
+
+/// `tally run` and pyarrow as whole processes on one Parquet input, alternated: pyarrow reads
+/// the input and writes one ZSTD(1) file durably (`write_table`, then fsync of the file, rename,
+/// fsync of the directory).
+#[derive(Clone, Debug, Serialize)]
+pub struct Processes {
+    pub rows: u64,
+    pub input_bytes: u64,
+    pub tally_seconds: Vec<f64>,
+    pub pyarrow_seconds: Vec<f64>,
+    /// Why pyarrow did not run, when it did not.
+    pub pyarrow_missing: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -171,12 +195,16 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let recovery = recovery_sections(&args, &runtime, work)?;
     drop(runtime);
 
-    let memory = args
-        .memory_rows
-        .iter()
-        .filter(|_| args.wants(Section::Memory))
-        .map(|&rows| memory(rows, args.batch_rows, work))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let memory = if args.wants(Section::Memory) {
+        memory_rounds(&args, work)?
+    } else {
+        Vec::new()
+    };
+    let processes = if args.wants(Section::Processes) {
+        Some(processes(&args, work)?)
+    } else {
+        None
+    };
     let crashtest = if args.wants(Section::Crashtest) {
         Some(crashtest(args.crashtest_runs, work)?)
     } else {
@@ -200,6 +228,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         latency,
         recovery,
         memory,
+        processes,
         crashtest,
         simulator,
     };
@@ -378,27 +407,33 @@ fn number(value: &serde_json::Value, key: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("no number {key:?} in {value}"))
 }
 
+/// Writes a Parquet input of `rows` benchmark rows.
 #[allow(
     clippy::disallowed_methods,
     clippy::disallowed_types,
     reason = "the benchmark's input files"
 )]
-fn memory(rows: u64, batch_rows: usize, work: &Path) -> anyhow::Result<Memory> {
-    say(&format!("memory: writing an input of {rows} rows"));
+fn parquet_input(rows: u64, batch_rows: usize, work: &Path) -> anyhow::Result<PathBuf> {
+    say(&format!("writing a Parquet input of {rows} rows"));
     let input = work.join(format!("input-{rows}.parquet"));
-    {
-        let file = std::fs::File::create(&input)?;
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, data::schema(), None)?;
-        let mut first = 0;
-        while first < rows {
-            let n = (rows - first).min(batch_rows as u64) as usize;
-            writer.write(&data::batch(4, first, n))?;
-            first += n as u64;
-        }
-        writer.close()?;
+    let file = std::fs::File::create(&input)?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, data::schema(), None)?;
+    let mut first = 0;
+    while first < rows {
+        let n = (rows - first).min(batch_rows as u64) as usize;
+        writer.write(&data::batch(4, first, n))?;
+        first += n as u64;
     }
-    say(&format!("memory: tally run on {rows} rows"));
-    let root = work.join(format!("memory-{rows}"));
+    writer.close()?;
+    Ok(input)
+}
+
+/// `tally run` (a child of this binary) on `input` into a fresh store; its summary.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "removing the benchmark's own store"
+)]
+fn tally_run(input: &Path, rows: u64, root: &Path) -> anyhow::Result<serde_json::Value> {
     let me = std::env::current_exe()?;
     let summary = child_json(
         &me,
@@ -415,13 +450,103 @@ fn memory(rows: u64, batch_rows: usize, work: &Path) -> anyhow::Result<Memory> {
     if published != rows {
         bail!("tally run published {published} of {rows} rows");
     }
-    std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_dir_all(root).ok();
+    Ok(summary)
+}
+
+/// Peak memory of `tally run`: every input once a round, `--memory-runs` rounds.
+#[allow(clippy::disallowed_methods, reason = "removing the benchmark's inputs")]
+fn memory_rounds(args: &BenchArgs, work: &Path) -> anyhow::Result<Vec<Memory>> {
+    let inputs = args
+        .memory_rows
+        .iter()
+        .map(|&rows| Ok((rows, parquet_input(rows, args.batch_rows, work)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    for round in 0..args.memory_runs {
+        for (rows, input) in &inputs {
+            say(&format!("memory: tally run on {rows} rows (round {round})"));
+            let summary = tally_run(input, *rows, &work.join(format!("memory-{rows}")))?;
+            out.push(Memory {
+                round,
+                rows: *rows,
+                peak_rss_bytes: number(&summary, "peak_rss_bytes")? as u64,
+                seconds: number(&summary, "seconds")?,
+            });
+        }
+    }
+    for (_, input) in inputs {
+        std::fs::remove_file(input).ok();
+    }
+    Ok(out)
+}
+
+/// The pyarrow side of [`Processes`]: read the input, write it as one ZSTD(1) file, fsync it,
+/// rename it into place, fsync the directory.
+const PYARROW_WRITE: &str = "import os, sys\n\
+import pyarrow.parquet as pq\n\
+src, out = sys.argv[1], sys.argv[2]\n\
+table = pq.read_table(src)\n\
+tmp = out + '.tmp'\n\
+pq.write_table(table, tmp, compression='zstd', compression_level=1)\n\
+fd = os.open(tmp, os.O_RDONLY); os.fsync(fd); os.close(fd)\n\
+os.rename(tmp, out)\n\
+fd = os.open(os.path.dirname(out), os.O_RDONLY); os.fsync(fd); os.close(fd)\n\
+print(table.num_rows)\n";
+
+/// The Python the interop tests use: `TALLY_PYTHON`, else `python3`.
+fn python() -> PathBuf {
+    std::env::var_os("TALLY_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+}
+
+/// `tally run` and pyarrow alternated as whole processes on one input of `--rows` rows, timed
+/// from outside.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "child processes, the wall clock, the benchmark's files"
+)]
+fn processes(args: &BenchArgs, work: &Path) -> anyhow::Result<Processes> {
+    let input = parquet_input(args.rows, args.batch_rows, work)?;
+    let probe = std::process::Command::new(python())
+        .args(["-c", "import pyarrow"])
+        .output();
+    let pyarrow_missing = match probe {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+        Err(e) => Some(format!("{}: {e}", python().display())),
+    };
+    let mut result = Processes {
+        rows: args.rows,
+        input_bytes: std::fs::metadata(&input)?.len(),
+        tally_seconds: Vec::new(),
+        pyarrow_seconds: Vec::new(),
+        pyarrow_missing,
+    };
+    for round in 0..args.process_runs {
+        say(&format!("processes: tally run (round {round})"));
+        let started = std::time::Instant::now();
+        tally_run(&input, args.rows, &work.join("processes-store"))?;
+        result.tally_seconds.push(started.elapsed().as_secs_f64());
+        if result.pyarrow_missing.is_some() {
+            continue;
+        }
+        say(&format!("processes: pyarrow (round {round})"));
+        let out = work.join("pyarrow-out.parquet");
+        let started = std::time::Instant::now();
+        let run = std::process::Command::new(python())
+            .args(["-c", PYARROW_WRITE])
+            .arg(&input)
+            .arg(&out)
+            .output()
+            .context("running pyarrow")?;
+        result.pyarrow_seconds.push(started.elapsed().as_secs_f64());
+        if !run.status.success() {
+            bail!("pyarrow failed: {}", String::from_utf8_lossy(&run.stderr));
+        }
+        std::fs::remove_file(&out).ok();
+    }
     std::fs::remove_file(&input).ok();
-    Ok(Memory {
-        rows,
-        peak_rss_bytes: number(&summary, "peak_rss_bytes")? as u64,
-        seconds: number(&summary, "seconds")?,
-    })
+    Ok(result)
 }
 
 #[allow(
