@@ -69,14 +69,15 @@ async fn a_bulk_load_resumes_from_the_ledger_and_skips_acknowledged_rows() {
     let fs = SimFs::new();
     let (p, _) = open(&fs, small_config()).await.unwrap();
     assert_eq!(load(&p, "s", (0, 50, 10), false).await.unwrap(), 50);
-    // A rerun from row 0: only rows 50.. are written.
-    assert_eq!(load(&p, "s", (0, 80, 7), true).await.unwrap(), 30);
-    // Complete: nothing more, and a gap is refused.
-    assert_eq!(load(&p, "s", (0, 80, 80), true).await.unwrap(), 0);
+    // A part beyond the rows acknowledged is refused.
     let mut again = p.bulk_load("s", content(7)).await.unwrap();
-    let gap = again.write(81, rows("s", 81, 3)).await.unwrap_err();
+    let gap = again.write(51, rows("s", 51, 3)).await.unwrap_err();
     assert!(matches!(gap, Error::SourceGap { .. }), "{gap}");
     drop(again);
+    // A rerun from row 0: only rows 50.. are written.
+    assert_eq!(load(&p, "s", (0, 80, 7), true).await.unwrap(), 30);
+    // Complete: nothing more, even past its end.
+    assert_eq!(load(&p, "s", (0, 90, 90), true).await.unwrap(), 0);
     let found = rows_on_disk(&fs, &p).await;
     assert_eq!(found.len(), 80);
     assert!(found.values().all(|seqs| seqs.len() == 1));
@@ -108,6 +109,36 @@ async fn an_empty_bulk_load_completes_its_source_with_no_rows() {
     let state = p.source_state("empty").await;
     assert_eq!((state.rows, state.complete), (0, true));
     assert!(p.manifest().await.sources["empty"].complete);
+}
+
+#[tokio::test]
+async fn a_bulk_load_of_a_complete_source_writes_nothing() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    load(&p, "s", (0, 20, 20), true).await.unwrap();
+    let version = p.snapshot().await.version;
+    let mut more = p.bulk_load("s", content(7)).await.unwrap();
+    assert_eq!(more.write(20, rows("s", 20, 5)).await.unwrap(), None);
+    assert_eq!(more.commit(false).await.unwrap().rows_written, 0);
+    assert_eq!(p.snapshot().await.version, version);
+    assert_eq!(p.source_state("s").await.rows, 20);
+}
+
+/// A load that read the ledger before another caller acknowledged rows of its source starts
+/// its file from the ledger as it is when the file opens: nothing is written twice, and the
+/// pipeline is not stopped by a refused commit.
+#[tokio::test]
+async fn a_bulk_load_reads_the_ledger_again_when_it_opens_a_file() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let mut late = p.bulk_load("s", content(7)).await.unwrap();
+    assert_eq!(load(&p, "s", (0, 20, 20), false).await.unwrap(), 20);
+    assert_eq!(late.write(0, rows("s", 0, 30)).await.unwrap(), None);
+    assert_eq!(late.commit(true).await.unwrap().rows_written, 10);
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.len(), 30);
+    assert!(found.values().all(|seqs| seqs.len() == 1));
+    assert!(p.source_state("s").await.complete);
 }
 
 /// Rows streamed before a bulk load are published before it, and the bulk rows are numbered

@@ -63,13 +63,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.drain_if_deferred().await?;
         let state = self.source_state(source).await;
         if !state.accepts(fingerprint) {
-            return Err(Error::SourceChanged {
-                source_id: source.to_owned(),
-                acknowledged: state.rows,
-                complete: if state.complete { " (all of it)" } else { "" },
-                recorded: Fingerprint::describe(state.fingerprint),
-                given: Fingerprint::describe(fingerprint),
-            });
+            return Err(source_changed(source, state, fingerprint));
         }
         Ok(BulkLoad {
             pipeline: self,
@@ -119,23 +113,36 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
     pub async fn write(&mut self, first_row: u64, batch: RecordBatch) -> Result<Option<Ack>> {
         let p = self.pipeline;
         p.check_poison()?;
+        if self.state.complete {
+            // Every row of a complete source is acknowledged, as in a group commit.
+            return Ok(None);
+        }
+        let (user, batch) = super::ingest::validate(&self.source, batch)?;
+        if first_row + batch.num_rows() as u64 <= self.next_row() {
+            return Ok(None);
+        }
+        p.fix_schema(&self.source, &user)?;
+        if self.file.is_none() {
+            self.open_file().await?;
+            if self.state.complete {
+                self.file = None;
+                return Ok(None);
+            }
+        }
         let next = self.next_row();
         if first_row > next {
+            self.drop_empty_file();
             return Err(Error::SourceGap {
                 source_id: self.source.clone(),
                 acknowledged: next,
                 first_row,
             });
         }
-        let (user, batch) = super::ingest::validate(&self.source, batch)?;
         let skip = (next - first_row).min(batch.num_rows() as u64) as usize;
         let batch = batch.slice(skip, batch.num_rows() - skip);
         if batch.num_rows() == 0 {
+            self.drop_empty_file();
             return Ok(None);
-        }
-        p.fix_schema(&self.source, &user)?;
-        if self.file.is_none() {
-            self.file = Some(self.open_file(next).await?);
         }
         let written = self.write_rows(batch).await;
         if let Err(e) = &written {
@@ -143,6 +150,13 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
             p.poison(e);
         }
         written
+    }
+
+    /// Releases an open file no row was written to (and its locks).
+    fn drop_empty_file(&mut self) {
+        if self.file.as_ref().is_some_and(|f| f.rows == 0) {
+            self.file = None;
+        }
     }
 
     /// Appends `batch` (rows from the next one on) to the open file, committing it once full.
@@ -205,9 +219,16 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
         self.state.rows + self.file.as_ref().map_or(0, |f| f.rows)
     }
 
-    async fn open_file(&self, first_row: u64) -> Result<OpenFile<'p, F>> {
+    /// Opens the next file with its locks, and reads the source's ledger again under them:
+    /// another caller may have acknowledged rows of the source since this load read it.
+    async fn open_file(&mut self) -> Result<()> {
         let p = self.pipeline;
         let (steps, log) = p.bulk_locks().await?;
+        let state = log.ledger.get(&self.source).copied().unwrap_or_default();
+        if !state.accepts(self.fingerprint) {
+            return Err(source_changed(&self.source, state, self.fingerprint));
+        }
+        self.state = state;
         let id = p.inner.next_file_id.fetch_add(1, Ordering::Relaxed);
         let name = crate::layout::table_file_name(0, id);
         let mut install = Install::new(
@@ -220,16 +241,17 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
             install = install.without_sync();
         }
         let seq = log.next_seq..log.next_seq;
-        Ok(OpenFile {
+        self.file = Some(OpenFile {
             _steps: steps,
             log,
             install,
             id,
-            first_row,
+            first_row: state.rows,
             rows: 0,
             bytes: 0,
             seq,
-        })
+        });
+        Ok(())
     }
 
     /// Installs the open file and commits it with the ledger advanced; the locks are released
@@ -304,6 +326,17 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
         let state = self.pipeline.inner.published.lock().await.sources[&self.source];
         self.state = state;
         Ok(state)
+    }
+}
+
+/// The refusal of a load whose fingerprint is not the one the ledger bound to its source.
+fn source_changed(source: &str, state: SourceState, given: Option<Fingerprint>) -> Error {
+    Error::SourceChanged {
+        source_id: source.to_owned(),
+        acknowledged: state.rows,
+        complete: if state.complete { " (all of it)" } else { "" },
+        recorded: Fingerprint::describe(state.fingerprint),
+        given: Fingerprint::describe(given),
     }
 }
 
