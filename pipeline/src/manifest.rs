@@ -178,6 +178,45 @@ impl Leftover {
 }
 
 impl Manifest {
+    /// Adds a table file just written. Its id was never used: ids are taken in order and
+    /// published in order.
+    pub(crate) fn add_new_file(&mut self, entry: FileEntry) {
+        assert!(
+            entry.id >= self.next_file_id,
+            "file id {} below the manifest's next id {}",
+            entry.id,
+            self.next_file_id
+        );
+        self.next_file_id = self.next_file_id.max(entry.id + 1);
+        self.files.push(entry);
+        self.files.sort_by_key(|f| f.seq_min);
+    }
+
+    /// Advances `source`'s published rows by rows `first_row..first_row + rows` of content
+    /// `fingerprint` (the source complete when `last`). Refused, with what refused it, unless
+    /// the rows continue the published ones and the content is the source's.
+    pub(crate) fn continue_source(
+        &mut self,
+        source: &str,
+        (first_row, rows): (u64, u64),
+        fingerprint: Option<Fingerprint>,
+        last: bool,
+    ) -> std::result::Result<(), String> {
+        let state = self.sources.entry(source.to_owned()).or_default();
+        if first_row != state.rows || !state.accepts(fingerprint) {
+            return Err(format!(
+                "source {source:?}: rows from {first_row} (content {}) do not continue the {} published rows (content {})",
+                Fingerprint::describe(fingerprint),
+                state.rows,
+                Fingerprint::describe(state.fingerprint)
+            ));
+        }
+        state.fingerprint = fingerprint;
+        state.rows += rows;
+        state.complete |= last;
+        Ok(())
+    }
+
     /// Whether the file `name` in `dir` is a leftover under this manifest. A removed file is
     /// one only once `expired` says its retention has passed.
     pub fn leftover(

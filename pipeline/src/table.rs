@@ -220,6 +220,33 @@ pub struct Written {
     pub stats: Option<String>,
 }
 
+impl Written {
+    /// The manifest's entry of the file written as table file `id` at `level`.
+    pub fn entry(self, id: u64, level: u32) -> crate::manifest::FileEntry {
+        crate::manifest::FileEntry {
+            id,
+            level,
+            rows: self.rows,
+            seq_min: self.seq_min,
+            seq_max: self.seq_max,
+            bytes: self.bytes,
+            crc32c: Some(self.crc32c),
+            stats: self.stats,
+        }
+    }
+
+    /// The check a step makes before installing a file: the rows written are the `expected`
+    /// rows of `what` (a conservation failure otherwise).
+    pub fn holds_rows(&self, expected: u64, what: impl FnOnce() -> String) -> Result<()> {
+        if self.rows == expected {
+            return Ok(());
+        }
+        Err(Error::Conservation {
+            detail: format!("{}: {expected} rows given, {} written", what(), self.rows),
+        })
+    }
+}
+
 /// An encoder error, naming the file and what was being done.
 fn parquet_error<'a>(path: &'a Path, what: &'a str) -> impl Fn(ParquetError) -> Error + 'a {
     move |e| Error::format(format!("{}: {what}", path.display()), e)

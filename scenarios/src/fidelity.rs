@@ -69,7 +69,17 @@ pub struct Expected {
 
 /// The two images of `sim` under `dir`.
 pub fn expected(sim: &SimFs, dir: &Path) -> Expected {
-    let entries_only = CrashPlan {
+    Expected {
+        strict: under(&sim.crash(CrashModel::Strict, 0), dir),
+        predicted: under(&entries_kept(sim), dir),
+        ..Expected::default()
+    }
+}
+
+/// The disk a crash of `sim` leaves when every pending directory op survives and no pending
+/// data op does: what LazyFS keeps.
+pub fn entries_kept(sim: &SimFs) -> SimFs {
+    let plan = CrashPlan {
         survivors: sim
             .pending_ops()
             .into_iter()
@@ -78,14 +88,8 @@ pub fn expected(sim: &SimFs, dir: &Path) -> Expected {
             .collect(),
         tear: None,
     };
-    let predicted = sim
-        .crash_with(&entries_only)
-        .expect("directory ops depend only on directory ops: the plan is closed");
-    Expected {
-        strict: under(&sim.crash(CrashModel::Strict, 0), dir),
-        predicted: under(&predicted, dir),
-        ..Expected::default()
-    }
+    sim.crash_with(&plan)
+        .expect("directory ops depend only on directory ops: the plan is closed")
 }
 
 fn under(disk: &SimFs, dir: &Path) -> Image {

@@ -91,9 +91,7 @@ impl Shared {
         match sim {
             Ok(s) => Ok((done, Some(s))),
             Err(e) => {
-                self.diverged(format!(
-                    "{what}: the real disk made it, the simulated one: {e}"
-                ));
+                self.refused(&what, &e);
                 Ok((done, None))
             }
         }
@@ -101,6 +99,13 @@ impl Shared {
 
     fn diverged(&self, what: String) {
         lock(&self.divergences).push(what);
+    }
+
+    /// A call the real disk made and the simulated one refused.
+    fn refused(&self, what: &str, e: &io::Error) {
+        self.diverged(format!(
+            "{what}: the real disk made it, the simulated one: {e}"
+        ));
     }
 }
 
@@ -380,9 +385,7 @@ impl<F: Fs> MirrorFile<F> {
     fn check(&self, op: &str, sim: Option<io::Result<u64>>, real: u64) {
         let what = named(op, &self.path);
         match sim {
-            Some(Err(e)) => self.shared.diverged(format!(
-                "{what}: the real disk made it, the simulated one: {e}"
-            )),
+            Some(Err(e)) => self.shared.refused(&what, &e),
             Some(Ok(at)) if at != real => self.shared.diverged(format!(
                 "{what}: the real disk answered {real}, the simulated one {at}"
             )),

@@ -19,6 +19,7 @@ use tokio::sync::MutexGuard;
 
 use super::Pipeline;
 use super::config::Ack;
+use super::group::source_changed;
 use super::segment::LogState;
 use crate::error::{Error, Result};
 use crate::install::Install;
@@ -259,17 +260,9 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
     async fn commit_file(&mut self, last: bool) -> Result<Ack> {
         let p = self.pipeline;
         let mut file = self.file.take().expect("a file is open");
-        let expected = file.rows;
+        let (expected, source) = (file.rows, &self.source);
         let conserved = |written: &table::Written| {
-            if written.rows == expected {
-                return Ok(());
-            }
-            Err(Error::Conservation {
-                detail: format!(
-                    "bulk load of {:?}: {expected} rows given, {} written",
-                    self.source, written.rows
-                ),
-            })
+            written.holds_rows(expected, || format!("bulk load of {source:?}"))
         };
         let metadata = table::file_metadata(file.id, 0);
         let written = match file.install.finish(&metadata, conserved).await {
@@ -280,16 +273,7 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
             }
         };
         p.count_written(&written);
-        let entry = FileEntry {
-            id: file.id,
-            level: 0,
-            rows: written.rows,
-            seq_min: written.seq_min,
-            seq_max: written.seq_max,
-            bytes: written.bytes,
-            crc32c: Some(written.crc32c),
-            stats: written.stats,
-        };
+        let entry = written.entry(file.id, 0);
         debug_assert_eq!(entry.seq_min..entry.seq_max + 1, file.seq);
         let state = self
             .publish_bulk(Some((&entry, file.first_row)), last)
@@ -314,66 +298,38 @@ impl<'p, F: Fs, C: Clock> BulkLoad<'p, F, C> {
     ) -> Result<SourceState> {
         let (source, fingerprint) = (self.source.clone(), self.fingerprint);
         let schema = self.pipeline.schema();
+        let mut published = SourceState::default();
         self.pipeline
             .publish(|m| {
-                add_bulk(m, &source, fingerprint, file, last)?;
+                published = add_bulk(m, &source, fingerprint, file, last)?;
                 if m.schema.is_none() {
                     m.schema = schema.as_deref().cloned();
                 }
                 Ok(())
             })
             .await?;
-        let state = self.pipeline.inner.published.lock().await.sources[&self.source];
-        self.state = state;
-        Ok(state)
+        self.state = published;
+        Ok(published)
     }
 }
 
-/// The refusal of a load whose fingerprint is not the one the ledger bound to its source.
-fn source_changed(source: &str, state: SourceState, given: Option<Fingerprint>) -> Error {
-    Error::SourceChanged {
-        source_id: source.to_owned(),
-        acknowledged: state.rows,
-        complete: if state.complete { " (all of it)" } else { "" },
-        recorded: Fingerprint::describe(state.fingerprint),
-        given: Fingerprint::describe(given),
-    }
-}
-
-/// The manifest edit of a bulk commit. Fails (nothing is published) if the rows do not
-/// continue the source's published rows.
+/// The manifest edit of a bulk commit; returns the source's state it publishes. Fails
+/// (nothing is published) if the rows do not continue the source's published rows.
 fn add_bulk(
     m: &mut Manifest,
     source: &str,
     fingerprint: Option<Fingerprint>,
     file: Option<(&FileEntry, u64)>,
     last: bool,
-) -> Result<()> {
-    let state = m.sources.entry(source.to_owned()).or_default();
-    let first_row = file.map_or(state.rows, |(_, first)| first);
-    if first_row != state.rows || !state.accepts(fingerprint) {
-        return Err(Error::Conservation {
-            detail: format!(
-                "source {source:?}: bulk rows from {first_row} (content {}) do not continue the {} published rows (content {})",
-                Fingerprint::describe(fingerprint),
-                state.rows,
-                Fingerprint::describe(state.fingerprint)
-            ),
-        });
-    }
-    state.fingerprint = fingerprint;
-    state.complete |= last;
+) -> Result<SourceState> {
+    let published = m.sources.get(source).map_or(0, |s| s.rows);
+    let rows = file.map_or((published, 0), |(entry, first)| (first, entry.rows));
+    m.continue_source(source, rows, fingerprint, last)
+        .map_err(|refused| Error::Conservation {
+            detail: format!("bulk {refused}"),
+        })?;
     if let Some((entry, _)) = file {
-        state.rows += entry.rows;
-        assert!(
-            entry.id >= m.next_file_id,
-            "file id {} below the manifest's next id {}",
-            entry.id,
-            m.next_file_id
-        );
-        m.next_file_id = m.next_file_id.max(entry.id + 1);
-        m.files.push(entry.clone());
-        m.files.sort_by_key(|f| f.seq_min);
+        m.add_new_file(entry.clone());
     }
-    Ok(())
+    Ok(m.sources[source])
 }

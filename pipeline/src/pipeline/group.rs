@@ -67,15 +67,20 @@ pub(super) fn decide(state: SourceState, first_row: u64, rows: u64, last: bool) 
     }
 }
 
-/// The refusal of a part whose fingerprint is not the one `state` bound to its source.
-fn source_changed(part: &Part, state: SourceState) -> Error {
+/// The refusal of rows of `source` whose fingerprint is not the one `state` bound to it (a
+/// group commit's part, a bulk load).
+pub(super) fn source_changed(
+    source: &str,
+    state: SourceState,
+    given: Option<Fingerprint>,
+) -> Error {
     let describe = Fingerprint::describe;
     Error::SourceChanged {
-        source_id: part.source.clone(),
+        source_id: source.to_owned(),
         acknowledged: state.rows,
         complete: if state.complete { " (all of it)" } else { "" },
         recorded: describe(state.fingerprint),
-        given: describe(part.fingerprint),
+        given: describe(given),
     }
 }
 
@@ -143,7 +148,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .unwrap_or_default();
         let rows = part.batch.num_rows() as u64;
         if !state.accepts(part.fingerprint) {
-            return Some(Err(source_changed(&part, state)));
+            return Some(Err(source_changed(&part.source, state, part.fingerprint)));
         }
         match decide(state, part.first_row, rows, part.last) {
             Decision::Acknowledged => Some(Ok(Ack {

@@ -82,16 +82,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .finish(&metadata, |w| conserved(level, inputs, rows_in, w))
             .await?;
         self.count_written(&written);
-        Ok(FileEntry {
-            id,
-            level: out_level,
-            rows: written.rows,
-            seq_min: written.seq_min,
-            seq_max: written.seq_max,
-            bytes: written.bytes,
-            crc32c: Some(written.crc32c),
-            stats: written.stats,
-        })
+        Ok(written.entry(id, out_level))
     }
 
     /// Appends every row of `input` to `file`, once its bytes are those recorded at commit
@@ -169,17 +160,8 @@ fn replace_inputs(
             });
         }
     }
-    // A new file's id was never used: ids are taken in order and published in order.
-    assert!(
-        output.id >= m.next_file_id,
-        "file id {} below the manifest's next id {}",
-        output.id,
-        m.next_file_id
-    );
     m.files.retain(|f| !inputs.contains(f));
-    m.files.push(output.clone());
-    m.files.sort_by_key(|f| f.seq_min);
-    m.next_file_id = m.next_file_id.max(output.id + 1);
+    m.add_new_file(output.clone());
     // Level homogeneity: in sequence order, levels never increase.
     if m.files
         .windows(2)

@@ -9,7 +9,7 @@ use super::Pipeline;
 use crate::error::{Error, Result};
 use crate::install::{self, Install};
 use crate::log::{self, LogScan, PartMeta};
-use crate::manifest::{FileEntry, Fingerprint, Manifest};
+use crate::manifest::{FileEntry, Manifest};
 use crate::table;
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {
@@ -93,28 +93,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 .await?;
         }
         let conserved = |written: &table::Written| {
-            if written.rows == rows {
-                return Ok(());
-            }
-            Err(Error::Conservation {
-                detail: format!(
-                    "staging segment {number}: {rows} rows logged, {} written",
-                    written.rows
-                ),
-            })
+            written.holds_rows(rows, || format!("staging segment {number}"))
         };
         let written = file.finish(&table::file_metadata(id, 0), conserved).await?;
         self.count_written(&written);
-        Ok(FileEntry {
-            id,
-            level: 0,
-            rows,
-            seq_min: written.seq_min,
-            seq_max: written.seq_max,
-            bytes: written.bytes,
-            crc32c: Some(written.crc32c),
-            stats: written.stats,
-        })
+        Ok(written.entry(id, 0))
     }
 
     /// Step 4: a manifest that adds the file (if any), the segment's ledger records, and
@@ -155,34 +138,14 @@ fn add_staged(
         });
     }
     for part in parts {
-        let state = m.sources.entry(part.source.clone()).or_default();
-        if part.first_row != state.rows || !state.accepts(part.fingerprint) {
-            return Err(Error::Conservation {
-                detail: format!(
-                    "source {:?}: staged part (row {}, content {}) does not continue the {} published rows (content {})",
-                    part.source,
-                    part.first_row,
-                    Fingerprint::describe(part.fingerprint),
-                    state.rows,
-                    Fingerprint::describe(state.fingerprint)
-                ),
-            });
-        }
-        state.fingerprint = part.fingerprint;
-        state.rows += part.rows;
-        state.complete |= part.last;
+        let rows = (part.first_row, part.rows);
+        m.continue_source(&part.source, rows, part.fingerprint, part.last)
+            .map_err(|refused| Error::Conservation {
+                detail: format!("staged part of {refused}"),
+            })?;
     }
     if let Some(entry) = entry {
-        // A new file's id was never used: ids are taken in order and published in order.
-        assert!(
-            entry.id >= m.next_file_id,
-            "file id {} below the manifest's next id {}",
-            entry.id,
-            m.next_file_id
-        );
-        m.next_file_id = m.next_file_id.max(entry.id + 1);
-        m.files.push(entry.clone());
-        m.files.sort_by_key(|f| f.seq_min);
+        m.add_new_file(entry.clone());
     }
     m.log_through = number;
     Ok(())

@@ -38,27 +38,13 @@ async fn disk(fs: &impl Fs) {
     fs.unlink(&dir.join("gone")).await.unwrap();
 }
 
-/// What a disk that keeps every directory entry and only synced data holds after the crash.
-fn predicted_disk(sim: &SimFs) -> SimFs {
-    let plan = CrashPlan {
-        survivors: sim
-            .pending_ops()
-            .into_iter()
-            .filter(|op| matches!(op.target, PendingTarget::DirEntries(_)))
-            .map(|op| op.seq)
-            .collect(),
-        tear: None,
-    };
-    sim.crash_with(&plan).unwrap()
-}
-
 #[test]
 fn a_disk_that_keeps_every_entry_and_only_synced_data_agrees() {
     run_seeded(0, async {
         let sim = SimFs::new();
         disk(&sim).await;
         let expected = expected(&sim, Path::new(DIR));
-        let kept = kept(&predicted_disk(&sim), Path::new(DIR)).await.unwrap();
+        let kept = kept(&entries_kept(&sim), Path::new(DIR)).await.unwrap();
         assert_eq!(kept.get("unsynced"), Some(&Entry::file(b"")));
         let fidelity = compare(&expected, &kept);
         assert!(!fidelity.failed(), "{:?}", fidelity.disagreements);
@@ -74,7 +60,7 @@ fn durable_data_the_real_disk_lost_is_a_disagreement() {
         let sim = SimFs::new();
         disk(&sim).await;
         let expected = expected(&sim, Path::new(DIR));
-        let mut kept = kept(&predicted_disk(&sim), Path::new(DIR)).await.unwrap();
+        let mut kept = kept(&entries_kept(&sim), Path::new(DIR)).await.unwrap();
         kept.insert("durable".into(), Entry::file(b""));
         let fidelity = compare(&expected, &kept);
         assert!(fidelity.failed());
@@ -149,7 +135,7 @@ fn a_lying_real_sync_leaves_the_real_disk_short_of_the_simulated_one() {
         };
         disk(&MirrorFs::new(real.clone(), sim.clone(), lies)).await;
         let expected = expected(&sim, Path::new(DIR));
-        let kept = kept(&predicted_disk(&real), Path::new(DIR)).await.unwrap();
+        let kept = kept(&entries_kept(&real), Path::new(DIR)).await.unwrap();
         let fidelity = compare(&expected, &kept);
         assert!(
             fidelity

@@ -147,28 +147,24 @@ pub fn targets(r: &Report) -> Vec<Target> {
 
 fn ingest_targets(out: &mut Vec<Target>, r: &Report) {
     if let Some(i) = &r.ingest {
-        let bulk = i.bulk.rows_per_second / i.baseline.rows_per_second;
-        target(
+        let base = i.baseline.rows_per_second;
+        let ratio_target = |out: &mut Vec<Target>, what: &str, run: f64, min: f64, bound| {
+            let ratio = run / base;
+            let measured = format!("{ratio:.2}× ({} vs {})", m(run), m(base));
+            target(out, what, measured, ratio >= min, bound);
+        };
+        ratio_target(
             out,
             "bulk load (`tally run`) ≥ 0.9× arrow-rs durable baseline (same encodings)",
-            format!(
-                "{bulk:.2}× ({} vs {})",
-                m(i.bulk.rows_per_second),
-                m(i.baseline.rows_per_second)
-            ),
-            bulk >= 0.9,
+            i.bulk.rows_per_second,
+            0.9,
             String::new(),
         );
-        let ratio = i.pipeline.rows_per_second / i.baseline.rows_per_second;
-        target(
+        ratio_target(
             out,
             "streaming ingest→published ≥ 0.7× arrow-rs durable baseline (same encodings)",
-            format!(
-                "{ratio:.2}× ({} vs {})",
-                m(i.pipeline.rows_per_second),
-                m(i.baseline.rows_per_second)
-            ),
-            ratio >= 0.7,
+            i.pipeline.rows_per_second,
+            0.7,
             ingest_bound(i),
         );
         target(
