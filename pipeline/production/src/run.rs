@@ -192,6 +192,11 @@ fn validate(
     progress: &dyn Progress,
 ) -> Result<(u64, Projection, SchemaRef), RunError> {
     let scanned = InputReader::scan(path, format, &mut |rows| progress.advance(rows))?;
+    // A file without rows holds no value to lose or re-type: a header-only CSV, whose columns
+    // infer as strings, must not be refused against a table whose columns are already fixed.
+    if scanned.rows == 0 {
+        return Ok((0, None, scanned.schema));
+    }
     let projection = projection(path, &scanned.schema, table)?;
     Ok((scanned.rows, projection, scanned.schema))
 }

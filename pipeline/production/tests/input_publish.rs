@@ -202,3 +202,32 @@ async fn a_later_file_whose_column_type_differs_is_refused_naming_the_column() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_header_only_csv_after_the_columns_are_fixed_completes_its_source_with_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.csv");
+    std::fs::write(&a, "id,v\n1,2\n3,4\n").unwrap();
+    // Its columns would infer as strings; having no rows, it alters nothing.
+    let b = dir.path().join("b.csv");
+    std::fs::write(&b, "id,v\n").unwrap();
+    let root = dir.path().join("store");
+    let summary = run(&root, &[a, b.clone()]).await.unwrap();
+    assert_eq!(summary.rows_acknowledged, 2);
+    assert_eq!(summary.published_rows, 2);
+    let empty = summary.sources.iter().find(|s| s.file == b).unwrap();
+    assert_eq!(empty.status, "ingested", "{empty:?}");
+    let (batch, _) = published(&root, "v");
+    assert_eq!(batch.num_rows(), 2);
+    assert_eq!(
+        batch.schema().field_with_name("v").unwrap().data_type(),
+        &DataType::Int64
+    );
+    // A header-only file whose header differs entirely is no loss either.
+    let c = dir.path().join("c.csv");
+    std::fs::write(&c, "other\n").unwrap();
+    run(&root, &[c]).await.unwrap();
+    // And a rerun finds the empty source complete.
+    let again = run(&root, &[b]).await.unwrap();
+    assert_eq!(again.sources[0].status, "already-ingested", "{again:?}");
+}
