@@ -49,6 +49,32 @@ impl<'a, F: Fs> Install<'a, F> {
         }
     }
 
+    /// A file whose rows were written under `temp` (a temp name of its own in `dir`) before
+    /// its name was decided, to be installed as `dir/name`.
+    pub(crate) fn adopt(
+        fs: &'a F,
+        dir: PathBuf,
+        name: &str,
+        options: &'a TableOptions,
+        temp: PathBuf,
+        writer: TableWriter<F>,
+    ) -> Self {
+        assert_eq!(
+            temp.parent(),
+            Some(dir.as_path()),
+            "a temp file outside its directory"
+        );
+        Self {
+            fs,
+            path: dir.join(name),
+            dir,
+            temp,
+            options,
+            writer: Some(writer),
+            sync: true,
+        }
+    }
+
     /// The `bulk_file_unsynced` twin: the file is renamed into place without its sync.
     pub(crate) fn without_sync(mut self) -> Self {
         self.sync = false;

@@ -115,18 +115,25 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
             | Scenario::IncrementalExport
             | Scenario::BulkLoad
     );
+    // Except, in bulk-load, a corrupted read of a log or ack file: staging takes the rows of
+    // segments this process wrote from memory, so its few streamed sources' segments are read
+    // only by a recovery over unstaged segments, which none of its 200 seeds' focused reads
+    // meets (a gap, listed in docs/harness.md).
+    let unreached = |probe: &String| {
+        scenario == Scenario::BulkLoad
+            && matches!(
+                probe.as_str(),
+                "fault:corrupt-read:ack" | "fault:corrupt-read:log"
+            )
+    };
     let mut all: Vec<String> = own
         .iter()
         .chain(if injects { FAULTS } else { &[] })
         .map(|p| (*p).to_owned())
+        .filter(|p| !unreached(p))
         .collect();
     // Their focused seeds study every cell of the fault × file-class matrix.
     if injects {
-        // Except, in bulk-load, a corrupted read of an ack file: its few streamed sources'
-        // ack files are read only by a recovery over unstaged segments, which none of its
-        // 200 seeds' focused reads meets (a gap, listed in docs/harness.md).
-        let unreached =
-            |probe: &String| scenario == Scenario::BulkLoad && probe == "fault:corrupt-read:ack";
         all.extend(FOCI.iter().map(Focus::probe).filter(|p| !unreached(p)));
     }
     all

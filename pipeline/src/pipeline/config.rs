@@ -92,6 +92,9 @@ pub struct Stats {
     /// Parts written by those commits.
     pub parts_committed: u64,
     pub segments_staged: u64,
+    /// Of those, segments read back from the log (left by an earlier run); the others were
+    /// encoded from memory as they filled.
+    pub segments_staged_from_log: u64,
     /// Table files a bulk load wrote and committed (each with its source's ledger).
     pub bulk_files: u64,
     pub merges: u64,

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use arrow::array::RecordBatch;
 use tally_sim::{Clock, Fs, FsFile};
 use tokio::sync::oneshot;
 
 use super::Pipeline;
 use super::config::Ack;
 use super::ingest::{Part, Request};
+use super::prestage::Queued;
 use super::segment::LogState;
 use crate::error::{Error, Result};
 use crate::log::{self, AckRecord, PartMeta};
@@ -97,6 +99,8 @@ struct Group {
     frames_len: u64,
     acks: Vec<u8>,
     replies: Vec<(oneshot::Sender<Result<Ack>>, Answer)>,
+    /// The parts written, with their rows, for staging from memory once they are durable.
+    staged: Vec<(PartMeta, Option<RecordBatch>)>,
     parts: u64,
     failure: Option<Error>,
 }
@@ -185,6 +189,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         state: SourceState,
         (skip, take, completes): (u64, u64, bool),
     ) -> Answer {
+        let rows = (take > 0).then(|| part.batch.slice(skip as usize, take as usize));
         let mut frame = if skip == 0 {
             part.frame
         } else {
@@ -221,6 +226,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let frame_crc = frame.seal(&meta);
         group.frames_len += frame.bytes().len() as u64;
         group.frames.push(frame);
+        group.staged.push((meta.clone(), rows));
         let record = AckRecord {
             log_offset,
             frame_crc,
@@ -317,6 +323,19 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             );
         }
         log.ledger.extend(group.overlay);
+        if !group.staged.is_empty() {
+            let segment = log
+                .active
+                .as_ref()
+                .expect("a group with parts has a segment")
+                .number;
+            let parts = group.staged.into_iter().map(|(meta, batch)| Queued::Part {
+                segment,
+                meta,
+                batch,
+            });
+            self.queue_for_staging(parts);
+        }
         if group.parts > 0 {
             let mut stats = self.inner.stats.lock().expect("stats lock");
             stats.group_commits += 1;

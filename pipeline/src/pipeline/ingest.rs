@@ -151,6 +151,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         #[cfg(feature = "twins")]
         self.drain_if_deferred().await?;
         let (user, batch) = validate(source, batch)?;
+        self.keep_up_with_staging().await?;
         let frame = log::DataFrame::encode(&batch, source.len())?;
         let (reply, answer) = oneshot::channel();
         let part = Part {

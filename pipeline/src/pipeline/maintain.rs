@@ -66,8 +66,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         Ok(false)
     }
 
-    /// Runs `maintain` whenever a segment is sealed, until `stop_maintenance`. Errors stop the
-    /// pipeline (it is poisoned) and end the task.
+    /// Whenever a group commit or a seal wakes it, until `stop_maintenance`: encodes the
+    /// acknowledged parts queued for staging (so a segment's file is written while it fills),
+    /// then runs `maintain` if a segment is sealed. Errors stop the pipeline (it is poisoned)
+    /// and end the task.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<Result<()>> {
         let this = self.clone();
         tokio::spawn(async move {
@@ -76,7 +78,11 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 if this.inner.stopping.load(Ordering::Acquire) {
                     return Ok(());
                 }
-                this.maintain().await?;
+                this.check_poison()?;
+                this.encode_queued().await?;
+                if !this.inner.log.lock().await.sealed.is_empty() {
+                    this.maintain().await?;
+                }
             }
         })
     }

@@ -6,8 +6,10 @@
 //!
 //! Locks, always taken in this order and never held across a lock listed before them:
 //! `maintenance` (one stage or merge at a time) → `log` (the commit leader: active segment,
-//! allocator, ledger) → `published` (the current manifest; publishing is serialized). The
-//! intake queue is a plain mutex held only to push or drain requests, never across an await.
+//! allocator, ledger) → `published` (the current manifest; publishing is serialized), and
+//! `maintenance` → `prestaged` (segment files being encoded from memory, `prestage`), which is
+//! never held with `log` or `published`. The intake queue and the staging queue are plain
+//! mutexes held only to push or pop, never across an await.
 
 mod bulk;
 mod config;
@@ -15,6 +17,7 @@ mod group;
 mod ingest;
 mod maintain;
 mod merge;
+mod prestage;
 mod publish;
 mod segment;
 mod stage;
@@ -49,6 +52,9 @@ struct Inner<F: Fs, C: Clock> {
     log: tokio::sync::Mutex<LogState<F>>,
     published: tokio::sync::Mutex<Manifest>,
     maintenance: tokio::sync::Mutex<()>,
+    /// Acknowledged parts waiting to be encoded into their segment's file, in log order.
+    prestage_queue: Mutex<prestage::Queue>,
+    prestaged: tokio::sync::Mutex<prestage::Prestaged<F>>,
     /// The first file id this process writes: files below it predate the open.
     first_file_id: u64,
     /// Under the `drain_on_ingest_only` twin, the manifest whose leftovers are still on disk.
@@ -122,6 +128,8 @@ impl<F: Fs, C: Clock> Inner<F, C> {
             }),
             published: tokio::sync::Mutex::new(recovered.manifest),
             maintenance: tokio::sync::Mutex::new(()),
+            prestage_queue: Mutex::new(prestage::Queue::default()),
+            prestaged: tokio::sync::Mutex::new(prestage::Prestaged::new()),
             first_file_id: recovered.next_file_id,
             #[cfg(feature = "twins")]
             undrained: tokio::sync::Mutex::new(undrained),

@@ -134,7 +134,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 log.sealed.last()
             );
             log.sealed.insert(active.number);
-            self.inner.wake.notify_one();
+            // After every part of the segment, under the same lock: staging from memory takes
+            // the file as complete once it meets this.
+            self.queue_for_staging([super::prestage::Queued::Sealed {
+                segment: active.number,
+                parts: active.parts,
+            }]);
         }
     }
 }

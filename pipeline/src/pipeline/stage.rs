@@ -1,5 +1,7 @@
 //! Stage (protocol "Stage"): the oldest sealed segment becomes one level-0 table file, a
-//! manifest publishes it with the segment's ledger records, and the segment is removed.
+//! manifest publishes it with the segment's ledger records, and the segment is removed. A
+//! segment this process wrote was encoded from memory as it filled (`prestage.rs`); one left by
+//! an earlier run is read back from the log.
 
 use std::sync::atomic::Ordering;
 
@@ -18,15 +20,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let Some(number) = self.inner.log.lock().await.sealed.first().copied() else {
             return Ok(false);
         };
-        let (bytes, scan) = self.read_sealed(number).await?;
-        let rows: u64 = scan.items.iter().map(|p| p.meta.rows).sum();
-        // Step 2: a segment of empty parts (completions only) adds no file.
-        let entry = if rows > 0 {
-            Some(self.write_level0(number, &bytes, &scan, rows).await?)
-        } else {
-            None
+        let (entry, parts) = match self.take_prestaged(number).await? {
+            Some(file) => self.install_prestaged(number, file).await?,
+            None => self.stage_from_log(number).await?,
         };
-        let parts: Vec<PartMeta> = scan.items.into_iter().map(|p| p.meta).collect();
         self.publish_staged(number, entry, &parts).await?;
         // The manifest is durable: the segment is garbage now.
         let layout = &self.inner.layout;
@@ -35,6 +32,25 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.inner.log.lock().await.sealed.remove(&number);
         self.inner.stats.lock().expect("stats lock").segments_staged += 1;
         Ok(true)
+    }
+
+    /// Steps 1 to 3 for a segment this process did not write (left by an earlier run): its
+    /// rows read back from the log.
+    async fn stage_from_log(&self, number: u64) -> Result<(Option<FileEntry>, Vec<PartMeta>)> {
+        let (bytes, scan) = self.read_sealed(number).await?;
+        let rows: u64 = scan.items.iter().map(|p| p.meta.rows).sum();
+        // Step 2: a segment of empty parts (completions only) adds no file.
+        let entry = if rows > 0 {
+            Some(self.write_level0(number, &bytes, &scan, rows).await?)
+        } else {
+            None
+        };
+        self.inner
+            .stats
+            .lock()
+            .expect("stats lock")
+            .segments_staged_from_log += 1;
+        Ok((entry, scan.items.into_iter().map(|p| p.meta).collect()))
     }
 
     /// Step 1: the sealed segment's bytes and frames; it must scan whole, since nothing may
