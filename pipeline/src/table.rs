@@ -440,12 +440,15 @@ impl<F: Fs> TableWriter<F> {
         Ok(())
     }
 
+    /// Writes the encoded bytes gathered so far. The buffer keeps its capacity: a new one per
+    /// drain would be grown again by doubling, each time on fresh pages the kernel must zero.
     async fn drain(&mut self) -> Result<()> {
-        let bytes = std::mem::take(self.writer.inner_mut());
+        let bytes = self.writer.inner_mut();
         if !bytes.is_empty() {
-            self.file.write_at(self.offset, &bytes).await?;
+            self.file.write_at(self.offset, bytes).await?;
             self.offset += bytes.len() as u64;
-            self.crc32c = crc32c::crc32c_append(self.crc32c, &bytes);
+            self.crc32c = crc32c::crc32c_append(self.crc32c, bytes);
+            bytes.clear();
         }
         Ok(())
     }

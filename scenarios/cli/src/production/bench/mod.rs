@@ -29,6 +29,15 @@ pub struct BenchArgs {
     /// Rows per ingested batch in the throughput sections.
     #[arg(long, default_value_t = 64 * 1024)]
     batch_rows: usize,
+    /// Rounds of the ingest section: each round runs the arrow-rs baseline, the bulk load and
+    /// streaming ingest once, alternated; the report takes each one's median. A warm-up round
+    /// runs first and is not counted.
+    #[arg(long, default_value_t = 5)]
+    ingest_runs: usize,
+    /// Concurrent callers of the streaming ingest run, each ingesting its own source (the
+    /// batches dealt among them in turn).
+    #[arg(long, default_value_t = 8)]
+    streaming_callers: usize,
     /// Published rows of the stores whose recovery is timed.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 1_000_000, 10_000_000])]
     recovery_rows: Vec<u64>,
@@ -123,10 +132,15 @@ pub struct Report {
 #[derive(Clone, Debug, Serialize)]
 /// The ingest runs of one report: the pipeline twice and the arrow-rs baseline twice.
 pub struct IngestRuns {
-    /// The bulk load (`tally run`'s path): each row written once, into table files.
+    /// The bulk load (`tally run`'s path): each row written once, into table files. The
+    /// median of `rounds` (by rows/s), as are `pipeline` and `baseline`.
     pub bulk: real::Ingest,
     /// Streaming ingest: each row acknowledged through the log, then staged.
     pub pipeline: real::Ingest,
+    /// Concurrent callers of the streaming runs.
+    pub streaming_callers: usize,
+    /// Rows/s of every round, in the order run.
+    pub rounds: Vec<IngestRound>,
     pub with_merges: real::Ingest,
     /// Merge configuration of `with_merges`.
     pub merge_segment_bytes: u64,
@@ -134,6 +148,16 @@ pub struct IngestRuns {
     pub merge_max_level: u32,
     pub baseline: real::Baseline,
     pub baseline_default: real::Baseline,
+}
+
+/// One round of the ingest section: rows/s of each run, in the order they ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct IngestRound {
+    /// The warm-up round: reported, not counted.
+    pub warmup: bool,
+    pub baseline: f64,
+    pub bulk: f64,
+    pub streaming: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -331,39 +355,26 @@ async fn ingest_sections(
 ) -> anyhow::Result<IngestRuns> {
     say("ingest: arrow-rs baseline (default encodings)");
     let baseline_default = real::baseline(batches, work, false)?;
-    say("ingest: arrow-rs baseline (tally's encodings)");
-    let baseline = real::baseline(batches, work, true)?;
-    say("ingest: bulk load (tally run's path), no merges");
-    let bulk = real::ingest(
-        batches,
-        tally_pipeline::Config::default(),
-        &work.join("bulk"),
-        true,
-    )
-    .await?;
-    say("ingest: streaming (group commit, staging), no merges");
-    let pipeline = real::ingest(
-        batches,
-        tally_pipeline::Config::default(),
-        &work.join("ingest"),
-        false,
-    )
-    .await?;
+    let callers = args.streaming_callers.max(1);
+    let (rounds, baseline, bulk, pipeline) = ingest_rounds(args, batches, work).await?;
     // The default merge policy with small segments: about 40 level-0 files, so that merges
     // run while rows arrive and some rows climb every level.
     let merge_config = tally_pipeline::Config {
         segment_bytes: (args.rows * 90 / 40).max(1 << 16),
         ..tally_pipeline::Config::default()
     };
-    say("ingest: pipeline with merges");
+    say("ingest: streaming with merges");
+    let path = real::IngestPath::Streaming { callers };
     let with_merges =
-        real::ingest(batches, merge_config.clone(), &work.join("merges"), false).await?;
+        real::ingest(batches, merge_config.clone(), &work.join("merges"), path).await?;
     for dir in ["bulk", "ingest", "merges"] {
         let _ = std::fs::remove_dir_all(work.join(dir));
     }
     Ok(IngestRuns {
         bulk,
         pipeline,
+        streaming_callers: callers,
+        rounds,
         with_merges,
         merge_segment_bytes: merge_config.segment_bytes,
         merge_fan_in: merge_config.merge_fan_in,
@@ -371,6 +382,63 @@ async fn ingest_sections(
         baseline,
         baseline_default,
     })
+}
+
+/// The alternated rounds of the ingest section: a warm-up round (reported, not counted: the
+/// first run of each path in a process pays for its allocator's first pages), then
+/// `--ingest-runs` rounds. Returns every round and the median run of each path.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "removing the benchmark's own stores"
+)]
+async fn ingest_rounds(
+    args: &BenchArgs,
+    batches: &[arrow::array::RecordBatch],
+    work: &Path,
+) -> anyhow::Result<(Vec<IngestRound>, real::Baseline, real::Ingest, real::Ingest)> {
+    let (mut baselines, mut bulks, mut streams) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rounds = Vec::new();
+    let callers = args.streaming_callers.max(1);
+    for round in 0..=args.ingest_runs.max(1) {
+        let warmup = round == 0;
+        say(&format!(
+            "ingest: round {round} (warm-up: {warmup}): arrow-rs, bulk load, streaming with {callers} callers"
+        ));
+        let baseline = real::baseline(batches, work, true)?;
+        let config = tally_pipeline::Config::default();
+        let dir = work.join("bulk");
+        let bulk = real::ingest(batches, config.clone(), &dir, real::IngestPath::Bulk).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let dir = work.join("ingest");
+        let path = real::IngestPath::Streaming { callers };
+        let stream = real::ingest(batches, config, &dir, path).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        rounds.push(IngestRound {
+            warmup,
+            baseline: baseline.rows_per_second,
+            bulk: bulk.rows_per_second,
+            streaming: stream.rows_per_second,
+        });
+        if !warmup {
+            baselines.push(baseline);
+            bulks.push(bulk);
+            streams.push(stream);
+        }
+    }
+    Ok((
+        rounds,
+        median_by(baselines, |b| b.rows_per_second),
+        median_by(bulks, |b| b.rows_per_second),
+        median_by(streams, |b| b.rows_per_second),
+    ))
+}
+
+/// The run with the median `key` (the upper median of an even count).
+fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    assert!(!runs.is_empty(), "a median of no runs");
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = runs.len() / 2;
+    runs.swap_remove(middle)
 }
 
 /// Runs this binary with `args`, returning its stdout parsed as JSON.

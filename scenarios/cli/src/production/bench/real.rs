@@ -23,6 +23,9 @@ use super::data;
 pub struct Ingest {
     pub rows: u64,
     pub seconds: f64,
+    /// Of `seconds`, from the last row handed to the pipeline (acknowledged, for streaming) to
+    /// the return of `flush`: the work left after the last acknowledgement.
+    pub tail_seconds: f64,
     pub rows_per_second: f64,
     pub files_published: usize,
     pub published_bytes: u64,
@@ -45,7 +48,7 @@ pub async fn ingest(
     batches: &[RecordBatch],
     config: Config,
     root: &Path,
-    bulk: bool,
+    path: IngestPath,
 ) -> anyhow::Result<Ingest> {
     let fs = CountingFs::new(RealFs);
     let world = World::new(fs.clone(), SystemClock);
@@ -53,24 +56,19 @@ pub async fn ingest(
     let started = Instant::now();
     let (pipeline, _) = Pipeline::open(world, root, config).await?;
     let maintenance = pipeline.spawn_maintenance();
-    if bulk {
-        let mut load = pipeline.bulk_load("bench", None).await?;
-        let mut first = 0;
-        for batch in batches {
-            load.write(first, batch.clone()).await?;
-            first += batch.num_rows() as u64;
+    match path {
+        IngestPath::Bulk => {
+            let mut load = pipeline.bulk_load("bench", None).await?;
+            let mut first = 0;
+            for batch in batches {
+                load.write(first, batch.clone()).await?;
+                first += batch.num_rows() as u64;
+            }
+            load.commit(true).await?;
         }
-        load.commit(true).await?;
-    } else {
-        let mut first = 0;
-        for (i, batch) in batches.iter().enumerate() {
-            let last = i + 1 == batches.len();
-            pipeline
-                .ingest_part("bench", first, batch.clone(), last)
-                .await?;
-            first += batch.num_rows() as u64;
-        }
+        IngestPath::Streaming { callers } => stream(&pipeline, batches, callers).await?,
     }
+    let handed = started.elapsed().as_secs_f64();
     pipeline.stop_maintenance();
     maintenance.await.context("the maintenance task")??;
     pipeline.flush().await?;
@@ -87,6 +85,7 @@ pub async fn ingest(
     Ok(Ingest {
         rows,
         seconds,
+        tail_seconds: seconds - handed,
         rows_per_second: rows as f64 / seconds,
         files_published: snapshot.files.len(),
         published_bytes: snapshot.files.iter().map(|f| f.bytes).sum(),
@@ -98,6 +97,51 @@ pub async fn ingest(
         file_syncs: counts.file_syncs,
         dir_syncs: counts.dir_syncs,
     })
+}
+
+/// How the ingest run hands its rows to the pipeline.
+#[derive(Clone, Copy, Debug)]
+pub enum IngestPath {
+    /// One bulk load of one source (`tally run`'s path).
+    Bulk,
+    /// Streaming ingest by `callers` concurrent callers, each a source of its own: caller `c`
+    /// ingests batches `c`, `c + callers`, ... as consecutive parts.
+    Streaming { callers: usize },
+}
+
+async fn stream<F: tally_sim::Fs>(
+    pipeline: &Pipeline<F, SystemClock>,
+    batches: &[RecordBatch],
+    callers: usize,
+) -> anyhow::Result<()> {
+    let tasks: Vec<_> = (0..callers.max(1))
+        .map(|caller| {
+            let pipeline = pipeline.clone();
+            let mine: Vec<RecordBatch> = batches
+                .iter()
+                .skip(caller)
+                .step_by(callers.max(1))
+                .cloned()
+                .collect();
+            tokio::spawn(async move {
+                let source = format!("bench-{caller}");
+                let mut first = 0;
+                let count = mine.len();
+                for (i, batch) in mine.into_iter().enumerate() {
+                    let rows = batch.num_rows() as u64;
+                    pipeline
+                        .ingest_part(&source, first, batch, i + 1 == count)
+                        .await?;
+                    first += rows;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.context("a streaming caller")??;
+    }
+    Ok(())
 }
 
 /// arrow-rs writing the same batches into one Parquet file, durably: a temp file, fsync,
