@@ -440,6 +440,17 @@ impl<F: Fs> TableWriter<F> {
         Ok(())
     }
 
+    /// Encodes the rows gathered so far as a row group, however few, and writes every encoded
+    /// byte: the writer then holds no rows in memory until its next batch.
+    pub async fn write_pending(&mut self) -> Result<()> {
+        self.flush_row_group().await?;
+        // The Parquet writer's own buffer (a few KiB) too.
+        self.writer
+            .flush()
+            .map_err(|e| Error::format(format!("{}: flushing Parquet", self.path.display()), e))?;
+        self.drain().await
+    }
+
     /// Writes the encoded bytes gathered so far. The buffer keeps its capacity: a new one per
     /// drain would be grown again by doubling, each time on fresh pages the kernel must zero.
     async fn drain(&mut self) -> Result<()> {

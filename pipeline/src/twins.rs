@@ -50,6 +50,9 @@ pub struct Twins {
     /// file's bytes: the commit advancing the source's ledger can be durable while the rows it
     /// acknowledges are not.
     pub bulk_file_unsynced: bool,
+    /// A bulk load takes its file's locks without draining the log first: rows streamed
+    /// before it, still unstaged, are published after rows numbered above them.
+    pub bulk_skips_drain: bool,
 }
 
 impl Twins {
@@ -68,5 +71,6 @@ impl Twins {
         rollback_commits_first: false,
         quarantine_by_rename: false,
         bulk_file_unsynced: false,
+        bulk_skips_drain: false,
     };
 }

@@ -124,7 +124,7 @@ impl Scenario {
             }
             Scenario::IncrementalExport => &[Twin::WatermarkBeforeData, Twin::OrdinalBatchIds],
             Scenario::MergeCascade => &[Twin::ForgetImmature],
-            Scenario::BulkLoad => &[Twin::BulkFileUnsynced],
+            Scenario::BulkLoad => &[Twin::BulkFileUnsynced, Twin::BulkSkipsDrain],
         }
     }
 

@@ -7,10 +7,9 @@ use std::sync::mpsc;
 use tally_faults::Control;
 use tally_sim::CrashModel;
 
-use super::run::{RunOutcome, RunSpec, run};
+use super::run::{RunOutcome, RunSpec, run_guarded};
 use super::scenario::Scenario;
 use super::twin::Twin;
-use crate::runtime::run_seeded;
 
 /// What a sweep runs.
 #[derive(Clone, Debug)]
@@ -76,7 +75,7 @@ impl Sweep {
                             return;
                         };
                         let spec = self.spec(seed);
-                        let mut outcome = run_seeded(seed, run(&spec));
+                        let mut outcome = run_guarded(&spec);
                         outcome.trace = Vec::new();
                         if send.send(outcome).is_err() {
                             return;

@@ -44,10 +44,12 @@ pub enum Twin {
     QuarantineByRename,
     /// Planted mutant: a bulk load commits its table file without syncing the file's bytes.
     BulkFileUnsynced,
+    /// Planted mutant: a bulk load starts its file without draining the log first.
+    BulkSkipsDrain,
 }
 
 impl Twin {
-    pub const ALL: [Twin; 14] = [
+    pub const ALL: [Twin; 15] = [
         Twin::LyingSync,
         Twin::NoRestartCheck,
         Twin::DrainOnIngestOnly,
@@ -62,6 +64,7 @@ impl Twin {
         Twin::RollbackCommitsFirst,
         Twin::QuarantineByRename,
         Twin::BulkFileUnsynced,
+        Twin::BulkSkipsDrain,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Twin {
             Twin::RollbackCommitsFirst => "rollback-commits-first",
             Twin::QuarantineByRename => "quarantine-by-rename",
             Twin::BulkFileUnsynced => "bulk-file-unsynced",
+            Twin::BulkSkipsDrain => "bulk-skips-drain",
         }
     }
 
@@ -127,6 +131,9 @@ impl Twin {
             Twin::BulkFileUnsynced => {
                 "planted mutant: a bulk load renames its table file into data/ and commits it, advancing the source's ledger, without syncing the file's bytes"
             }
+            Twin::BulkSkipsDrain => {
+                "planted mutant: a bulk load starts its file without draining the log, so its rows can be published before streamed rows numbered below them"
+            }
         }
     }
 
@@ -161,6 +168,7 @@ impl Twin {
                 Twin::RollbackCommitsFirst => twins.rollback_commits_first = true,
                 Twin::QuarantineByRename => twins.quarantine_by_rename = true,
                 Twin::BulkFileUnsynced => twins.bulk_file_unsynced = true,
+                Twin::BulkSkipsDrain => twins.bulk_skips_drain = true,
                 Twin::LyingSync => {}
             }
             Ok(())

@@ -9,14 +9,14 @@
 #![cfg(madsim)]
 
 use tally_harness::oracle::Invariant;
-use tally_harness::run::{Images, RunOutcome, RunSpec, run, run_with};
+use tally_harness::run::{Images, RunOutcome, RunSpec, run, run_guarded, run_with};
 use tally_harness::runtime::run_seeded;
 use tally_harness::scenario::Scenario;
 use tally_harness::twin::Twin;
 use tally_sim::CrashModel;
 
 fn replay(spec: &RunSpec) -> RunOutcome {
-    run_seeded(spec.seed, run(spec))
+    run_guarded(spec)
 }
 
 const INCIDENTS: [Scenario; 5] = [
@@ -62,7 +62,7 @@ fn every_incident_scenario_passes_every_state_of_its_small_form() {
 
 /// Every twin, the seeds within which it must be caught (seeds 0, 1, ...), and the invariants
 /// that may catch it: the bug class of its incident.
-const TWINS: [(Scenario, Twin, u64, &[Invariant]); 14] = [
+const TWINS: [(Scenario, Twin, u64, &[Invariant]); 15] = [
     (
         Scenario::LedgerVsOutput,
         Twin::LyingSync,
@@ -159,6 +159,15 @@ const TWINS: [(Scenario, Twin, u64, &[Invariant]); 14] = [
         ],
     ),
     (
+        // A bulk file published before streamed rows numbered below it: the table's order
+        // assertion fires when the segment is staged (the run's panic is its verdict), or the
+        // exporter's watermark has passed rows published later.
+        Scenario::BulkLoad,
+        Twin::BulkSkipsDrain,
+        3,
+        &[Invariant::NoPanic, Invariant::ExportExactlyOnce],
+    ),
+    (
         Scenario::MergeCascade,
         Twin::ForgetImmature,
         1,
@@ -247,4 +256,44 @@ fn every_declared_probe_is_a_catalogued_mark_or_a_crash_or_fault_probe() {
             );
         }
     }
+}
+
+/// An assertion that fires inside a run is that seed's verdict (`no-panic`, with the panic's
+/// message), not the end of the sweep: every other seed still runs, and the panicking seed
+/// replays to the same verdict. The negative control is a planted mutant whose runs trip the
+/// table's order assertion.
+#[test]
+fn a_panicking_seed_is_a_failing_verdict_and_the_sweep_goes_on() {
+    use tally_harness::sweep::Sweep;
+    let sweep = Sweep {
+        scenario: Scenario::BulkLoad,
+        seeds: (0..12).collect(),
+        jobs: 2,
+        model: None,
+        controls: Vec::new(),
+        twin: Some(Twin::BulkSkipsDrain),
+        swarm: false,
+    };
+    let outcomes = sweep.run(|_| {});
+    assert_eq!(outcomes.len(), 12, "every seed ran");
+    let panicked: Vec<&RunOutcome> = outcomes
+        .iter()
+        .filter(|o| {
+            o.violations
+                .iter()
+                .any(|v| v.breach.invariant == Invariant::NoPanic)
+        })
+        .collect();
+    let first = panicked
+        .first()
+        .expect("a seed of the mutant trips an assertion within 12 seeds");
+    let message = &first.violations[0].breach.detail;
+    assert!(message.contains("out of order"), "{message}");
+    assert!(
+        outcomes.iter().any(|o| o.passed()),
+        "the other seeds have their own verdicts"
+    );
+    let again = run_guarded(&sweep.spec(first.seed));
+    assert_eq!(again.digest, first.digest, "the panicking seed replays");
+    assert_eq!(again.violations, first.violations);
 }

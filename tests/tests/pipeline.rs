@@ -888,3 +888,55 @@ async fn a_segment_this_process_wrote_is_staged_from_memory_and_one_left_behind_
     assert_eq!(found.len(), 29);
     assert!(found.values().all(|seqs| seqs.len() == 1));
 }
+
+/// A write to a segment's table file encoded from memory fails before the segment is staged:
+/// the file is dropped, the segment staged from its log instead, and the pipeline goes on —
+/// nothing lost, nothing twice. (A failure finishing the file at staging time fails the stage
+/// step, as any stage write does.)
+#[tokio::test]
+async fn a_failed_write_to_a_file_staged_from_memory_falls_back_to_the_log() {
+    use tally_faults::{CallKind, Effect, ErrorKind, Fault, FaultFs, FaultPlan, Trigger};
+    let disk = SimFs::new();
+    let plan = FaultPlan {
+        faults: vec![Fault {
+            at: Trigger::Nth {
+                kind: CallKind::Write,
+                path: "*/data/*.parquet.tmp".into(),
+                n: 1,
+            },
+            effect: Effect::Error {
+                error: ErrorKind::Enospc,
+                sticky: false,
+            },
+        }],
+        ..FaultPlan::default()
+    };
+    let fs = FaultFs::new(disk.clone(), plan).unwrap();
+    // Segments of several parts, and row groups small enough that a segment's encoded bytes
+    // reach its file when it is sealed, before it is staged.
+    let config = tally_pipeline::Config {
+        segment_bytes: 30_000,
+        merge_fan_in: 100,
+        table: tally_pipeline::TableOptions {
+            row_group_rows: 200,
+            zstd_level: 1,
+        },
+        ..small_config()
+    };
+    let (p, _) = open(&fs, config).await.unwrap();
+    for part in 0..6u64 {
+        p.ingest_part("a", part * 1000, rows("a", part * 1000, 1000), part == 5)
+            .await
+            .unwrap();
+    }
+    p.flush().await.unwrap();
+    let stats = p.stats();
+    assert_eq!(stats.segments_staged_from_log, 1, "{stats:?}");
+    assert!(stats.segments_staged > 1, "{stats:?}");
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.len(), 6000);
+    assert!(found.values().all(|seqs| seqs.len() == 1));
+    // No temp of the dropped file is left behind.
+    let data = disk.list_dir(&Layout::new(ROOT).data_dir()).await.unwrap();
+    assert!(data.iter().all(|e| !e.name.ends_with(".tmp")), "{data:?}");
+}

@@ -336,11 +336,10 @@ async fn ingest_source<F: Fs>(
     let schema = pipeline.schema();
     let (total, projection, columns) = validate(path, format, schema.as_deref(), progress)?;
     progress.phase(format!("ingesting {}", path.display()), Some(total));
-    let reader = InputReader::open_with_schema(path, format, columns, options.batch_rows)?;
+    let mut reader = InputReader::open_with_schema(path, format, columns, options.batch_rows)?;
     let mut load = pipeline.bulk_load(source, Some(input.content)).await?;
-    let mut batches = read_ahead(reader);
     let (mut written, mut first_row) = (0, 0u64);
-    while let Some(batch) = batches.recv().await.transpose()? {
+    while let Some(batch) = reader.next_batch()? {
         let batch = project(path, batch, &projection)?;
         let rows = batch.num_rows() as u64;
         let end = first_row + rows;
@@ -366,33 +365,6 @@ async fn ingest_source<F: Fs>(
     written += load.commit(true).await?.rows_written;
     let already = total - written;
     Ok((written, already))
-}
-
-/// The input's batches, decoded by a blocking task one or two batches ahead of the caller, so
-/// that decoding the next batch overlaps encoding this one. The task stops at the input's end,
-/// at its first error (sent last), or when the receiver is dropped.
-#[cfg_attr(
-    madsim,
-    allow(
-        deprecated,
-        reason = "tally run reads real files on the real disk and never runs in the simulator"
-    )
-)]
-fn read_ahead(
-    mut reader: InputReader,
-) -> tokio::sync::mpsc::Receiver<Result<arrow::array::RecordBatch, InputError>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(2);
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let next = reader.next_batch().transpose();
-            let last = !matches!(next, Some(Ok(_)));
-            let Some(item) = next else { return };
-            if sender.blocking_send(item).is_err() || last {
-                return;
-            }
-        }
-    });
-    receiver
 }
 
 fn project(

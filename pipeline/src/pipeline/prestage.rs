@@ -8,6 +8,15 @@
 //! segment this process did not write (left by an earlier run) has no file here, and is staged
 //! from the log.
 //!
+//! A file whose encoding failed, or was cancelled half way (its drainer's future dropped), is
+//! marked broken before every write and unmarked after: a broken file is dropped at staging
+//! time and its segment staged from the log, which is still the durable copy of its rows. At
+//! its seal a file's last rows are encoded and drained, so a sealed file waiting to be staged
+//! holds no rows in memory.
+//!
+//! A process that stops without a flush leaves its files' temps behind; the next open removes
+//! them (reported as temp files removed) and stages the segments from their logs.
+//!
 //! The file is written under the temp name of an id taken when its first part arrived, and
 //! installed under that id — or under a new one if a merge published a file with a higher id
 //! meanwhile: the ids a table adds only grow.
@@ -84,6 +93,8 @@ pub(super) struct SegmentFile<F: Fs> {
     parts: Vec<PartMeta>,
     rows: u64,
     sealed: bool,
+    /// A write to it failed or was cancelled: its content is unknown, and it is never installed.
+    broken: bool,
 }
 
 /// Every segment file being encoded, by segment number (the active one, and sealed ones not
@@ -105,15 +116,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         self.inner.wake.notify_one();
     }
 
-    /// Encodes every queued part into its segment's file. A failure stops the pipeline: the
-    /// file's state is unknown, and staging must not publish it.
+    /// Encodes every queued part into its segment's file.
     pub(super) async fn encode_queued(&self) -> Result<()> {
         let mut files = self.inner.prestaged.lock().await;
-        let result = self.encode_queued_into(&mut files).await;
-        if let Err(e) = &result {
-            self.poison(e);
-        }
-        result
+        self.encode_queued_into(&mut files, None).await
     }
 
     /// Backpressure: a caller finding more than a segment's worth of batches queued encodes
@@ -134,8 +140,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         Ok(())
     }
 
-    async fn encode_queued_into(&self, files: &mut Prestaged<F>) -> Result<()> {
+    /// Encodes queued parts until the queue is empty, or until the seal of segment `until`.
+    /// Refused once the pipeline is poisoned (checked before every item, under the lock: a
+    /// drainer that waited for it must not go on over a failure).
+    async fn encode_queued_into(&self, files: &mut Prestaged<F>, until: Option<u64>) -> Result<()> {
         loop {
+            self.check_poison()?;
             let next = self
                 .inner
                 .prestage_queue
@@ -148,9 +158,34 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                     segment,
                     meta,
                     batch,
-                }) => self.encode_part(files, segment, meta, batch).await?,
-                Some(Queued::Sealed { segment, parts }) => seal_file(files, segment, parts),
+                }) => self.encode_part(files, segment, meta, batch).await,
+                Some(Queued::Sealed { segment, parts }) => {
+                    self.seal_file(files, segment, parts).await;
+                    if until == Some(segment) {
+                        return Ok(());
+                    }
+                }
             }
+        }
+    }
+
+    /// Runs one write to `file`, marking it broken for as long as the write is under way: a
+    /// failure, or the future dropped half way, leaves it broken.
+    async fn write_to(
+        file: &mut SegmentFile<F>,
+        write: impl AsyncFnOnce(&mut SegmentFile<F>) -> Result<()>,
+    ) {
+        if file.broken {
+            return;
+        }
+        file.broken = true;
+        match write(file).await {
+            Ok(()) => file.broken = false,
+            Err(e) => tracing::warn!(
+                error = %e,
+                temp = %file.temp.display(),
+                "encoding a segment's table file from memory failed; the segment will be staged from its log"
+            ),
         }
     }
 
@@ -160,7 +195,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         segment: u64,
         meta: PartMeta,
         batch: Option<RecordBatch>,
-    ) -> Result<()> {
+    ) {
         // Parts arrive in log order: never for a segment sealed already, nor before a later one.
         assert!(
             files.last_key_value().is_none_or(|(&last, file)| {
@@ -179,6 +214,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 parts: Vec::new(),
                 rows: 0,
                 sealed: false,
+                broken: false,
             }
         });
         if let Some(batch) = batch {
@@ -187,24 +223,57 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 meta.rows,
                 "a part's batch and its rows"
             );
-            let stored = match &file.writer {
-                Some(writer) => writer.schema().clone(),
-                None => table::stored_schema(&batch.schema()),
-            };
-            let rows = table::with_seq(&batch, meta.seq_start, &stored)?;
             let (fs, options) = (&self.inner.world.fs, &self.inner.config.table);
-            TableWriter::write_creating(&mut file.writer, fs, &file.temp, &rows, options).await?;
-            file.rows += meta.rows;
+            let seq_start = meta.seq_start;
+            Self::write_to(file, async |file: &mut SegmentFile<F>| {
+                let stored = match &file.writer {
+                    Some(writer) => writer.schema().clone(),
+                    None => table::stored_schema(&batch.schema()),
+                };
+                let rows = table::with_seq(&batch, seq_start, &stored)?;
+                TableWriter::write_creating(&mut file.writer, fs, &file.temp, &rows, options)
+                    .await?;
+                file.rows += rows.num_rows() as u64;
+                Ok(())
+            })
+            .await;
         }
+        // Counted even when the file is broken: the seal's part count is checked against it.
         file.parts.push(meta);
-        Ok(())
+    }
+
+    /// Marks `segment`'s file complete (every part the segment holds was queued before its
+    /// seal), with its last rows encoded and drained.
+    async fn seal_file(&self, files: &mut Prestaged<F>, segment: u64, parts: u64) {
+        let Some(file) = files.get_mut(&segment) else {
+            // A segment sealed with no part (nothing to stage from memory) is staged from the log.
+            assert_eq!(
+                parts, 0,
+                "segment {segment} sealed, none of its parts queued"
+            );
+            return;
+        };
+        assert_eq!(
+            file.parts.len() as u64,
+            parts,
+            "segment {segment} sealed with {parts} parts, {} queued",
+            file.parts.len()
+        );
+        file.sealed = true;
+        if file.writer.is_some() {
+            Self::write_to(file, async |file: &mut SegmentFile<F>| {
+                let writer = file.writer.as_mut().expect("checked above");
+                writer.write_pending().await
+            })
+            .await;
+        }
     }
 
     /// The encoded file of sealed segment `number`, once every queued part is encoded; `None`
     /// if this process did not write the segment.
     pub(super) async fn take_prestaged(&self, number: u64) -> Result<Option<SegmentFile<F>>> {
         let mut files = self.inner.prestaged.lock().await;
-        self.encode_queued_into(&mut files).await?;
+        self.encode_queued_into(&mut files, Some(number)).await?;
         // Segments are staged in order: an older one still here was never sealed.
         assert!(
             files
@@ -213,11 +282,18 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             "segment {number} staged before segment {:?}",
             files.first_key_value().map(|(n, _)| n)
         );
-        match files.get(&number) {
-            Some(file) if file.sealed => Ok(files.remove(&number)),
+        let file = match files.remove(&number) {
+            Some(file) if file.sealed => file,
             Some(_) => panic!("segment {number} staged before its seal was queued"),
-            None => Ok(None),
+            None => return Ok(None),
+        };
+        if file.broken {
+            // Its temp goes with it; recovery removes one an unlink here leaves behind.
+            drop(file.writer);
+            let _ = self.inner.world.fs.unlink(&file.temp).await;
+            return Ok(None);
         }
+        Ok(Some(file))
     }
 
     /// Step 3 for a segment encoded from memory: its file finished under a new id and
@@ -263,25 +339,5 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
             .await?;
         self.count_written(&written);
         Ok((Some(written.entry(id, 0)), parts))
-    }
-}
-
-/// Marks `segment`'s file complete: every part the segment holds was queued before its seal.
-fn seal_file<F: Fs>(files: &mut Prestaged<F>, segment: u64, parts: u64) {
-    match files.get_mut(&segment) {
-        Some(file) => {
-            assert_eq!(
-                file.parts.len() as u64,
-                parts,
-                "segment {segment} sealed with {parts} parts, {} queued",
-                file.parts.len()
-            );
-            file.sealed = true;
-        }
-        // A segment sealed with no part (nothing to stage from memory) is staged from the log.
-        None => assert_eq!(
-            parts, 0,
-            "segment {segment} sealed, none of its parts queued"
-        ),
     }
 }

@@ -80,6 +80,9 @@ pub enum Invariant {
     /// Recovery makes no repair that only a lying disk explains (sequence numbers used at or
     /// past the durable reservation: a synced SEQ write lost) unless a control makes it lie.
     RepairsExplained,
+    /// The run ended without a panic: no assertion of the pipeline, its recovery or the
+    /// harness fired.
+    NoPanic,
 }
 
 impl Invariant {
@@ -111,6 +114,7 @@ impl Invariant {
             Invariant::DeltaRowsMatch => "delta-rows-match",
             Invariant::DeltaTimeTravel => "delta-time-travel",
             Invariant::RepairsExplained => "repairs-explained",
+            Invariant::NoPanic => "no-panic",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! | `delta-version-complete` | before recovery, the newest Delta version reads whole | `external::newest_version_complete` |
 //! | `recovery-succeeds` | recovery opens the disk | `recovery::recovery_succeeds` |
 //! | `repairs-explained` | no repair only a lying disk explains, unless a control makes it lie | `recovery::repairs_explained` |
+//! | `no-panic` | the run ends without a panic (an assertion firing) | `run::run_guarded` |
 //! | `store-consistent` | every published and staged row can be read | `on_disk::read_rows` |
 //! | `nothing-invented` | every batch has the workload's columns | `on_disk::read_rows` |
 //! | `nothing-invented` | no row that was never handed to `ingest` | `rows::nothing_invented` |

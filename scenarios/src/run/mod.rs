@@ -17,11 +17,13 @@
 //! - `capture`: the crash points, taken inside the disk's observer;
 //! - `check`: what is checked at each crash point, at the restart and at the end;
 //! - `reuse`: a crash image the same as the one checked before it reuses its verdict;
-//! - `verdict`: violations and the run's outcome.
+//! - `verdict`: violations and the run's outcome;
+//! - `guarded`: a run whose panic (an assertion firing) is its verdict, not the process's end.
 
 mod capture;
 mod check;
 mod drive;
+mod guarded;
 mod lifetime;
 mod live;
 mod reuse;
@@ -31,6 +33,7 @@ mod verdict;
 
 pub(crate) use capture::point_seed;
 pub(crate) use drive::{Ctx, drive};
+pub use guarded::{panic_message, run_guarded};
 pub use runner::{run, run_with};
 pub use spec::{Depth, Images, RunSpec};
 pub use verdict::{KEPT_VIOLATIONS, Phase, RunOutcome, Violation};

@@ -7,8 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Args;
 use tally_faults::Control;
-use tally_harness::run::{RunOutcome, RunSpec, Violation, run};
-use tally_harness::runtime::run_seeded;
+use tally_harness::run::{RunOutcome, RunSpec, Violation};
 use tally_harness::scenario::Scenario;
 use tally_harness::shrink::{Shrunk, shrink};
 use tally_harness::twin::Twin;
@@ -93,9 +92,10 @@ pub fn first_violation(outcome: &RunOutcome) -> String {
         .map_or_else(String::new, Violation::to_string)
 }
 
-/// Runs `spec` on a fresh runtime: what `replay` does, and what shrinking repeats.
+/// Runs `spec` on a fresh runtime: what `replay` does, and what shrinking repeats. A panic is
+/// the run's verdict (`no-panic`), as in a sweep.
 pub fn replay_spec(spec: &RunSpec) -> RunOutcome {
-    run_seeded(spec.seed, run(spec))
+    tally_harness::run::run_guarded(spec)
 }
 
 #[allow(
