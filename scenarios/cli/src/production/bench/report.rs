@@ -483,27 +483,7 @@ fn ingest_section(s: &mut String, r: &Report) {
                 mib(b.bytes)
             );
         }
-        let rounds: Vec<String> = i
-            .rounds
-            .iter()
-            .enumerate()
-            .map(|(n, x)| {
-                format!(
-                    "round {n}{}: arrow-rs {}, bulk {} ({:.2}×), streaming {} ({:.2}×)",
-                    if x.warmup {
-                        " (warm-up, not counted)"
-                    } else {
-                        ""
-                    },
-                    m(x.baseline),
-                    m(x.bulk),
-                    x.bulk / x.baseline,
-                    m(x.streaming),
-                    x.streaming / x.baseline
-                )
-            })
-            .collect();
-        *s += &format!("\nRounds: {}.\n", rounds.join("; "));
+        *s += &rounds_line(&i.rounds);
         *s += &format!(
             "\nWith merges (streaming): segments of {} bytes, fan-in {}, {} levels above level 0. \
              \"All bytes written\" adds the log (Arrow IPC frames, written once before staging), \
@@ -511,6 +491,30 @@ fn ingest_section(s: &mut String, r: &Report) {
             i.merge_segment_bytes, i.merge_fan_in, i.merge_max_level
         );
     }
+}
+
+/// Every round of the ingest section, in the order run.
+fn rounds_line(rounds: &[IngestRound]) -> String {
+    let rounds: Vec<String> = rounds
+        .iter()
+        .enumerate()
+        .map(|(n, x)| {
+            format!(
+                "round {n}{}: arrow-rs {}, bulk {} ({:.2}×), streaming {} ({:.2}×)",
+                if x.warmup {
+                    " (warm-up, not counted)"
+                } else {
+                    ""
+                },
+                m(x.baseline),
+                m(x.bulk),
+                x.bulk / x.baseline,
+                m(x.streaming),
+                x.streaming / x.baseline
+            )
+        })
+        .collect();
+    format!("\nRounds: {}.\n", rounds.join("; "))
 }
 
 fn latency_section(s: &mut String, r: &Report) {
