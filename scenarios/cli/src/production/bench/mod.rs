@@ -363,8 +363,9 @@ async fn ingest_sections(
         segment_bytes: (args.rows * 90 / 40).max(1 << 16),
         ..tally_pipeline::Config::default()
     };
-    say("ingest: streaming with merges");
-    let path = real::IngestPath::Streaming { callers };
+    // One caller: each group commit holds one batch, so the small segments seal one by one.
+    say("ingest: streaming with merges, one caller");
+    let path = real::IngestPath::Streaming { callers: 1 };
     let with_merges =
         real::ingest(batches, merge_config.clone(), &work.join("merges"), path).await?;
     for dir in ["bulk", "ingest", "merges"] {
