@@ -89,7 +89,6 @@ fn scenario_specific(scenario: Scenario) -> Vec<String> {
         Scenario::IncrementalExport => &[
             "export.batch-installed",
             "export.leftover-removed",
-            "poison.commit-refused",
             "fault:error:ack",
             "fault:error:checkpoint",
             "fault:error:export",
