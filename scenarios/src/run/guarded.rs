@@ -3,7 +3,7 @@
 //! and the seed replays to the same verdict, instead of the first such seed ending the sweep.
 
 use std::any::Any;
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::runner::run;
@@ -11,6 +11,7 @@ use super::spec::RunSpec;
 use super::verdict::{Phase, RunOutcome, Violation};
 use crate::oracle::{Breach, Invariant};
 use crate::runtime::run_seeded;
+use crate::trace::Trace;
 
 /// Runs `spec` on a fresh runtime seeded with its seed (as [`run_seeded`]); a panic becomes an
 /// outcome with one `no-panic` violation carrying the panic's message.
@@ -32,12 +33,11 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// The outcome of a run that panicked: what ran is lost with the runtime, so its digest is the
-/// message's (the same panic, the same digest).
+/// The outcome of a run that panicked: what ran is lost with the runtime, so its trace is the
+/// panic's one line and its digest that trace's (the same panic, the same digest).
 fn panicked(spec: &RunSpec, message: &str) -> RunOutcome {
-    // std's SipHash with its fixed keys: the same on every run and every machine.
-    let mut hasher = std::hash::DefaultHasher::new();
-    message.hash(&mut hasher);
+    let trace = Trace::default();
+    trace.line(format!("PANIC {message}"));
     let breach = Breach::new(Invariant::NoPanic, Vec::new(), message);
     RunOutcome {
         scenario: spec.scenario.clone(),
@@ -51,8 +51,8 @@ fn panicked(spec: &RunSpec, message: &str) -> RunOutcome {
         max_level: 0,
         violations: vec![Violation::at(Phase::Workload, 1, breach)],
         violation_count: 1,
-        digest: format!("panic-{:016x}", hasher.finish()),
+        digest: trace.digest(&BTreeMap::new()),
         probes: Default::default(),
-        trace: vec![format!("PANIC {message}")],
+        trace: trace.lines(),
     }
 }
