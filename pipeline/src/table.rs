@@ -1,8 +1,8 @@
 //! Table files: Parquet written and read through the world's `Fs`.
 //!
 //! Writing streams: the Parquet encoder writes into an in-memory buffer that is drained to the
-//! file whenever it grows past [`DRAIN_BYTES`], so memory stays bounded by a row group however
-//! large the file. Reading the footer touches only the file's last bytes; reading rows goes
+//! file after a row group leaves it past [`DRAIN_BYTES`], so memory stays bounded by a row
+//! group however large the file. Reading the footer touches only the file's last bytes; reading rows goes
 //! through arrow's async Parquet reader, one column chunk at a time.
 
 use std::ops::Range;
@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
-    compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -39,7 +38,10 @@ pub const KEY_LEVEL: &str = "tally.level";
 pub const KEY_SEQ_MIN: &str = "tally.seq_min";
 pub const KEY_SEQ_MAX: &str = "tally.seq_max";
 
-const DRAIN_BYTES: usize = 4 << 20;
+/// A production row group (128 Ki rows) encodes to a few MiB: the buffer is drained after
+/// each, and never holds much more than one. The small row groups of simulated runs gather
+/// into one write.
+const DRAIN_BYTES: usize = 1 << 20;
 const FOOTER_TAIL: u64 = 8;
 
 /// The table schema as stored: the user's columns, then the sequence column. The sequence
@@ -257,11 +259,47 @@ fn parquet_error<'a>(path: &'a Path, what: &'a str) -> impl Fn(ParquetError) -> 
 /// more than they save.
 const CONCURRENT_ENCODE_ROWS: usize = 16 * 1024;
 
+/// A row group's encoded columns (each its leaves' chunks), or the tasks encoding them, in
+/// column order.
+enum RowGroupEncoding {
+    Encoded(Vec<Vec<ArrowColumnChunk>>),
+    Tasks(Vec<tokio::task::JoinHandle<parquet::errors::Result<Vec<ArrowColumnChunk>>>>),
+}
+
+/// One column of a row group to encode: its field, its arrays (one per batch gathered) and
+/// the writers of its leaves.
+type ColumnJob = (FieldRef, Vec<ArrayRef>, Vec<ArrowColumnWriter>);
+
+/// Encodes one column of a row group, batch by batch. A batch's leaf columns (with their
+/// levels, 8 bytes a row even for a flat column) are computed just before they are written
+/// and dropped after: a row group in flight holds its arrays, not their leaves too.
+fn encode_column(
+    (field, arrays, mut writers): ColumnJob,
+) -> parquet::errors::Result<Vec<ArrowColumnChunk>> {
+    for array in &arrays {
+        let leaves = compute_leaves(&field, array)?;
+        if leaves.len() != writers.len() {
+            return Err(ParquetError::General(format!(
+                "column {}: {} leaves for {} writers",
+                field.name(),
+                leaves.len(),
+                writers.len()
+            )));
+        }
+        for (writer, leaf) in writers.iter_mut().zip(&leaves) {
+            writer.write(leaf)?;
+        }
+    }
+    writers.into_iter().map(ArrowColumnWriter::close).collect()
+}
+
 /// Streams batches into a new file at `path` (normally a temp name); `finish` syncs it.
 ///
 /// Rows are gathered into row groups; each row group's columns are encoded independently
 /// (concurrently when the row group is large) and appended in column order, so the bytes
-/// written do not depend on how the tasks were scheduled.
+/// written do not depend on how the tasks were scheduled. A row group is appended when the
+/// next one starts (or at `write_pending` and `finish`): at most one encodes while the next
+/// is gathered.
 pub struct TableWriter<F: Fs> {
     path: PathBuf,
     file: F::File,
@@ -272,7 +310,10 @@ pub struct TableWriter<F: Fs> {
     /// Rows of the row group being gathered.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
-    row_groups: usize,
+    /// Row groups started: the index of the next one.
+    row_groups_started: usize,
+    /// The row group started last, encoding while the next one is gathered.
+    in_flight: Option<RowGroupEncoding>,
     offset: u64,
     /// CRC-32C of the bytes written so far (`0..offset`).
     crc32c: u32,
@@ -308,7 +349,8 @@ impl<F: Fs> TableWriter<F> {
             row_group_rows: options.row_group_rows.max(1),
             pending: Vec::new(),
             pending_rows: 0,
-            row_groups: 0,
+            row_groups_started: 0,
+            in_flight: None,
             offset: 0,
             crc32c: 0,
             rows: 0,
@@ -369,71 +411,100 @@ impl<F: Fs> TableWriter<F> {
         Ok(())
     }
 
-    /// Encodes the gathered rows as one row group and drains the output once it is large.
+    /// Starts encoding the gathered rows as one row group, then appends the row group started
+    /// before it (row groups are appended in the order they were started). One row group is
+    /// thus encoding while the caller gathers, or decodes, the rows of the next.
     async fn flush_row_group(&mut self) -> Result<()> {
+        if let Some(previous) = self.in_flight.take() {
+            self.append_row_group(previous).await?;
+        }
+        self.in_flight = self.start_row_group()?;
+        Ok(())
+    }
+
+    /// Encodes and appends every row gathered so far: the writer then holds no row group.
+    async fn complete_row_groups(&mut self) -> Result<()> {
+        self.flush_row_group().await?;
+        match self.in_flight.take() {
+            Some(last) => self.append_row_group(last).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Splits the gathered rows into their leaf columns and starts encoding them: by a task
+    /// per column when the row group is large, inline otherwise. `None` if nothing is gathered.
+    fn start_row_group(&mut self) -> Result<Option<RowGroupEncoding>> {
         if self.pending_rows == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let path = self.path.clone();
         let batches = std::mem::take(&mut self.pending);
         let rows = std::mem::take(&mut self.pending_rows);
-        let writers = self
+        let mut writers = self
             .columns
-            .create_column_writers(self.row_groups)
-            .map_err(parquet_error(&path, "starting a row group"))?;
-        // Each writer encodes one leaf column; flat schemas have one leaf per column.
-        let mut leaves: Vec<Vec<ArrowLeafColumn>> =
-            (0..writers.len()).map(|_| Vec::new()).collect();
-        for batch in &batches {
-            let mut leaf = 0;
-            for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-                for column in compute_leaves(field, column)
-                    .map_err(parquet_error(&path, "splitting columns"))?
-                {
-                    leaves[leaf].push(column);
-                    leaf += 1;
-                }
-            }
+            .create_column_writers(self.row_groups_started)
+            .map_err(parquet_error(&path, "starting a row group"))?
+            .into_iter();
+        self.row_groups_started += 1;
+        // One job per column: its leaf columns' writers (leaves are in schema order, grouped
+        // by the column they belong to; a flat column is one leaf) and its arrays.
+        let descr = self.writer.schema_descr();
+        let mut leaves = vec![0usize; self.schema.fields().len()];
+        for leaf in 0..descr.num_columns() {
+            leaves[descr.get_column_root_idx(leaf)] += 1;
+        }
+        let mut jobs = Vec::with_capacity(leaves.len());
+        for (index, field) in self.schema.fields().iter().enumerate() {
+            let arrays: Vec<ArrayRef> = batches.iter().map(|b| b.column(index).clone()).collect();
+            jobs.push((
+                field.clone(),
+                arrays,
+                writers.by_ref().take(leaves[index]).collect(),
+            ));
         }
         drop(batches);
-        let encode = |mut writer: ArrowColumnWriter, leaves: Vec<ArrowLeafColumn>| {
-            for leaf in &leaves {
-                writer.write(leaf)?;
-            }
-            writer.close()
-        };
-        let chunks: Vec<ArrowColumnChunk> = if rows >= CONCURRENT_ENCODE_ROWS {
-            let tasks: Vec<_> = writers
-                .into_iter()
-                .zip(leaves)
-                .map(|(writer, leaves)| tokio::spawn(async move { encode(writer, leaves) }))
-                .collect();
-            let mut chunks = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                let chunk = task
-                    .await
-                    .map_err(|e| {
-                        Error::format(format!("{}: encoding a column", path.display()), e)
-                    })?
-                    .map_err(parquet_error(&path, "encoding a column"))?;
-                chunks.push(chunk);
-            }
-            chunks
+        Ok(Some(if rows >= CONCURRENT_ENCODE_ROWS {
+            RowGroupEncoding::Tasks(
+                jobs.into_iter()
+                    .map(|job| tokio::spawn(async move { encode_column(job) }))
+                    .collect(),
+            )
         } else {
-            writers
-                .into_iter()
-                .zip(leaves)
-                .map(|(writer, leaves)| encode(writer, leaves))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(parquet_error(&path, "encoding a column"))?
+            RowGroupEncoding::Encoded(
+                jobs.into_iter()
+                    .map(encode_column)
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(parquet_error(&path, "encoding a column"))?,
+            )
+        }))
+    }
+
+    /// Waits for a started row group's columns, appends them in column order, and drains the
+    /// output once it is large.
+    async fn append_row_group(&mut self, encoding: RowGroupEncoding) -> Result<()> {
+        let path = self.path.clone();
+        let columns = match encoding {
+            RowGroupEncoding::Encoded(columns) => columns,
+            RowGroupEncoding::Tasks(tasks) => {
+                let mut chunks = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    let chunk = task
+                        .await
+                        .map_err(|e| {
+                            Error::format(format!("{}: encoding a column", path.display()), e)
+                        })?
+                        .map_err(parquet_error(&path, "encoding a column"))?;
+                    chunks.push(chunk);
+                }
+                chunks
+            }
         };
         let failed = parquet_error(&path, "writing a row group");
         let mut group = self.writer.next_row_group().map_err(&failed)?;
-        for chunk in chunks {
+        for chunk in columns.into_iter().flatten() {
             chunk.append_to_row_group(&mut group).map_err(&failed)?;
         }
         group.close().map_err(&failed)?;
-        self.row_groups += 1;
         if self.writer.inner().len() >= DRAIN_BYTES {
             self.drain().await?;
         }
@@ -443,7 +514,7 @@ impl<F: Fs> TableWriter<F> {
     /// Encodes the rows gathered so far as a row group, however few, and writes every encoded
     /// byte: the writer then holds no rows in memory until its next batch.
     pub async fn write_pending(&mut self) -> Result<()> {
-        self.flush_row_group().await?;
+        self.complete_row_groups().await?;
         // The Parquet writer's own buffer (a few KiB) too.
         self.writer
             .flush()
@@ -486,7 +557,7 @@ impl<F: Fs> TableWriter<F> {
                 self.path.display()
             ),
         })?;
-        self.flush_row_group().await?;
+        self.complete_row_groups().await?;
         let seq = [
             (KEY_SEQ_MIN, seq_min.to_string()),
             (KEY_SEQ_MAX, seq_max.to_string()),

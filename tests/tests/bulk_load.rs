@@ -64,6 +64,27 @@ async fn a_bulk_load_writes_no_log_and_commits_each_file_with_its_ledger() {
     assert_eq!(manifest.rows(), 120);
 }
 
+/// A bulk load drains the log before each file but merges nothing: a merge would hold its own
+/// reader and writer beside the load's batches. The files wait for the next flush.
+#[tokio::test]
+async fn a_bulk_load_merges_nothing_until_the_flush_after_it() {
+    let fs = SimFs::new();
+    let (p, _) = open(&fs, small_config()).await.unwrap();
+    let fan_in = small_config().merge_fan_in as u64;
+    load(&p, "bulk", (0, 400, 9), true).await.unwrap();
+    let stats = p.stats();
+    assert!(
+        stats.bulk_files > fan_in,
+        "more level-0 files than a merge takes: {stats:?}"
+    );
+    assert_eq!(stats.merges, 0, "{stats:?}");
+    p.flush().await.unwrap();
+    assert!(p.stats().merges > 0, "the flush merges: {:?}", p.stats());
+    let found = rows_on_disk(&fs, &p).await;
+    assert_eq!(found.len(), 400);
+    assert!(found.values().all(|seqs| seqs.len() == 1));
+}
+
 #[tokio::test]
 async fn a_bulk_load_resumes_from_the_ledger_and_skips_acknowledged_rows() {
     let fs = SimFs::new();

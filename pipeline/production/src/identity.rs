@@ -20,23 +20,58 @@ use crate::input::InputError;
 /// Bytes read per call while checksumming.
 const CHUNK: usize = 1 << 20;
 
-/// The fingerprint of the file at `path`, read once from start to end.
-pub fn fingerprint(path: &Path) -> Result<Fingerprint, InputError> {
-    let fail = |e: std::io::Error| InputError {
+fn read_failure(path: &Path) -> impl Fn(std::io::Error) -> InputError + '_ {
+    move |e| InputError {
         file: path.to_path_buf(),
         location: None,
         message: format!("reading it to checksum its content: {e}"),
-    };
-    let mut file = File::open(path).map_err(fail)?;
-    // A device or a pipe has no content to bind (and `/dev/zero` would never end).
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(InputError {
-            file: path.to_path_buf(),
-            location: None,
-            message: "not a regular file: tally ingests files, not devices, pipes or directories"
-                .into(),
-        });
     }
+}
+
+/// Refuses anything but a regular file: a device or a pipe has no content to bind (and
+/// `/dev/zero` would never end).
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), InputError> {
+    if metadata.is_file() {
+        return Ok(());
+    }
+    Err(InputError {
+        file: path.to_path_buf(),
+        location: None,
+        message: "not a regular file: tally ingests files, not devices, pipes or directories"
+            .into(),
+    })
+}
+
+/// Checks that `path` is a regular file before anything else reads it.
+pub fn regular_file(path: &Path) -> Result<(), InputError> {
+    let metadata = std::fs::metadata(path).map_err(read_failure(path))?;
+    check_regular(path, &metadata)
+}
+
+/// [`fingerprint`] on the runtime's blocking pool: the caller reads the file meanwhile (its
+/// scan, its last commit), the two reads on two cores.
+pub fn fingerprint_aside(
+    path: &Path,
+) -> impl std::future::Future<Output = Result<Fingerprint, InputError>> + use<> {
+    let owned = path.to_path_buf();
+    let task = tokio::task::spawn_blocking(move || fingerprint(&owned));
+    let owned = path.to_path_buf();
+    async move {
+        task.await.unwrap_or_else(|e| {
+            Err(InputError {
+                file: owned,
+                location: None,
+                message: format!("checksumming its content: {e}"),
+            })
+        })
+    }
+}
+
+/// The fingerprint of the file at `path`, read once from start to end.
+pub fn fingerprint(path: &Path) -> Result<Fingerprint, InputError> {
+    let fail = read_failure(path);
+    let mut file = File::open(path).map_err(&fail)?;
+    check_regular(path, &file.metadata().map_err(&fail)?)?;
     let mut hasher = twox_hash::XxHash3_64::with_seed(0);
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;

@@ -190,7 +190,7 @@ fn validate(
     format: Format,
     table: Option<&arrow::datatypes::Schema>,
     progress: &dyn Progress,
-) -> Result<(u64, Projection, SchemaRef), RunError> {
+) -> Result<Validated, RunError> {
     let scanned = InputReader::scan(path, format, &mut |rows| progress.advance(rows))?;
     // A file without rows holds no value to lose or re-type: a header-only CSV, whose columns
     // infer as strings, must not be refused against a table whose columns are already fixed.
@@ -265,8 +265,17 @@ async fn ingest_all<F: Fs>(
     for path in &options.inputs {
         let format = format_of(path, options.format)?;
         let source = source_id(path)?;
-        let content = identity::fingerprint(path)?;
         let state = pipeline.source_state(&source).await;
+        // The checksum and the scan each read the whole file: on two cores at once. Neither
+        // starts on a device or a pipe, which would never end.
+        identity::regular_file(path)?;
+        let fingerprinting = identity::fingerprint_aside(path);
+        let scanned = (!state.complete).then(|| {
+            progress.phase(format!("validating {}", path.display()), None);
+            validate(path, format, pipeline.schema().as_deref(), progress)
+        });
+        let content = fingerprinting.await?;
+        // A changed file is refused as changed, whatever its scan found.
         refuse_changed(path, state, content)?;
         let mut outcome = SourceOutcome {
             file: path.clone(),
@@ -277,30 +286,18 @@ async fn ingest_all<F: Fs>(
             rows_already_acknowledged: state.rows,
             content,
         };
-        if state.complete {
-            progress.note(format!(
+        match scanned {
+            None => progress.note(format!(
                 "{}: already ingested ({} rows); nothing to do",
                 path.display(),
                 state.rows
-            ));
-        } else {
-            let (written, already) =
-                ingest_source(pipeline, options, progress, &outcome, state).await?;
-            outcome.status = if already > 0 { "resumed" } else { "ingested" };
-            outcome.rows_written = written;
-            outcome.rows_already_acknowledged = already;
-            // The rows just acknowledged were read from the content fingerprinted before:
-            // a file changed meanwhile is reported now, and refused by the next run.
-            let after = identity::fingerprint(path)?;
-            if after != content {
-                let state = pipeline.source_state(&outcome.source).await;
-                return Err(RunError::Changed {
-                    file: path.clone(),
-                    acknowledged: state.rows,
-                    complete: state.complete,
-                    recorded: Some(content),
-                    now: after,
-                });
+            )),
+            Some(validated) => {
+                let (written, already) =
+                    ingest_source(pipeline, options, progress, &outcome, state, validated?).await?;
+                outcome.status = if already > 0 { "resumed" } else { "ingested" };
+                outcome.rows_written = written;
+                outcome.rows_already_acknowledged = already;
             }
         }
         outcomes.push(outcome);
@@ -322,19 +319,20 @@ fn refuse_changed(path: &Path, state: SourceState, now: Fingerprint) -> Result<(
     })
 }
 
-/// Validates one input in full, then ingests it part by part from the row the ledger holds.
-/// Returns the rows written and the rows already acknowledged.
+/// A validated input: its row count, how its columns map onto the table's, its columns.
+type Validated = (u64, Projection, SchemaRef);
+
+/// Ingests one validated input part by part from the row the ledger holds. Returns the rows
+/// written and the rows already acknowledged.
 async fn ingest_source<F: Fs>(
     pipeline: &Pipeline<F, SystemClock>,
     options: &RunOptions,
     progress: &dyn Progress,
     input: &SourceOutcome,
     state: SourceState,
+    (total, projection, columns): Validated,
 ) -> Result<(u64, u64), RunError> {
     let (path, format, source) = (&input.file, input.format, &input.source);
-    progress.phase(format!("validating {}", path.display()), None);
-    let schema = pipeline.schema();
-    let (total, projection, columns) = validate(path, format, schema.as_deref(), progress)?;
     progress.phase(format!("ingesting {}", path.display()), Some(total));
     let mut reader = InputReader::open_with_schema(path, format, columns, options.batch_rows)?;
     let mut load = pipeline.bulk_load(source, Some(input.content)).await?;
@@ -352,6 +350,7 @@ async fn ingest_source<F: Fs>(
         progress.advance(rows);
         first_row = end;
     }
+    drop(reader);
     if first_row != total {
         return Err(RunError::Usage {
             file: path.clone(),
@@ -360,11 +359,25 @@ async fn ingest_source<F: Fs>(
             ),
         });
     }
+    // Every row is read: the file is checksummed again while its last file commits.
+    let checksumming = identity::fingerprint_aside(path);
     // The last file, with the source complete (for an empty file: the completion alone; an
     // empty input does not fix the table's columns).
     written += load.commit(true).await?.rows_written;
-    let already = total - written;
-    Ok((written, already))
+    // The rows just acknowledged were read from the content fingerprinted before: a file
+    // changed meanwhile is reported now, and refused by the next run.
+    let after = checksumming.await?;
+    if after != input.content {
+        let state = pipeline.source_state(source).await;
+        return Err(RunError::Changed {
+            file: path.clone(),
+            acknowledged: state.rows,
+            complete: state.complete,
+            recorded: Some(input.content),
+            now: after,
+        });
+    }
+    Ok((written, total - written))
 }
 
 fn project(

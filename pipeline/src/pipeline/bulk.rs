@@ -81,7 +81,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
         let skips_drain = self.inner.config.twins().bulk_skips_drain;
         loop {
             if !skips_drain {
-                self.flush().await?;
+                self.stage_all().await?;
             }
             let steps = self.inner.maintenance.lock().await;
             let log = self.inner.log.lock().await;

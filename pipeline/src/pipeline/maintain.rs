@@ -10,18 +10,37 @@ use super::Pipeline;
 use super::config::MaintenanceReport;
 use crate::error::Result;
 
+/// Which steps a maintenance run takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Steps {
+    StageOnly,
+    StageAndMerge,
+}
+
 impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// Seals the active segment (if it holds data), then stages and merges until nothing is
     /// due. When it returns `Ok`, every row acknowledged before the call is published.
     pub async fn flush(&self) -> Result<MaintenanceReport> {
-        self.check_poison()?;
-        {
-            let mut log = self.inner.log.lock().await;
-            if log.active.as_ref().is_some_and(|a| a.parts > 0) {
-                self.seal(&mut log);
-            }
-        }
+        self.seal_active().await?;
         self.maintain().await
+    }
+
+    /// Seals the active segment (if it holds data) and stages every sealed segment, merging
+    /// nothing: what a bulk load needs before its next file takes sequence numbers. Its
+    /// merges wait for the next `flush` or `maintain`, so that a bulk load never holds its
+    /// input's batches while a merge holds a reader and a writer of its own.
+    pub(super) async fn stage_all(&self) -> Result<()> {
+        self.seal_active().await?;
+        self.run_steps(Steps::StageOnly).await.map(drop)
+    }
+
+    async fn seal_active(&self) -> Result<()> {
+        self.check_poison()?;
+        let mut log = self.inner.log.lock().await;
+        if log.active.as_ref().is_some_and(|a| a.parts > 0) {
+            self.seal(&mut log);
+        }
+        Ok(())
     }
 
     /// Stages every sealed segment and runs merges until none is due. A failed step stops
@@ -31,6 +50,10 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// waited for the lock while another caller's step failed must not redo that step's writes
     /// on a pipeline whose state is unknown, nor report success.
     pub async fn maintain(&self) -> Result<MaintenanceReport> {
+        self.run_steps(Steps::StageAndMerge).await
+    }
+
+    async fn run_steps(&self, steps: Steps) -> Result<MaintenanceReport> {
         self.check_poison()?;
         let _one_at_a_time = self.inner.maintenance.lock().await;
         let mut report = MaintenanceReport::default();
@@ -39,7 +62,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
                 tally_sim::probe!("poison.step-refused");
                 return Err(poisoned);
             }
-            match self.maintenance_step(&mut report).await {
+            match self.maintenance_step(&mut report, steps).await {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
@@ -54,12 +77,12 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
 
     /// One stage step if a segment is sealed, else one merge step if one is due. Returns
     /// whether a step ran.
-    async fn maintenance_step(&self, report: &mut MaintenanceReport) -> Result<bool> {
+    async fn maintenance_step(&self, report: &mut MaintenanceReport, steps: Steps) -> Result<bool> {
         if self.stage_next().await? {
             report.segments_staged += 1;
             return Ok(true);
         }
-        if self.merge_next().await? {
+        if steps == Steps::StageAndMerge && self.merge_next().await? {
             report.merges += 1;
             return Ok(true);
         }

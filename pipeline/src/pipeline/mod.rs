@@ -125,6 +125,7 @@ impl<F: Fs, C: Clock> Inner<F, C> {
                 seq_reserved: recovered.seq_reserved,
                 ledger: recovered.ledger,
                 sealed,
+                last_group_requests: 0,
             }),
             published: tokio::sync::Mutex::new(recovered.manifest),
             maintenance: tokio::sync::Mutex::new(()),

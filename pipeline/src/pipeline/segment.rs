@@ -36,6 +36,9 @@ pub(super) struct LogState<F: Fs> {
     pub(super) ledger: BTreeMap<String, SourceState>,
     /// Segments holding data not yet staged, in order (sealed, or left by an earlier run).
     pub(super) sealed: BTreeSet<u64>,
+    /// Requests the last group commit took: how many callers its answers are sending back
+    /// with their next batch, which the next leader lingers for (`ingest.rs`, `linger`).
+    pub(super) last_group_requests: usize,
 }
 
 impl<F: Fs, C: Clock> Pipeline<F, C> {

@@ -23,7 +23,9 @@ use simulation as commands;
 
 /// Crash points allocate and free many small buffers (decoded rows, footers, disk copies);
 /// mimalloc serves them faster than the system allocator, and from per-thread heaps, so that
-/// sweep jobs do not contend.
+/// sweep jobs do not contend. Its v2 line (the `v2` feature): v3 keeps freed pages for a
+/// second, and `tally run`'s peak memory then swung by a fifth from run to run
+/// (docs/architecture.md, "Where data flows").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

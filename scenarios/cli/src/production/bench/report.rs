@@ -128,9 +128,10 @@ fn m(rows_per_second: f64) -> String {
 fn memory_bound(small: u64, large: u64) -> String {
     let segment = tally_pipeline::Config::default().segment_bytes;
     format!(
-        "tally run bulk-loads: it holds the input's batches of one row group and the encoded \
-         bytes not yet drained, and commits a file every {} of input batches; {small} rows make \
-         fewer, partly filled files than {large}.",
+        "tally run bulk-loads: it holds the input's batches of the row group it gathers and of \
+         the one it encodes, and the encoded bytes not yet drained, and commits a file every {} \
+         of input batches; {small} rows make fewer, partly filled files than {large}, and only \
+         the larger input is merged (after the load, by its last flush).",
         mib(segment)
     )
 }
@@ -207,9 +208,10 @@ fn latency_targets(out: &mut Vec<Target>, r: &Report) {
             let per_group = l.batches as f64 / l.group_commits.max(1) as f64;
             let bound = format!(
                 "Each group commit costs two fsyncs (the log's frames, then their ledger records); \
-                 {} batches took {} group commits, {per_group:.1} batches a group: a caller whose \
-                 batch arrives while a group syncs waits for the next group, so with {} callers a \
-                 group holds fewer batches than there are callers.",
+                 {} batches took {} group commits, {per_group:.1} batches a group: a leader lingers \
+                 (a few yields) for the callers the last group answered, and a caller still \
+                 encoding its batch after that waits for the next group, so with {} callers a \
+                 group can hold fewer batches than there are callers.",
                 l.batches, l.group_commits, l.callers
             );
             target(
@@ -317,11 +319,10 @@ fn processes_targets(out: &mut Vec<Target>, r: &Report) {
             each.join(", ")
         ),
         ratio >= 1.8,
-        "tally run reads its input twice (validated in full before any row is ingested, then \
-         loaded), and compresses the same ZSTD(1) pages as pyarrow, its largest cost (about half \
-         of its CPU in a profile, 2026-11-27). Decoding the input ahead of the load on a second \
-         thread was measured 10% faster and raised peak memory with input size; \
-         docs/architecture.md, \"Where data flows\"."
+        "tally run reads its input four times: it is validated in full before any row is \
+         ingested, then loaded, and checksummed before and after (each checksum beside the scan \
+         or the last commit, on the other core); and it compresses the same ZSTD(1) pages as \
+         pyarrow, its largest cost (about half of its CPU in a profile, 2026-11-27)."
             .to_owned(),
     );
 }
