@@ -12,6 +12,8 @@ use std::fs::File;
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tally_pipeline::Fingerprint;
 
@@ -49,33 +51,71 @@ pub fn regular_file(path: &Path) -> Result<(), InputError> {
 }
 
 /// [`fingerprint`] on the runtime's blocking pool: the caller reads the file meanwhile (its
-/// scan, its last commit), the two reads on two cores.
+/// scan, its last commit), the two reads on two cores. Dropping the future stops the read at
+/// its next chunk: a run that fails meanwhile exits without reading its input to the end.
+/// (The simulation build, which never runs `tally run`, reads when the future is awaited.)
 pub fn fingerprint_aside(
     path: &Path,
 ) -> impl std::future::Future<Output = Result<Fingerprint, InputError>> + use<> {
-    let owned = path.to_path_buf();
-    let task = tokio::task::spawn_blocking(move || fingerprint(&owned));
-    let owned = path.to_path_buf();
+    let stop = Arc::new(AtomicBool::new(false));
+    let work = {
+        let (path, stop) = (path.to_path_buf(), Arc::clone(&stop));
+        move || read_fingerprint(&path, &stop)
+    };
+    #[cfg(not(madsim))]
+    let work = tokio::task::spawn_blocking(work);
+    let path = path.to_path_buf();
     async move {
-        task.await.unwrap_or_else(|e| {
+        let _stop = StopOnDrop(stop);
+        #[cfg(madsim)]
+        let result = {
+            let _ = &path;
+            work()
+        };
+        #[cfg(not(madsim))]
+        let result = work.await.unwrap_or_else(|e| {
             Err(InputError {
-                file: owned,
+                file: path,
                 location: None,
                 message: format!("checksumming its content: {e}"),
             })
-        })
+        });
+        result
+    }
+}
+
+/// Tells a checksum on the blocking pool to stop once its future is gone.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
 /// The fingerprint of the file at `path`, read once from start to end.
 pub fn fingerprint(path: &Path) -> Result<Fingerprint, InputError> {
+    read_fingerprint(path, &AtomicBool::new(false))
+}
+
+/// [`fingerprint`], giving up between chunks once `stop` is set.
+fn read_fingerprint(path: &Path, stop: &AtomicBool) -> Result<Fingerprint, InputError> {
     let fail = read_failure(path);
+    // Checked before the open too: opening a pipe blocks until a writer comes.
+    regular_file(path)?;
     let mut file = File::open(path).map_err(&fail)?;
     check_regular(path, &file.metadata().map_err(&fail)?)?;
     let mut hasher = twox_hash::XxHash3_64::with_seed(0);
     let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(InputError {
+                file: path.to_path_buf(),
+                location: None,
+                message: "checksum abandoned: the run stopped".into(),
+            });
+        }
         let n = match file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -101,6 +141,33 @@ mod tests {
             let err = fingerprint(Path::new(path)).unwrap_err();
             assert!(err.message.contains("not a regular file"), "{path}: {err}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_checksum_aside_is_the_checksum_and_refuses_a_pipe_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, vec![b'x'; 3 * CHUNK + 5]).unwrap();
+        assert_eq!(
+            fingerprint_aside(&path).await.unwrap(),
+            fingerprint(&path).unwrap()
+        );
+        // A pipe with no writer would block `open` forever.
+        let pipe = dir.path().join("pipe.csv");
+        let made = std::process::Command::new("mkfifo").arg(&pipe).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = fingerprint_aside(&pipe).await.unwrap_err();
+            assert!(err.message.contains("not a regular file"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_checksum_gives_up_instead_of_reading_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, b"a\n1\n").unwrap();
+        let err = read_fingerprint(&path, &AtomicBool::new(true)).unwrap_err();
+        assert!(err.message.contains("abandoned"), "{err}");
     }
 
     #[test]

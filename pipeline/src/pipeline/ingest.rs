@@ -198,7 +198,7 @@ impl<F: Fs, C: Clock> Pipeline<F, C> {
     /// held yields, at most [`LINGER_YIELDS`] times: the callers that group just answered are
     /// on their way back with their next batch, and joining this group spares them waiting
     /// through its two syncs for the next one (fewer fsyncs per batch under concurrent
-    /// callers). A single caller never lingers: its group held one request, and it is queued.
+    /// callers). A caller alone lingers only once, right after a larger group.
     /// Only yields, no clock: the same under simulation.
     async fn linger(&self, log: &LogState<F>) {
         for _ in 0..LINGER_YIELDS {
