@@ -2,8 +2,8 @@
 //!
 //! Under `--cfg madsim` each run gets a fresh madsim runtime seeded with the run's seed, so the
 //! seed decides task interleavings and virtual time as well as the workload. In a normal build
-//! a current-thread tokio runtime runs it; the result is the same for workloads whose only I/O
-//! is the simulated disk, which never waits.
+//! a current-thread tokio runtime with paused time runs it; the result is the same for
+//! workloads whose only I/O is the simulated disk, which never waits.
 
 use std::future::Future;
 
@@ -87,8 +87,13 @@ pub fn run_seeded<F: Future + Send>(_seed: u64, future: F) -> F::Output
 where
     F::Output: Send,
 {
+    // Time is paused: it moves only when every task waits, straight to the next timer. The
+    // fault plan's latencies and the live reader's pauses are timers; on the real clock, how
+    // many times a yielding task (a group-commit leader lingering) ran before a timer fired
+    // would depend on the machine, and a seed could replay to another interleaving.
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()
         .expect("a current-thread runtime starts")
         .block_on(future)
